@@ -1,0 +1,104 @@
+"""Command-line entry points: ``pneumodesk`` (predict, train, evaluate) and ``pneumodesk-coordinator``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumodesk import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not argv:  # until the desktop window exists: predict the bundled samples
+        from pneumodesk.model.default import samples_path
+
+        argv = ["predict", str(samples_path())]
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pneumodesk", description="On-device pneumonia detection on chest X-rays.")
+    parser.add_argument("--version", action="version", version=f"PneumoDesk {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="predict pneumonia on X-ray files or folders")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or folder (searched recursively)")
+    predict.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
+    predict.add_argument("--operating-point", help="decision threshold to use, e.g. balanced or high-sensitivity")
+    predict.add_argument("--csv", type=Path, metavar="OUT", help="write path,probability,label,error rows to OUT")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--heatmap-dir", type=Path, metavar="DIR", help="write a Grad-CAM overlay PNG per image")
+    predict.set_defaults(run=_run_predict)
+
+    train = commands.add_parser("train", help="train a model bundle on a labelled dataset")
+    train.add_argument("--data", type=Path, required=True, help="folder with NORMAL/ and PNEUMONIA/, or an .npz file")
+    train.add_argument("--out", type=Path, required=True, metavar="BUNDLE_DIR")
+    from pneumodesk.training.trainer import TrainingRecipe
+
+    defaults = TrainingRecipe()
+    train.add_argument("--arch", default=defaults.architecture, help=f"architecture (default {defaults.architecture})")
+    train.add_argument("--input-size", type=int, default=defaults.input_size)
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--no-augment", action="store_true")
+    train.add_argument("--name", default="PneumoDesk pneumonia classifier")
+    train.add_argument("--model-version", help="version string for the card (default: UTC date and time)")
+    train.set_defaults(run=_run_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure a model bundle on a labelled dataset")
+    evaluate.add_argument(
+        "--data", type=Path, required=True, help="folder with NORMAL/ and PNEUMONIA/, or an .npz file"
+    )
+    evaluate.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
+    evaluate.add_argument(
+        "--split",
+        choices=["all", "validation"],
+        default="all",
+        help="all images, or only the validation split recorded in the model card (same seed)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(run=_run_evaluate)
+    return parser
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from pneumodesk.commands.predict import predict_command
+
+    return predict_command(args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pneumodesk.commands.train import train_command
+
+    args.command_line = "pneumodesk " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
+    return train_command(args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from pneumodesk.commands.evaluate import evaluate_command
+
+    return evaluate_command(args)
+
+
+def coordinator_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pneumodesk-coordinator",
+        description="The PneumoDesk federation coordinator (its service and commands are not built yet).",
+    )
+    parser.add_argument("--version", action="version", version=f"PneumoDesk coordinator {__version__}")
+    parser.parse_args(argv)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

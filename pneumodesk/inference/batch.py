@@ -1,0 +1,74 @@
+"""Predicting many files: decoding on two threads, the network on batches, one result per file in input order."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pneumodesk.imaging import XRayReadError, is_supported_file, preprocess, read_xray
+
+from .prediction import Prediction
+from .predictor import Predictor
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: Path
+    prediction: Prediction | None
+    error: str | None  # a plain-language reason when the file could not be predicted
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, and folders searched recursively for supported images (sorted, hidden files skipped).
+
+    A path that does not exist is kept, so that its error is reported in its own row.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and is_supported_file(p)
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def predict_files(predictor: Predictor, paths: Iterable[Path], batch_size: int = 16) -> Iterator[FileResult]:
+    """Yield one ``FileResult`` per path, in order. A bad file yields its error; the rest go on."""
+    size = predictor.card.input_size
+
+    def load(path: Path) -> np.ndarray | str:
+        try:
+            return preprocess(read_xray(path), size)
+        except XRayReadError as error:
+            return str(error)
+
+    paths = list(paths)
+    chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # Decode the next chunk while the network runs on this one; at most two chunks are held in memory.
+        pending = [pool.submit(load, path) for path in chunks[0]] if chunks else []
+        for index, chunk in enumerate(chunks):
+            loaded = [future.result() for future in pending]
+            pending = [pool.submit(load, path) for path in chunks[index + 1]] if index + 1 < len(chunks) else []
+            good = [item for item in loaded if not isinstance(item, str)]
+            predictions = iter(predictor.predict_inputs(torch.from_numpy(np.stack(good)))) if good else iter(())
+            for path, item in zip(chunk, loaded, strict=True):
+                if isinstance(item, str):
+                    yield FileResult(path, None, item)
+                else:
+                    yield FileResult(path, next(predictions), None)

@@ -1,0 +1,107 @@
+"""Calibrate a trained network on its validation split and write down what it achieved, as a model card."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from pneumodesk.imaging import PREPROCESSING_VERSION
+from pneumodesk.model import ModelCard, OperatingPoint
+
+from .metrics import (
+    expected_calibration_error,
+    fit_temperature,
+    roc_auc_with_ci,
+    sigmoid,
+    threshold_balanced,
+    threshold_for_sensitivity,
+)
+from .trainer import TrainingRecipe
+
+HIGH_SENSITIVITY_TARGET = 0.95
+
+KERMANY_CITATIONS = [
+    "Kermany D, Zhang K, Goldbaum M. Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for "
+    "Classification. Mendeley Data, v2, 2018. doi:10.17632/rscbjbr9sj.2. CC BY 4.0.",
+    "Kermany DS et al. Identifying Medical Diagnoses and Treatable Diseases by Image-Based Deep Learning. "
+    "Cell 172(5):1122-1131, 2018. doi:10.1016/j.cell.2018.02.010.",
+]
+
+INTENDED_USE = (
+    "Decision support for trained clinicians reading frontal (AP/PA) chest radiographs: an estimated probability "
+    "that the image shows pneumonia, to help prioritise a worklist. Not a diagnosis; every finding must be "
+    "confirmed by a qualified reader. Not cleared as a medical device."
+)
+
+LIMITATIONS = [
+    "Trained only on paediatric (age 1-5) anterior-posterior chest X-rays from one centre in Guangzhou; "
+    "performance on adults, other centres, devices or projections is unknown until checked locally.",
+    "Validation figures come from a patient-grouped split of the same source; thresholds and calibration were "
+    "chosen on that split, so its sensitivity/specificity are optimistic.",
+    "Probabilities are calibrated to the training prevalence (about 74 % pneumonia), far higher than in most "
+    "clinical populations: read them as a ranking score, not as a post-test probability.",
+    "Does not distinguish bacterial from viral pneumonia, and says nothing about other findings.",
+    "Heat maps (Grad-CAM) show which regions influenced the score; they are not a localisation of disease.",
+]
+
+
+def calibrate_and_describe(
+    recipe: TrainingRecipe,
+    validation_labels: np.ndarray,
+    validation_logits: np.ndarray,
+    *,
+    name: str,
+    version: str,
+    validation: dict[str, Any],
+    training: dict[str, Any],
+) -> ModelCard:
+    """Fit the temperature, pick the operating points and measure ROC-AUC (95 % CI) on the validation split."""
+    temperature, bias = fit_temperature(validation_labels, validation_logits)
+    probabilities = sigmoid(validation_logits / temperature + bias)
+    auc, (low, high) = roc_auc_with_ci(validation_labels, probabilities)
+    sensitive = threshold_for_sensitivity(validation_labels, probabilities, HIGH_SENSITIVITY_TARGET)
+    balanced = threshold_balanced(validation_labels, probabilities)
+    points = {
+        "high-sensitivity": OperatingPoint(
+            sensitive.threshold,
+            sensitive.sensitivity,
+            sensitive.specificity,
+            f"flags at least {HIGH_SENSITIVITY_TARGET:.0%} of pneumonia cases on validation data (triage)",
+        ),
+        "balanced": OperatingPoint(
+            balanced.threshold,
+            balanced.sensitivity,
+            balanced.specificity,
+            "maximises sensitivity + specificity on validation data",
+        ),
+    }
+    figures = {
+        **validation,
+        "images": len(validation_labels),
+        "pneumonia": int((validation_labels == 1).sum()),
+        "normal": int((validation_labels == 0).sum()),
+        "roc_auc": round(auc, 4),
+        "roc_auc_ci95": [round(low, 4), round(high, 4)],
+        "expected_calibration_error": round(expected_calibration_error(validation_labels, probabilities), 4),
+        "expected_calibration_error_uncalibrated": round(
+            expected_calibration_error(validation_labels, sigmoid(validation_logits)), 4
+        ),
+    }
+    return ModelCard(
+        name=name,
+        version=version,
+        architecture=recipe.architecture,
+        input_size=recipe.input_size,
+        preprocessing_version=PREPROCESSING_VERSION,
+        temperature=round(temperature, 6),
+        logit_bias=round(bias, 6),
+        operating_points=points,
+        default_operating_point="balanced",
+        validation=figures,
+        training=training,
+        intended_use=INTENDED_USE,
+        limitations=LIMITATIONS,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,110 @@
+"""From a labelled dataset on disk to a calibrated, documented model bundle (what ``pneumodesk train`` runs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pneumodesk.model import ModelBundle, build_model, load_bundle
+
+from .datasets import ArraySplit, load_model_inputs, load_npz, scan_folder
+from .model_card import KERMANY_CITATIONS, calibrate_and_describe
+from .split import grouped_split
+from .trainer import EpochReport, TrainingRecipe, predict_logits, train_model
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train: ArraySplit
+    validation: ArraySplit
+    description: dict[str, object]
+    unreadable: list[tuple[Path, str]]
+
+
+def prepare_data(data: Path, input_size: int, seed: int, progress: Callable[[int], None] | None = None) -> PreparedData:
+    """Read, preprocess and split. A folder is split by patient (seeded); an npz keeps its own train/val split."""
+    if data.suffix == ".npz":
+        train, validation = load_npz(data, input_size)
+        description = {"source": data.name, "split": "the npz file's own train/val split"}
+        return PreparedData(train, validation, description, [])
+    dataset = scan_folder(data)
+    inputs, unreadable = load_model_inputs([image.path for image in dataset.images], input_size, progress=progress)
+    bad = {path for path, _ in unreadable}
+    kept = [image for image in dataset.images if image.path not in bad]
+    labels = np.array([image.label for image in kept], dtype=np.int64)
+    train_index, validation_index = grouped_split(labels, [image.group for image in kept], seed=seed)
+    description = {
+        "source": data.name,
+        "split": f"patient/study-grouped, stratified, 1 fold of 10 (sklearn StratifiedGroupKFold, seed {seed}); "
+        "byte-identical files grouped together",
+        "train_images": len(train_index),
+        "patients_or_studies": len({image.group for image in kept}),
+    }
+    return PreparedData(
+        ArraySplit(inputs[train_index], labels[train_index]),
+        ArraySplit(inputs[validation_index], labels[validation_index]),
+        description,
+        unreadable,
+    )
+
+
+def train_bundle(
+    data: Path,
+    out: Path,
+    recipe: TrainingRecipe,
+    *,
+    name: str = "PneumoDesk pneumonia classifier",
+    version: str | None = None,
+    command: str = "",
+    on_batch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> ModelBundle:
+    """Train, calibrate on the validation split, and save a bundle in ``out``. Deterministic for a seed."""
+    torch.manual_seed(recipe.seed)
+    started = time.time()
+    prepared = prepare_data(data, recipe.input_size, recipe.seed, on_image)
+    model = build_model(recipe.architecture)
+    reports = train_model(
+        model,
+        recipe,
+        prepared.train.inputs,
+        prepared.train.labels,
+        prepared.validation.inputs,
+        prepared.validation.labels,
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+    )
+    logits = predict_logits(model, prepared.validation.inputs)
+    duration = time.time() - started
+    training = {
+        "data": f"{data.parent.name}/{data.name}",
+        "citation": KERMANY_CITATIONS,
+        "recipe": recipe.to_dict(),
+        "command": command,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "duration_seconds": round(duration, 1),
+        "train_images": len(prepared.train.labels),
+        "unreadable_images": len(prepared.unreadable),
+        "history": [
+            {"epoch": r.epoch, "train_loss": round(r.train_loss, 4), "validation_auc": round(r.validation_auc, 4)}
+            for r in reports
+        ],
+    }
+    card = calibrate_and_describe(
+        recipe,
+        prepared.validation.labels,
+        logits,
+        name=name,
+        version=version or time.strftime("%Y.%m.%d-%H%M", time.gmtime()),
+        validation={"split": prepared.description["split"]},
+        training=training,
+    )
+    ModelBundle.from_model(model, card).save(out)
+    return load_bundle(out)  # as written, with the weights' sha256 in its card

@@ -1,0 +1,26 @@
+"""Shared test set-up: Qt runs offscreen, and fixtures build their own small images and model bundles."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+
+from tests.builders import make_tiny_bundle, write_labelled_folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A small, randomly initialised but complete model bundle on disk (fast to load and run)."""
+    directory = tmp_path_factory.mktemp("bundle")
+    make_tiny_bundle().save(directory)
+    return directory
+
+
+@pytest.fixture
+def labelled_folder(tmp_path):
+    """NORMAL/ and PNEUMONIA/ folders of synthetic, learnable 64×64 images with patient-style names."""
+    return write_labelled_folder(tmp_path / "data", per_class=24, rng=np.random.default_rng(7))

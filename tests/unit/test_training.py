@@ -1,0 +1,148 @@
+"""Datasets, the patient-grouped split, metrics, calibration, and a whole (tiny) training run to a bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pneumodesk.model import load_bundle
+from pneumodesk.training import DatasetError, TrainingRecipe, grouped_split, patient_group, scan_folder, train_bundle
+from pneumodesk.training.datasets import load_npz
+from pneumodesk.training.evaluation import evaluate_bundle
+from pneumodesk.training.metrics import (
+    expected_calibration_error,
+    fit_temperature,
+    roc_auc_with_ci,
+    sensitivity_specificity,
+    sigmoid,
+    threshold_balanced,
+    threshold_for_sensitivity,
+)
+from tests.builders import chest_like, write_jpeg
+
+
+@pytest.mark.parametrize(
+    "name,group",
+    [
+        ("person1000_bacteria_2931.jpeg", "person1000"),
+        ("person1000_virus_1681.jpeg", "person1000"),
+        ("IM-0115-0001.jpeg", "IM-0115"),
+        ("NORMAL2-IM-0115-0002.jpeg", "IM-0115"),
+        ("scan_42.png", "scan_42"),
+    ],
+)
+def test_patient_group(name, group):
+    assert patient_group(name) == group
+
+
+def test_scan_folder_groups_duplicates_and_refuses_bad_layouts(tmp_path):
+    with pytest.raises(DatasetError, match="NORMAL/ and PNEUMONIA/"):
+        scan_folder(tmp_path)
+    for label in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / label).mkdir()
+    pixels = chest_like(64, 64)
+    write_jpeg(tmp_path / "NORMAL" / "a_1.jpeg", pixels)
+    (tmp_path / "NORMAL" / "b_2.jpeg").write_bytes((tmp_path / "NORMAL" / "a_1.jpeg").read_bytes())  # duplicate
+    write_jpeg(tmp_path / "PNEUMONIA" / "person7_virus_1.jpeg", chest_like(64, 64, seed=1))
+    (tmp_path / "PNEUMONIA" / "readme.txt").write_text("not an image")
+    dataset = scan_folder(tmp_path)
+    assert [image.path.name for image in dataset.images] == ["a_1.jpeg", "b_2.jpeg", "person7_virus_1.jpeg"]
+    assert dataset.images[0].group == dataset.images[1].group
+    assert dataset.labels.tolist() == [0, 0, 1]
+
+
+def test_grouped_split_keeps_patients_together_and_is_reproducible():
+    groups = [f"p{i // 3}" for i in range(600)]  # 200 patients, three images each
+    labels = np.array([int(g[1:]) % 4 != 0 for g in groups], dtype=np.int64)  # ~75 % positive, constant per patient
+    train, validation = grouped_split(labels, groups, seed=5)
+    assert set(train).isdisjoint(validation) and len(train) + len(validation) == 600
+    assert {groups[i] for i in train}.isdisjoint({groups[i] for i in validation})
+    assert 0.07 < len(validation) / 600 < 0.13
+    assert abs(labels[validation].mean() - labels.mean()) < 0.08
+    again_train, again_validation = grouped_split(labels, groups, seed=5)
+    assert np.array_equal(validation, again_validation) and np.array_equal(train, again_train)
+    assert not np.array_equal(validation, grouped_split(labels, groups, seed=6)[1])
+
+
+def test_roc_auc_and_confidence_interval():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert roc_auc_with_ci(labels, np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]), resamples=200)[0] == 1.0
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400)
+    scores = labels + rng.normal(0, 1.0, 400)
+    auc, (low, high) = roc_auc_with_ci(labels, scores, resamples=300)
+    assert low < auc < high and 0.7 < auc < 0.85 and high - low < 0.15
+
+
+def test_sensitivity_specificity_and_thresholds():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    probabilities = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.5, 0.7, 0.8, 0.9, 0.95])
+    assert sensitivity_specificity(labels, probabilities, 0.5) == (5 / 6, 3 / 4)
+    sensitive = threshold_for_sensitivity(labels, probabilities, 0.95)
+    assert sensitive.sensitivity >= 0.95 and sensitive.threshold == 0.4
+    balanced = threshold_balanced(labels, probabilities)
+    assert balanced.sensitivity + balanced.specificity >= max(
+        sum(sensitivity_specificity(labels, probabilities, t)) for t in probabilities
+    )
+
+
+def test_temperature_scaling_recovers_a_known_miscalibration():
+    rng = np.random.default_rng(2)
+    true_logits = rng.normal(0.5, 2.0, 20000)
+    labels = (rng.random(20000) < sigmoid(true_logits)).astype(np.int64)
+    overconfident = (true_logits - 0.3) * 3.0  # what a network might output: T = 3, bias 0.3 after scaling
+    temperature, bias = fit_temperature(labels, overconfident)
+    assert temperature == pytest.approx(3.0, rel=0.08)
+    assert bias == pytest.approx(0.3, abs=0.08)
+    before = expected_calibration_error(labels, sigmoid(overconfident))
+    after = expected_calibration_error(labels, sigmoid(overconfident / temperature + bias))
+    assert after < 0.02 < before
+
+
+def test_npz_layout(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "mnist.npz"
+    np.savez(
+        path,
+        train_images=rng.integers(0, 255, (10, 28, 28), dtype=np.uint8),
+        train_labels=rng.integers(0, 2, (10, 1)),
+        val_images=rng.integers(0, 255, (4, 28, 28), dtype=np.uint8),
+        val_labels=rng.integers(0, 2, (4, 1)),
+    )
+    train, validation = load_npz(path, 32)
+    assert train.inputs.shape == (10, 1, 32, 32) and validation.labels.shape == (4,)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DatasetError):
+        load_npz(tmp_path / "bad.npz", 32)
+
+
+def test_training_run_produces_a_calibrated_documented_bundle(labelled_folder, tmp_path):
+    recipe = TrainingRecipe(architecture="pneumonet-tiny", input_size=32, epochs=6, batch_size=8, learning_rate=3e-3)
+    epochs = []
+    bundle = train_bundle(labelled_folder, tmp_path / "bundle", recipe, command="test", on_epoch=epochs.append)
+    assert [report.epoch for report in epochs] == list(range(1, 7))
+    loaded = load_bundle(tmp_path / "bundle")
+    card = loaded.card
+    assert card == bundle.card and card.weights_sha256
+    assert card.architecture == "pneumonet-tiny" and card.input_size == 32
+    assert set(card.operating_points) == {"high-sensitivity", "balanced"}
+    assert card.operating_points["high-sensitivity"].sensitivity >= 0.95
+    assert card.temperature > 0
+    low, high = card.validation["roc_auc_ci95"]
+    assert low <= card.validation["roc_auc"] <= high
+    assert card.validation["roc_auc"] > 0.8  # the synthetic opacities are easy to learn
+    assert card.training["recipe"]["seed"] == recipe.seed and "Kermany" in card.training["citation"][0]
+    assert json.loads((tmp_path / "bundle" / "model_card.json").read_text())["validation"]["images"] >= 4
+
+    metrics = evaluate_bundle(loaded, labelled_folder, "validation")
+    assert metrics["images"] == card.validation["images"]
+    assert metrics["roc_auc"] == pytest.approx(card.validation["roc_auc"], abs=1e-3)
+
+
+def test_training_is_reproducible(labelled_folder, tmp_path):
+    recipe = TrainingRecipe(architecture="pneumonet-tiny", input_size=32, epochs=1, batch_size=8)
+    first = train_bundle(labelled_folder, tmp_path / "a", recipe)
+    second = train_bundle(labelled_folder, tmp_path / "b", recipe)
+    assert first.card.weights_sha256 == second.card.weights_sha256
