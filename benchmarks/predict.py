@@ -73,9 +73,16 @@ def main() -> int:
             rates.append(len(results) / (time.perf_counter() - started))
             assert all(result.prediction for result in results)
     report = {
-        "machine": {"torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": sys.version.split()[0]},
-        "model": {"version": predictor.model_version, "architecture": predictor.card.architecture,
-                  "input_size": predictor.card.input_size},
+        "machine": {
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
+        },
+        "model": {
+            "version": predictor.model_version,
+            "architecture": predictor.card.architecture,
+            "input_size": predictor.card.input_size,
+        },
         "image": {"format": "JPEG", "width": FULL_SIZE[0], "height": FULL_SIZE[1]},
         "repeats": args.repeats,
         "decode_only_ms_median": decode,

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
 
 from pneumodesk.imaging import XRay, preprocess
 from pneumodesk.model import ModelBundle, default_bundle_path, load_bundle
@@ -21,13 +22,16 @@ from .prediction import NORMAL, PNEUMONIA, Prediction
 class Predictor:
     """Runs one model bundle. Deterministic: the same X-ray always gives the same probability and heat map."""
 
-    def __init__(self, bundle: ModelBundle, operating_point: str | None = None) -> None:
+    def __init__(self, bundle: ModelBundle, operating_point: str | None = None, *, model: nn.Module | None = None):
+        """``model`` lets several predictors share one network already built from ``bundle``."""
         self.bundle = bundle
         self.card = bundle.card
-        self.model = bundle.build()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)  # inference only; Grad-CAM needs gradients of activations, not weights
         self.operating_point_name, self.operating_point = self.card.operating_point(operating_point)
+        if model is None:
+            model = bundle.build()
+            for parameter in model.parameters():
+                parameter.requires_grad_(False)  # inference only; Grad-CAM needs activation gradients, not weights'
+        self.model = model
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str] | None = None, operating_point: str | None = None) -> Predictor:
@@ -39,11 +43,8 @@ class Predictor:
         return self.card.version
 
     def with_operating_point(self, name: str) -> Predictor:
-        """The same model deciding at another of its operating points (weights are shared, not copied)."""
-        other = object.__new__(Predictor)
-        other.__dict__.update(self.__dict__)
-        other.operating_point_name, other.operating_point = self.card.operating_point(name)
-        return other
+        """The same model deciding at another of its operating points (the network is shared, not copied)."""
+        return Predictor(self.bundle, name, model=self.model)
 
     def decide(self, probability: float) -> Prediction:
         threshold = self.operating_point.threshold

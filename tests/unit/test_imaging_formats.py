@@ -123,3 +123,14 @@ def test_tiff_is_read_too(tmp_path):
     path = tmp_path / "x.tif"
     Image.fromarray(to_uint16(PIXELS)).save(path)
     assert_xray(read_xray(path))
+
+
+def test_jpeg_2000_compressed_dicom(tmp_path):
+    from pydicom.uid import JPEG2000Lossless
+
+    dataset = dicom_dataset(to_uint16(PIXELS) >> 4)
+    dataset.compress(JPEG2000Lossless)
+    xray = read_xray(write_dicom(tmp_path / "j2k.dcm", dataset))
+    assert_xray(xray)
+    assert "JPEG 2000" in xray.source.transfer_syntax
+    assert correlation(xray.pixels, PIXELS) > 0.999
