@@ -19,7 +19,7 @@ def evaluate_bundle(bundle: ModelBundle, data: Path, split: str = "all") -> dict
     """Metrics on ``data``: every image (``all``) or only the patient-grouped validation split the bundle's own
     training recipe carved out (``validation``; same seed, so the same images)."""
     card = bundle.card
-    inputs, labels, unreadable = _labelled_inputs(bundle, data, split)
+    inputs, labels, unreadable = labelled_inputs(bundle, data, split)
     if len(set(labels.tolist())) < 2:
         raise ValueError("Evaluation needs images of both classes (NORMAL and PNEUMONIA).")
     probabilities = card.calibrate(predict_logits(bundle.build(), inputs))
@@ -43,7 +43,8 @@ def evaluate_bundle(bundle: ModelBundle, data: Path, split: str = "all") -> dict
     }
 
 
-def _labelled_inputs(bundle: ModelBundle, data: Path, split: str) -> tuple[np.ndarray, np.ndarray, list]:
+def labelled_inputs(bundle: ModelBundle, data: Path, split: str) -> tuple[np.ndarray, np.ndarray, list]:
+    """(preprocessed inputs, labels, unreadable files) of ``data``: all of it, or the bundle's validation split."""
     size = bundle.card.input_size
     if data.suffix == ".npz":
         train, validation = load_npz(data, size)

@@ -20,7 +20,8 @@ from .metrics import (
 )
 from .trainer import TrainingRecipe
 
-HIGH_SENSITIVITY_TARGET = 0.95
+# Chosen above the 0.95 the product promises, leaving a margin for the drop expected on other centres' images.
+HIGH_SENSITIVITY_TARGET = 0.98
 
 KERMANY_CITATIONS = [
     "Kermany D, Zhang K, Goldbaum M. Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for "
@@ -61,8 +62,10 @@ def calibrate_and_describe(
     temperature, bias = fit_temperature(validation_labels, validation_logits)
     probabilities = sigmoid(validation_logits / temperature + bias)
     auc, (low, high) = roc_auc_with_ci(validation_labels, probabilities)
-    sensitive = threshold_for_sensitivity(validation_labels, probabilities, HIGH_SENSITIVITY_TARGET)
     balanced = threshold_balanced(validation_labels, probabilities)
+    sensitive = threshold_for_sensitivity(validation_labels, probabilities, HIGH_SENSITIVITY_TARGET)
+    if sensitive.threshold > balanced.threshold:  # "high sensitivity" must never be less sensitive than "balanced"
+        sensitive = balanced
     points = {
         "high-sensitivity": OperatingPoint(
             sensitive.threshold,

@@ -113,3 +113,31 @@ def test_train_then_evaluate_from_the_command_line(labelled_folder, tmp_path, ca
     assert set(metrics["operating_points"]) == {"high-sensitivity", "balanced"}
     assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--model", str(bundle)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_calibrate_refits_thresholds_and_keeps_the_weights(labelled_folder, tiny_bundle_dir, tmp_path, capsys):
+    from pneumodesk.model import load_bundle
+
+    out = tmp_path / "local"
+    code = main(
+        [
+            "calibrate",
+            "--data",
+            str(labelled_folder),
+            "--model",
+            str(tiny_bundle_dir),
+            "--out",
+            str(out),
+            "--model-version",
+            "site-1",
+        ]
+    )
+    assert code == 0 and "calibrated bundle written" in capsys.readouterr().out
+    before, after = load_bundle(tiny_bundle_dir), load_bundle(out)
+    assert after.card.weights_sha256 == before.card.weights_sha256
+    assert after.card.version == "site-1" and after.card.parameters == before.card.parameters
+    assert after.card.validation["images"] == 48
+    assert after.card.training["calibration"]["split"] == "all"
+    sensitive, balanced = after.card.operating_points["high-sensitivity"], after.card.operating_points["balanced"]
+    assert sensitive.threshold <= balanced.threshold and sensitive.sensitivity >= balanced.sensitivity
+    assert after.card.temperature != before.card.temperature
