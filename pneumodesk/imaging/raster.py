@@ -53,9 +53,9 @@ def _grey_pixels(image: Image.Image) -> tuple[np.ndarray, int, str]:
         return np.asarray(image, dtype=np.float32) / 65535.0, 16, "MONOCHROME2"
     if mode == "I":  # 16-bit PNGs may open as 32-bit integer images
         values = np.asarray(image, dtype=np.float64)
-        depth = 16 if values.max(initial=0) <= 65535 and values.min(initial=0) >= 0 else 32
-        scale = 65535.0 if depth == 16 else float(values.max() - values.min() or 1.0)
-        return ((values - (0 if depth == 16 else values.min())) / scale).astype(np.float32), depth, "MONOCHROME2"
+        if values.min(initial=0) >= 0 and values.max(initial=0) <= 65535:
+            return (values / 65535.0).astype(np.float32), 16, "MONOCHROME2"
+        return values.astype(np.float32), 32, "MONOCHROME2"  # to_unit_range stretches it
     if mode == "F":
         return np.asarray(image, dtype=np.float32), 32, "MONOCHROME2"
     if mode in ("L", "1"):

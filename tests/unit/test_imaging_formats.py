@@ -134,3 +134,15 @@ def test_jpeg_2000_compressed_dicom(tmp_path):
     assert_xray(xray)
     assert "JPEG 2000" in xray.source.transfer_syntax
     assert correlation(xray.pixels, PIXELS) > 0.999
+
+
+def test_32_bit_integer_and_float_images_are_stretched(tmp_path):
+    wide = (PIXELS * 200_000).astype(np.int32)  # beyond 16 bits
+    Image.fromarray(wide, mode="I").save(tmp_path / "wide.tif")
+    Image.fromarray(PIXELS * 5.0 - 1.0, mode="F").save(tmp_path / "float.tif")
+    for name in ("wide.tif", "float.tif"):
+        xray = read_xray(tmp_path / name)
+        assert_xray(xray)
+        assert xray.source.bit_depth == 32
+        assert xray.pixels.min() == 0.0 and xray.pixels.max() == 1.0
+        assert correlation(xray.pixels, PIXELS) > 0.999
