@@ -1,4 +1,7 @@
-"""Command-line entry points: ``pneumodesk`` (predict, train, evaluate) and ``pneumodesk-coordinator``."""
+"""Command-line entry points: ``pneumodesk`` (the desktop app; predict, train, evaluate) and ``pneumodesk-coordinator``.
+
+Qt is imported only inside the ``gui`` command, so this module and the other commands stay Qt-free.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,8 @@ from pneumodesk import __version__
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if not argv:  # until the desktop window exists: predict the bundled samples
-        from pneumodesk.model.default import samples_path
-
-        argv = ["predict", str(samples_path())]
+    if not argv:  # plain `pneumodesk` opens the desktop window
+        argv = ["gui"]
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)
 
@@ -26,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pneumodesk", description="On-device pneumonia detection on chest X-rays.")
     parser.add_argument("--version", action="version", version=f"PneumoDesk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    gui = commands.add_parser("gui", help="open the desktop app (the default when no command is given)")
+    gui.add_argument("--model", type=Path, metavar="BUNDLE", help="model bundle folder (default: the bundled model)")
+    gui.add_argument(
+        "--screenshots", type=Path, metavar="DIR", help="open the bundled samples, save each page as PNG in DIR, exit"
+    )
+    gui.set_defaults(run=_run_gui)
 
     predict = commands.add_parser("predict", help="predict pneumonia on X-ray files or folders")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or folder (searched recursively)")
@@ -67,7 +75,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(run=_run_evaluate)
+    calibrate = commands.add_parser(
+        "calibrate", help="refit a bundle's calibration and operating points on labelled data (weights unchanged)"
+    )
+    calibrate.add_argument("--data", type=Path, required=True, help="folder with NORMAL/ and PNEUMONIA/, or an .npz")
+    calibrate.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
+    calibrate.add_argument("--out", type=Path, required=True, metavar="BUNDLE_DIR", help="where to write the result")
+    calibrate.add_argument("--split", choices=["all", "validation"], default="all",
+                           help="all images (a hospital's own data), or the bundle's validation split")
+    calibrate.add_argument("--model-version", help="version string for the new card (default: unchanged)")
+    calibrate.set_defaults(run=_run_calibrate)
     return parser
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    from pneumodesk.gui import run_gui
+
+    return run_gui(model=args.model, screenshots=args.screenshots)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -81,6 +105,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
     args.command_line = "pneumodesk " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
     return train_command(args)
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from pneumodesk.commands.calibrate import calibrate_command
+
+    args.command_line = "pneumodesk " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
+    return calibrate_command(args)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

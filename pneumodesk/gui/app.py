@@ -1,0 +1,45 @@
+"""Start the desktop app: the QApplication, the main window, the first-start notice (or the screenshot run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+
+def create_application() -> QApplication:
+    """The one QApplication (created once; high-DPI scale factors passed through unrounded)."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication([sys.argv[0] if sys.argv else "pneumodesk"])
+    app.setApplicationName("PneumoDesk")
+    app.setOrganizationName("PneumoDesk")
+    app.setApplicationDisplayName("PneumoDesk")
+    return app
+
+
+def run_gui(model: Path | None = None, screenshots: Path | None = None, home: Path | None = None) -> int:
+    """Open the window and run until it closes; with ``screenshots``, write the page PNGs there and exit."""
+    app = create_application()
+    if screenshots is not None:
+        from .screenshots import ScreenshotError, take_screenshots
+
+        try:
+            written = take_screenshots(screenshots, model)
+        except ScreenshotError as error:
+            print(f"pneumodesk gui: {error}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(path)
+        return 0 if written else 1
+    from .main_window import MainWindow
+
+    window = MainWindow(home=home, bundle=model)
+    window.show()
+    window.show_first_start_notice()
+    return app.exec()

@@ -1,0 +1,410 @@
+"""The prediction workspace: worklist on the left, viewer on the right, and the controller between them.
+
+The page owns two worker threads (batch prediction, viewer heat maps). It never waits on them, except in
+``shutdown()``, which cancels the batch and joins both threads so that closing the window loses nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QThread, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .export import Report, write_report_pdf, write_worklist_csv
+from .heatmap_loader import HeatmapLoader
+from .settings import Settings
+from .verdicts import VerdictStore
+from .viewer_panel import ViewerPanel
+from .workers import BatchWorker, start_in_thread
+from .worklist_model import Column, FilterMode, Status, WorklistFilter, WorklistItem, WorklistModel
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pneumodesk.imaging import XRay
+    from pneumodesk.inference import Prediction, Predictor
+
+FILE_FILTER = "X-ray images (*.dcm *.dicom *.dic *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
+FILTER_LABELS = {FilterMode.ALL: "All images", FilterMode.POSITIVES: "Positives only", FilterMode.ERRORS: "Errors only"}
+
+
+class PredictPage(QWidget):
+    batch_started = Signal(int)  # number of images
+    batch_finished = Signal(bool)  # cancelled?
+    image_shown = Signal(int)  # source row whose image and heat map are now in the viewer
+    model_ready = Signal()
+
+    def __init__(self, settings: Settings, verdicts: VerdictStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.verdicts = verdicts
+        self.batch_predictor: Predictor | None = None
+        self.viewer_predictor: Predictor | None = None
+        self.model = WorklistModel()
+        self.proxy = WorklistFilter(self.model)
+        self._pending: list[int] = []
+        self._batch_thread: QThread | None = None
+        self._batch_worker: BatchWorker | None = None
+        self._batch_rows: list[int] = []
+        self._batch_problem = ""
+        self._waiting_paths: list[Path] = []
+        self._heatmaps: HeatmapLoader | None = None
+        self.shown: tuple[int, XRay, np.ndarray] | None = None  # (source row, X-ray, heat map) in the viewer
+        self._build()
+        self.setAcceptDrops(True)
+
+    # --- layout ---
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 4)
+        bar = QHBoxLayout()
+        self.open_files_button = QPushButton("Open files…")
+        self.open_files_button.setAccessibleName("Open X-ray files")
+        self.open_files_button.clicked.connect(self.open_files_dialog)
+        self.open_folder_button = QPushButton("Open folder…")
+        self.open_folder_button.setAccessibleName("Open a folder of X-rays")
+        self.open_folder_button.clicked.connect(self.open_folder_dialog)
+        self.filter = QComboBox()
+        self.filter.setAccessibleName("Worklist filter")
+        for mode, label in FILTER_LABELS.items():
+            self.filter.addItem(label, mode.value)
+        self.filter.currentIndexChanged.connect(lambda _: self.proxy.set_mode(FilterMode(self.filter.currentData())))
+        self.summary = QLabel("No images yet")
+        self.summary.setObjectName("muted")
+        self.summary.setAccessibleName("Worklist summary")
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Batch progress")
+        self.progress.setMaximumWidth(260)
+        self.progress.setFormat("%v of %m")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel the running batch")
+        self.cancel_button.clicked.connect(self.cancel_batch)
+        for widget in (self.open_files_button, self.open_folder_button, QLabel("Show"), self.filter):
+            bar.addWidget(widget)
+        bar.addSpacing(12)
+        bar.addWidget(self.summary, 1)
+        bar.addWidget(self.progress)
+        bar.addWidget(self.cancel_button)
+        self._set_busy(False)
+        layout.addLayout(bar)
+
+        self.table = QTableView()
+        self.table.setAccessibleName("Worklist")
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Column.PROBABILITY, Qt.SortOrder.DescendingOrder)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(Column.FILE, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((Column.PROBABILITY, 90), (Column.DECISION, 110), (Column.STATUS, 75),
+                              (Column.VERDICT, 70)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
+        self.table.selectionModel().currentRowChanged.connect(lambda current, _: self._show(current))
+
+        self.viewer = ViewerPanel()
+        self.viewer.verdict_requested.connect(self.set_verdict)
+        self.viewer.overlay_toggled.connect(self.viewer.canvas.set_overlay)
+        self.viewer.opacity_changed.connect(self._set_opacity)
+        self.viewer.set_opacity(self.settings.heatmap_opacity)
+
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.viewer)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([600, 800])
+        layout.addWidget(self.splitter, 1)
+
+    # --- model ---
+    def set_predictors(self, batch: Predictor, viewer: Predictor) -> None:
+        """Called once the model has loaded: starts the viewer thread and any images already queued."""
+        self.batch_predictor, self.viewer_predictor = batch, viewer
+        self._heatmaps = HeatmapLoader(viewer)
+        self._heatmaps.ready.connect(self._on_viewer_ready)
+        self._heatmaps.failed.connect(self._on_viewer_failed)
+        self.model_ready.emit()
+        waiting, self._waiting_paths = self._waiting_paths, []
+        if waiting:
+            self.add_paths(waiting)
+        self._show(self.table.currentIndex())
+
+    def set_model_error(self, message: str) -> None:
+        self.viewer.canvas.show_message(f"The model could not be loaded, so nothing can be predicted.\n\n{message}")
+
+    def set_operating_point(self, name: str) -> None:
+        if self.batch_predictor is None or self.viewer_predictor is None:
+            return
+        self.batch_predictor = self.batch_predictor.with_operating_point(name)
+        self.viewer_predictor = self.viewer_predictor.with_operating_point(name)
+        if self._heatmaps is not None:
+            self._heatmaps.set_predictor(self.viewer_predictor)
+        self.model.redecide(self.batch_predictor.decide)
+        self._update_summary()
+        self._show_facts()
+
+    # --- adding images ---
+    def add_paths(self, paths: list[Path]) -> list[int]:
+        """Queue files and folders (searched recursively); returns the new source rows.
+
+        Before the model has loaded, the paths wait (unexpanded) and are added when it is ready, so the window
+        never blocks on importing the inference stack.
+        """
+        if self.batch_predictor is None:
+            self._waiting_paths.extend(paths)
+            self.summary.setText(f"{len(self._waiting_paths)} item(s) waiting for the model to load…")
+            return []
+        from pneumodesk.inference import expand_paths
+
+        rows = self.model.add_paths(expand_paths(paths))
+        self._pending.extend(rows)
+        self._update_summary()
+        self._start_next_batch()
+        return rows
+
+    def open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open X-ray files", self.settings.last_folder, FILE_FILTER)
+        if files:
+            self.settings.last_folder = str(Path(files[0]).parent)
+            self.add_paths([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of X-rays", self.settings.last_folder)
+        if folder:
+            self.settings.last_folder = folder
+            self.add_paths([Path(folder)])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.add_paths(paths)
+
+    # --- batches ---
+    @property
+    def batch_running(self) -> bool:
+        return self._batch_thread is not None
+
+    def _start_next_batch(self) -> None:
+        if self.batch_predictor is None or self.batch_running or not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        self._batch_rows = rows
+        worker = BatchWorker(self.batch_predictor, [(row, self.model.entry(row).path) for row in rows])
+        # Receivers are this page's own methods, so Qt queues each call onto the GUI thread.
+        worker.running.connect(self._on_running)
+        worker.result.connect(self._on_result)
+        worker.progress.connect(self._on_progress)
+        worker.failed.connect(self._on_batch_failed)
+        worker.finished.connect(self._on_batch_finished)
+        self.progress.setRange(0, len(rows))
+        self.progress.setValue(0)
+        self._set_busy(True)
+        self._batch_worker = worker
+        self._batch_thread = start_in_thread(worker, "pneumodesk-batch")
+        self.batch_started.emit(len(rows))
+
+    def cancel_batch(self) -> None:
+        """Stop after the image in hand; images not reached are marked cancelled, finished ones are kept."""
+        if self._batch_worker is not None:
+            self._batch_worker.cancel()
+        self.model.set_status(self._pending, Status.CANCELLED)
+        self._pending = []
+
+    def _on_running(self, rows: list[int]) -> None:
+        self.model.set_status([r for r in rows if self.model.entry(r).status is Status.QUEUED], Status.RUNNING)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setValue(done)
+
+    def _on_result(self, row: int, prediction: Prediction | None, error: str | None, sha256: str | None) -> None:
+        if prediction is not None and self.batch_predictor is not None:
+            prediction = self.batch_predictor.decide(prediction.probability)  # the operating point may have changed
+        verdict = self.verdicts.get(sha256) if sha256 else None
+        self.model.set_result(row, prediction, error, sha256, verdict)
+        self._update_summary()
+        if row == self.current_row():
+            self._show(self.table.currentIndex())
+
+    def _on_batch_failed(self, message: str) -> None:
+        self._batch_problem = message
+
+    def _on_batch_finished(self, cancelled: bool) -> None:
+        thread, self._batch_thread, self._batch_worker = self._batch_thread, None, None
+        if thread is not None:
+            thread.quit()
+            thread.wait()
+            thread.deleteLater()
+        unfinished = [r for r in self._batch_rows if self.model.entry(r).status in (Status.QUEUED, Status.RUNNING)]
+        self.model.set_status(unfinished, Status.CANCELLED)
+        self._batch_rows = []
+        self._set_busy(False)
+        self._update_summary()
+        if self._batch_problem:
+            self.summary.setText(f"{self.summary.text()} · {self._batch_problem}")
+            self._batch_problem = ""
+        self._waiting_paths: list[Path] = []
+        if self.current_row() < 0 and self.proxy.rowCount():
+            self.select_proxy_row(0)
+        self.batch_finished.emit(cancelled)
+        self._start_next_batch()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+
+    def _update_summary(self) -> None:
+        items = self.model.entries()
+        if not items:
+            self.summary.setText("No images yet")
+            return
+        done = sum(item.status is Status.DONE for item in items)
+        positives = sum(bool(item.prediction and item.prediction.is_pneumonia) for item in items)
+        errors = sum(item.status is Status.ERROR for item in items)
+        self.summary.setText(f"{len(items)} images · {done} predicted · {positives} positive · {errors} errors")
+
+    # --- navigation and viewer ---
+    def current_row(self) -> int:
+        """The source row of the selected image, or -1."""
+        index = self.table.currentIndex()
+        return self.proxy.mapToSource(index).row() if index.isValid() else -1
+
+    def select_proxy_row(self, proxy_row: int) -> None:
+        index = self.proxy.index(proxy_row, 0)
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.table.scrollTo(index)
+
+    def step(self, delta: int) -> None:
+        """Select the next (+1) or previous (−1) visible image."""
+        count = self.proxy.rowCount()
+        if not count:
+            return
+        current = self.table.currentIndex()
+        row = current.row() + delta if current.isValid() else 0
+        self.select_proxy_row(min(max(row, 0), count - 1))
+
+    def _show_facts(self) -> None:
+        index = self.table.currentIndex()
+        row = self.current_row()
+        item = self.model.entry(row) if row >= 0 else None
+        self.viewer.show_item(item, index.row() + 1, self.proxy.rowCount())
+
+    def _show(self, index: QModelIndex) -> None:
+        row = self.proxy.mapToSource(index).row() if index.isValid() else -1
+        self._show_facts()
+        if row < 0:
+            return
+        item = self.model.entry(row)
+        canvas = self.viewer.canvas
+        if self.shown is not None and self.shown[0] == row:
+            return  # already on screen (e.g. only its facts changed)
+        if item.status is not Status.DONE and self._heatmaps is not None:
+            self._heatmaps.forget()
+        if item.status is Status.ERROR:
+            canvas.show_message(f"This file cannot be shown.\n\n{item.error}")
+        elif item.status is not Status.DONE:
+            canvas.show_message(f"Waiting for the prediction ({item.status.value}).")
+        elif self._heatmaps is not None and self._heatmaps.pending_row != row:
+            canvas.show_message("Loading image and heat map…")
+            self._heatmaps.request(row, item.path)
+        if self.shown is not None and self.shown[0] != row:
+            self.shown = None
+
+    def _on_viewer_ready(self, row: int, xray: XRay, heatmap: np.ndarray) -> None:
+        self.shown = (row, xray, heatmap)
+        self.viewer.canvas.set_image(xray.pixels, heatmap)
+        self.image_shown.emit(row)
+
+    def _on_viewer_failed(self, row: int, message: str) -> None:
+        self.viewer.canvas.show_message(f"This file cannot be shown.\n\n{message}")
+
+    def toggle_overlay(self) -> None:
+        self.viewer.overlay.toggle()
+
+    def _set_opacity(self, opacity: float) -> None:
+        self.viewer.canvas.set_overlay_opacity(opacity)
+        self.settings.heatmap_opacity = opacity
+
+    # --- verdicts ---
+    def set_verdict(self, verdict: str | None) -> None:
+        """Record the reader's verdict on the selected image (and every row holding the same file content)."""
+        row = self.current_row()
+        item = self.model.entry(row) if row >= 0 else None
+        if item is None or item.prediction is None or not item.sha256:
+            self._show_facts()
+            return
+        self.verdicts.set(item.sha256, verdict)
+        for other_row, other in enumerate(self.model.entries()):
+            if other.sha256 == item.sha256:
+                self.model.set_verdict(other_row, verdict)
+        self._show_facts()
+
+    # --- export ---
+    def visible_items(self) -> list[WorklistItem]:
+        """The rows as shown: current sort order and filter."""
+        return [self.model.entry(self.proxy.source_row(r)) for r in range(self.proxy.rowCount())]
+
+    def export_csv(self, path: Path) -> Path:
+        return write_worklist_csv(self.visible_items(), path)
+
+    def export_pdf(self, path: Path) -> Path:
+        """Report on the image in the viewer. Raises ``ValueError`` (plain message) when none is ready."""
+        row = self.current_row()
+        if row < 0 or self.shown is None or self.shown[0] != row:
+            raise ValueError("Select a predicted image and wait until it is shown, then export its report.")
+        item = self.model.entry(row)
+        if item.prediction is None:
+            raise ValueError("This image has no prediction, so there is nothing to report.")
+        _, xray, heatmap = self.shown
+        card_name = self.batch_predictor.card.name if self.batch_predictor else "PneumoDesk model"
+        report = Report(
+            position=self.table.currentIndex().row() + 1,
+            total=self.proxy.rowCount(),
+            pixels=xray.pixels,
+            heatmap=heatmap,
+            prediction=item.prediction,
+            model_name=card_name,
+            verdict=item.verdict,
+            verdict_time=self.verdicts.time(item.sha256) if item.sha256 and item.verdict else None,
+            heatmap_opacity=self.settings.heatmap_opacity,
+        )
+        return write_report_pdf(report, path)
+
+    # --- shutdown ---
+    def shutdown(self) -> None:
+        """Cancel the batch and join both worker threads (the batch stops after the image in hand)."""
+        self.cancel_batch()
+        if self._batch_thread is not None:
+            self._batch_thread.quit()
+            self._batch_thread.wait()
+        if self._heatmaps is not None:
+            self._heatmaps.stop()

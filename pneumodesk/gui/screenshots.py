@@ -1,0 +1,114 @@
+"""``pneumodesk gui --screenshots DIR``: run the app on the bundled samples and save each page as a PNG.
+
+It uses a throw-away app home, so a user's settings and verdicts are neither read nor changed.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QMessageLogContext, QTimer, QtMsgType, SignalInstance, qInstallMessageHandler
+from PySide6.QtWidgets import QApplication, QWidget
+
+from .verdicts import AGREE
+
+SIZE = (1440, 900)
+
+
+class ScreenshotError(RuntimeError):
+    """The app did not reach the state a screenshot needs (e.g. the model failed to load)."""
+
+
+def wait_for(signal: SignalInstance, timeout_ms: int = 120_000) -> tuple:
+    """Run the event loop until ``signal`` fires; returns its arguments. Raises ``ScreenshotError`` on timeout."""
+    loop = QEventLoop()
+    received: list[tuple] = []
+
+    def done(*args: object) -> None:
+        received.append(args)
+        loop.quit()
+
+    signal.connect(done)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    signal.disconnect(done)
+    if not received:
+        raise ScreenshotError("Timed out waiting for the app.")
+    return received[0]
+
+
+def _settle(widget: QWidget) -> None:
+    for _ in range(3):
+        QApplication.processEvents()
+    widget.repaint()
+
+
+def _save(widget: QWidget, path: Path) -> Path:
+    _settle(widget)
+    if not widget.grab().save(str(path), "PNG"):
+        raise ScreenshotError(f"Could not write {path}.")
+    return path
+
+
+def _quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Drop the offscreen platform's harmless notice about window size hints; print everything else."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr)
+
+
+def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
+    """Write worklist, viewer (heat map), model card, settings and shortcuts PNGs to ``out``; returns their paths."""
+    previous = qInstallMessageHandler(_quiet_offscreen)
+    try:
+        return _take_screenshots(out, model)
+    finally:
+        qInstallMessageHandler(previous)
+
+
+def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
+    from pneumodesk.model.default import samples_path
+
+    from .main_window import MainWindow
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="pneumodesk-screens-") as home:
+        window = MainWindow(home=Path(home), bundle=model)
+        window.resize(*SIZE)
+        window.show()
+        outcome: dict[str, str] = {}
+        window.model_failed.connect(lambda message: outcome.setdefault("error", message))
+        if window.predictor is None:
+            loop_signal = QEventLoop()
+            window.model_loaded.connect(loop_signal.quit)
+            window.model_failed.connect(loop_signal.quit)
+            QTimer.singleShot(120_000, loop_signal.quit)
+            loop_signal.exec()
+        if window.predictor is None:
+            window.close()
+            raise ScreenshotError(f"The model did not load: {outcome.get('error', 'timed out')}")
+        page = window.predict_page
+        page.add_paths([samples_path()])
+        if page.batch_running:
+            wait_for(page.batch_finished)
+        page.select_proxy_row(0)
+        if page.shown is None:
+            wait_for(page.image_shown)
+        page.set_verdict(AGREE)
+        written.append(_save(window, out / "worklist.png"))
+        page.viewer.overlay.setChecked(True)
+        written.append(_save(window, out / "viewer-heatmap.png"))
+        card = window.show_model_card()
+        if card is not None:
+            card.resize(820, 760)
+            written.append(_save(card, out / "model-card.png"))
+            card.close()
+        shortcuts = window.show_shortcuts()
+        written.append(_save(shortcuts, out / "shortcuts.png"))
+        shortcuts.close()
+        window.show_page("Settings")
+        written.append(_save(window, out / "settings.png"))
+        window.close()
+    return written

@@ -1,0 +1,89 @@
+"""Where the desktop app keeps its files, and its persisted settings (a QSettings ini file in that folder)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtCore import QSettings
+
+APP_NAME = "PneumoDesk"
+HOME_ENV = "PNEUMODESK_HOME"
+THEMES = ("dark", "light")
+DEFAULT_OPACITY = 0.45
+
+
+def app_home(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The app data folder: ``explicit``, else ``$PNEUMODESK_HOME``, else the user data folder. Created if missing.
+
+    Tests and screenshots pass their own folder so they never read or change a user's real settings or verdicts.
+    """
+    chosen = explicit or os.environ.get(HOME_ENV) or platformdirs.user_data_dir(APP_NAME, appauthor=False)
+    home = Path(chosen)
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+class Settings:
+    """Typed access to ``settings.ini`` in the app home. Every setter writes through, so a crash loses nothing.
+
+    Invariants: ``theme`` is one of ``THEMES``; ``heatmap_opacity`` is in [0, 1]; stored values never include
+    image content, only preferences and the last folder the user chose.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "settings.ini"
+        self._store = QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    def _set(self, key: str, value: object) -> None:
+        self._store.setValue(key, value)
+        self._store.sync()
+
+    @property
+    def theme(self) -> str:
+        value = str(self._store.value("appearance/theme", "dark"))
+        return value if value in THEMES else "dark"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        if value not in THEMES:
+            raise ValueError(f"unknown theme {value!r}")
+        self._set("appearance/theme", value)
+
+    @property
+    def operating_point(self) -> str | None:
+        value = self._store.value("prediction/operating_point", "")
+        return str(value) or None
+
+    @operating_point.setter
+    def operating_point(self, value: str | None) -> None:
+        self._set("prediction/operating_point", value or "")
+
+    @property
+    def heatmap_opacity(self) -> float:
+        try:
+            value = float(self._store.value("viewer/heatmap_opacity", DEFAULT_OPACITY))
+        except (TypeError, ValueError):
+            value = DEFAULT_OPACITY
+        return min(max(value, 0.0), 1.0)
+
+    @heatmap_opacity.setter
+    def heatmap_opacity(self, value: float) -> None:
+        self._set("viewer/heatmap_opacity", round(min(max(float(value), 0.0), 1.0), 3))
+
+    @property
+    def last_folder(self) -> str:
+        return str(self._store.value("files/last_folder", "") or "")
+
+    @last_folder.setter
+    def last_folder(self, value: str) -> None:
+        self._set("files/last_folder", value)
+
+    @property
+    def intended_use_acknowledged(self) -> bool:
+        return str(self._store.value("notices/intended_use_acknowledged", "false")).lower() == "true"
+
+    @intended_use_acknowledged.setter
+    def intended_use_acknowledged(self, value: bool) -> None:
+        self._set("notices/intended_use_acknowledged", "true" if value else "false")
