@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from sample_images import FULL_SIZE, full_size_jpegs
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-FULL_SIZE = (1500, 1200)  # width × height, as in benchmarks/predict.py
 TICK_MS = 5
 BUDGETS = {"startup_s": 3.0, "worklist_images_per_second": 40.0, "longest_stall_ms": 50.0}
 
@@ -58,31 +59,6 @@ def measure_startup(model: str | None) -> dict[str, float]:
     command += ["--startup-child", str(time.time())]  # the clock starts as the process is launched
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
-
-
-def full_size_images(folder: Path, count: int) -> list[Path]:
-    """``count`` full-size JPEGs made from the bundled samples (16 distinct images, copied byte for byte)."""
-    import numpy as np
-    from PIL import Image
-
-    from pneumodesk.model.default import samples_path
-
-    samples = sorted(samples_path().glob("*.jpeg"))
-    distinct = []
-    for i in range(16):
-        with Image.open(samples[i % len(samples)]) as image:
-            grey = image.convert("L").resize(FULL_SIZE, Image.Resampling.BICUBIC)
-        noise = np.random.default_rng(i).normal(0, 2, grey.size[::-1])
-        grey = Image.fromarray(np.clip(np.asarray(grey, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
-        path = folder / f"distinct_{i:02d}.jpg"
-        grey.save(path, quality=92)
-        distinct.append(path.read_bytes())
-    paths = []
-    for i in range(count):
-        path = folder / f"image_{i:04d}.jpg"
-        path.write_bytes(distinct[i % len(distinct)])
-        paths.append(path)
-    return paths
 
 
 def measure_worklist(model: str | None, paths: list[Path]) -> dict[str, float]:
@@ -144,7 +120,7 @@ def main() -> int:
 
     startups = [measure_startup(args.model) for _ in range(args.repeats)]
     with tempfile.TemporaryDirectory() as folder:
-        paths = full_size_images(Path(folder), args.images)
+        paths = full_size_jpegs(Path(folder), args.images)
         runs = [measure_worklist(args.model, paths) for _ in range(args.repeats)]
 
     import torch

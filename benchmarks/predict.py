@@ -14,15 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+from sample_images import FULL_SIZE, full_size_jpegs
 
 from pneumodesk.imaging import read_xray
 from pneumodesk.inference import Predictor, predict_files
-from pneumodesk.model.default import samples_path
-
-FULL_SIZE = (1500, 1200)  # width × height of a typical digitised chest radiograph
 
 
 def median_ms(action, repeats: int) -> float:
@@ -35,21 +31,6 @@ def median_ms(action, repeats: int) -> float:
     return round(statistics.median(times), 2)
 
 
-def full_size_copies(folder: Path, count: int) -> list[Path]:
-    """Upsample the bundled samples to full size and save them as JPEG, as a hospital export would be."""
-    samples = sorted(samples_path().glob("*.jpeg"))
-    paths = []
-    for i in range(count):
-        with Image.open(samples[i % len(samples)]) as image:
-            grey = image.convert("L").resize(FULL_SIZE, Image.Resampling.BICUBIC)
-        noise = np.random.default_rng(i).normal(0, 2, grey.size[::-1])
-        grey = Image.fromarray(np.clip(np.asarray(grey, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
-        path = folder / f"full_{i:03d}.jpg"
-        grey.save(path, quality=92)
-        paths.append(path)
-    return paths
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model bundle (default: the bundled model)")
@@ -60,12 +41,11 @@ def main() -> int:
 
     predictor = Predictor.from_path(args.model)
     with tempfile.TemporaryDirectory() as temporary:
-        distinct = full_size_copies(Path(temporary), 16)
-        one = distinct[0]
+        batch = full_size_jpegs(Path(temporary), args.batch_images)
+        one = batch[0]
         decode = median_ms(lambda: read_xray(one), args.repeats)
         predict = median_ms(lambda: predictor.predict(read_xray(one)), args.repeats)
         heatmap = median_ms(lambda: predictor.predict_with_heatmap(read_xray(one)), args.repeats)
-        batch = [distinct[i % len(distinct)] for i in range(args.batch_images)]
         rates = []
         for _ in range(args.batch_rounds):
             started = time.perf_counter()
