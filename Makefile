@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/predict.py
+	$(PY) benchmarks/gui.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
