@@ -17,16 +17,20 @@ from pneumodesk import __version__
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if not argv:  # plain `pneumodesk` opens the desktop window
-        argv = ["gui"]
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `pneumodesk` (optionally with --home DIR) opens the desktop window
+        args = parser.parse_args([*argv, "gui"])
     return int(args.run(args) or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pneumodesk", description="On-device pneumonia detection on chest X-rays.")
     parser.add_argument("--version", action="version", version=f"PneumoDesk {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--home", type=Path, metavar="DIR", help="app data folder: settings, verdicts, the node store "
+        "(default: $PNEUMODESK_HOME, else the user data folder)"
+    )
+    commands = parser.add_subparsers(dest="command")
 
     gui = commands.add_parser("gui", help="open the desktop app (the default when no command is given)")
     gui.add_argument("--model", type=Path, metavar="BUNDLE", help="model bundle folder (default: the bundled model)")
@@ -85,13 +89,19 @@ def _parser() -> argparse.ArgumentParser:
                            help="all images (a hospital's own data), or the bundle's validation split")
     calibrate.add_argument("--model-version", help="version string for the new card (default: unchanged)")
     calibrate.set_defaults(run=_run_calibrate)
+
+    from pneumodesk.commands.accounts import add_accounts_parser
+    from pneumodesk.commands.audit import add_audit_parser
+
+    add_accounts_parser(commands)
+    add_audit_parser(commands)
     return parser
 
 
 def _run_gui(args: argparse.Namespace) -> int:
     from pneumodesk.gui import run_gui
 
-    return run_gui(model=args.model, screenshots=args.screenshots)
+    return run_gui(model=args.model, screenshots=args.screenshots, home=args.home)
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -6,10 +6,20 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import argon2
 import numpy as np
 import pytest
 
+from pneumodesk.node import passwords
 from tests.builders import make_tiny_bundle, write_labelled_folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    """Argon2 is slow by design; the suite uses tiny parameters through the documented test hook only."""
+    previous = passwords.override_hasher_for_tests(argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    yield
+    passwords.override_hasher_for_tests(previous)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Start the desktop app: the QApplication, the main window, the first-start notice (or the screenshot run)."""
+"""Start the desktop app: the QApplication, the main window (which opens on Owner set-up or sign-in), the
+first-start notice (or the screenshot run)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The shell: navigation sidebar, page stack, menus and shortcuts, status bar, model loading and clean shutdown.
+"""The shell: navigation sidebar, page stack, menus and shortcuts, status bar, model loading and clean shutdown;
+and the access gate in front of it all (first-start Owner set-up, sign-in, idle lock, password change).
 
-Later features add their pages with ``add_page``; the shell itself knows only Predict and Settings.
+Later features add their pages with ``add_page``, naming the permission that shows them. The window only *hides*
+what the signed-in role may not do; ``pneumodesk.node`` refuses it anyway.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -25,9 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk import __version__
+from pneumodesk.node import NodeError, NodeService, Permission, UserSession
 
+from .accounts_page import AccountsPage
+from .audit_page import AuditPage
 from .dialogs import IntendedUseNotice, ModelCardDialog, ShortcutsDialog
 from .export import default_export_name
+from .gate import AccessGate
+from .idle_lock import IdleWatcher
 from .predict_page import PredictPage
 from .settings import Settings, app_home
 from .settings_page import SettingsPage
@@ -44,16 +52,36 @@ if TYPE_CHECKING:
 
 OFFLINE_NOTE = "offline — images stay on this workstation"
 
+#: Actions shown only to roles holding the permission (the service refuses them to anyone else anyway).
+ACTION_PERMISSIONS: dict[str, Permission] = {
+    "open_files": Permission.PREDICT,
+    "open_folder": Permission.PREDICT,
+    "export_pdf": Permission.EXPORT_REPORTS,
+    "export_csv": Permission.EXPORT_REPORTS,
+    "agree": Permission.REVIEW,
+    "disagree": Permission.REVIEW,
+    "clear_verdict": Permission.REVIEW,
+}
+
 
 class MainWindow(QMainWindow):
-    """One window per app. ``home`` (or $PNEUMODESK_HOME) holds settings and verdicts; ``bundle`` the model."""
+    """One window per app. ``home`` (or $PNEUMODESK_HOME) holds settings, verdicts and the node store; ``bundle``
+    the model. Without a ``session`` the window opens on the gate (Owner set-up or sign-in); the model loads
+    meanwhile. Locking hides the workspace but keeps it, running batch included."""
 
     model_loaded = Signal()
     model_failed = Signal(str)
+    signed_in = Signal(object)  # UserSession
+    locked = Signal()
+    unlocked = Signal()
 
-    def __init__(self, home: Path | None = None, bundle: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, bundle: Path | None = None, session: UserSession | None = None,
+                 node: NodeService | None = None) -> None:
         super().__init__()
         self.home = app_home(home)
+        self.node = node if node is not None else NodeService.open(self.home)
+        self._owns_node = node is None
+        self.session: UserSession | None = None
         self.settings = Settings(self.home)
         self.verdicts = VerdictStore(self.home / "verdicts.json")
         self.setWindowTitle(f"PneumoDesk {__version__}")
@@ -69,7 +97,9 @@ class MainWindow(QMainWindow):
         self.sidebar.setAccessibleName("Navigation")
         self.sidebar.setFixedWidth(190)
         self.pages = QStackedWidget()
-        self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self._page_entries: list[tuple[str, QWidget, Permission | None]] = []
+        self._shown_pages: list[QWidget] = []
+        self.sidebar.currentRowChanged.connect(self._on_sidebar_row)
         brand = QLabel("PneumoDesk")
         brand.setObjectName("brand")
         left = QVBoxLayout()
@@ -86,7 +116,16 @@ class MainWindow(QMainWindow):
         row.setSpacing(0)
         row.addWidget(left_widget)
         row.addWidget(self.pages, 1)
-        self.setCentralWidget(centre)
+        self.workspace = centre
+        self.gate = AccessGate(self.node)
+        self.gate.signed_in.connect(self._on_signed_in)
+        self.gate.unlocked.connect(self._on_unlocked)
+        self.gate.password_changed.connect(self._on_password_changed)
+        self.gate.change_cancelled.connect(self._show_workspace)
+        self.root = QStackedWidget()
+        self.root.addWidget(self.workspace)
+        self.root.addWidget(self.gate)
+        self.setCentralWidget(self.root)
 
         self.predict_page = PredictPage(self.settings, self.verdicts)
         self.predict_page.model.set_colours(self.colours.positive, self.colours.negative, self.colours.error)
@@ -95,20 +134,34 @@ class MainWindow(QMainWindow):
         self.settings_page.operating_point_changed.connect(self.set_operating_point)
         self.settings_page.opacity_changed.connect(self.predict_page.viewer.set_opacity)
         self.predict_page.viewer.opacity_changed.connect(self.settings_page.set_opacity)
-        self.add_page("Predict", self.predict_page)
+        self.settings_page.lock_minutes_changed.connect(lambda m: self.idle.set_timeout_ms(m * 60_000))
+        self.accounts_page = AccountsPage(self.node)
+        self.accounts_page.changed.connect(self._refresh_session)
+        self.audit_page = AuditPage(self.node)
+        self.add_page("Predict", self.predict_page, Permission.PREDICT)
+        self.add_page("Accounts", self.accounts_page, Permission.MANAGE_ACCOUNTS)
+        self.add_page("Audit", self.audit_page, Permission.VIEW_AUDIT)
         self.add_page("Settings", self.settings_page)
-        self.sidebar.setCurrentRow(0)
+        self.idle = IdleWatcher(self.settings.lock_minutes * 60_000, self)
+        self.idle.idle.connect(self.lock)
 
         self.model_label = QLabel("Model: loading…")
         self.model_label.setAccessibleName("Model version")
         self.operating_point_label = QLabel("Operating point: —")
         self.operating_point_label.setAccessibleName("Operating point")
+        self.account_label = QLabel("not signed in")
+        self.account_label.setAccessibleName("Signed-in account")
         offline = QLabel(OFFLINE_NOTE)
         offline.setAccessibleName("Privacy")
         for label in (self.model_label, self.operating_point_label):
             self.statusBar().addWidget(label)
+        self.statusBar().addPermanentWidget(self.account_label)
         self.statusBar().addPermanentWidget(offline)
         self._build_actions()
+        if session is not None:
+            self.apply_session(session)
+        else:
+            self.sign_out()
 
         self._loader: ModelLoader | None = ModelLoader(bundle, self.settings.operating_point)
         self._loader.loaded.connect(self._on_model_loaded)
@@ -116,11 +169,32 @@ class MainWindow(QMainWindow):
         self._loader_thread: QThread | None = start_in_thread(self._loader, "pneumodesk-model-loader")
 
     # --- pages ---
-    def add_page(self, title: str, widget: QWidget) -> int:
-        """Append a page to the sidebar and the stack; returns its index."""
-        self.sidebar.addItem(title)
-        self.sidebar.item(self.sidebar.count() - 1).setToolTip(title)
-        return self.pages.addWidget(widget)
+    def add_page(self, title: str, widget: QWidget, permission: Permission | None = None) -> int:
+        """Add a page, listed in the sidebar only while the signed-in role holds ``permission`` (None: always)."""
+        self._page_entries.append((title, widget, permission))
+        index = self.pages.addWidget(widget)
+        self._rebuild_sidebar()
+        return index
+
+    def _rebuild_sidebar(self, first_page: bool = False) -> None:
+        current = None if first_page else self.pages.currentWidget()
+        session = self.session
+        visible = [(t, w) for t, w, p in self._page_entries if p is None or (session is not None and session.can(p))]
+        self.sidebar.blockSignals(True)
+        self.sidebar.clear()
+        for title, _ in visible:
+            self.sidebar.addItem(title)
+            self.sidebar.item(self.sidebar.count() - 1).setToolTip(title)
+        self._shown_pages = [w for _, w in visible]
+        self.sidebar.blockSignals(False)
+        row = self._shown_pages.index(current) if current in self._shown_pages else 0
+        if self._shown_pages:
+            self.sidebar.setCurrentRow(row)
+            self.pages.setCurrentWidget(self._shown_pages[row])
+
+    def _on_sidebar_row(self, row: int) -> None:
+        if 0 <= row < len(self._shown_pages):
+            self.pages.setCurrentWidget(self._shown_pages[row])
 
     def show_page(self, title: str) -> None:
         for index in range(self.sidebar.count()):
@@ -155,6 +229,8 @@ class MainWindow(QMainWindow):
             "flip_horizontal": canvas.flip_horizontal,
             "flip_vertical": canvas.flip_vertical,
             "reset_view": canvas.reset_view,
+            "lock_screen": self.lock,
+            "change_password": self.change_password,
             "model_card": self.show_model_card,
             "shortcuts": self.show_shortcuts,
             "quit": self.close,
@@ -162,7 +238,8 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         handlers = self._handlers()
-        menus = {group: self.menuBar().addMenu(f"&{group}") for group in ("Files", "Worklist", "Viewer", "Help")}
+        groups = ("Files", "Worklist", "Viewer", "Account", "Help")
+        menus = {group: self.menuBar().addMenu(f"&{group}") for group in groups}
         for command in COMMANDS:
             action = QAction(command.text, self)
             action.setShortcuts([QKeySequence(key) for key in command.keys])
@@ -170,6 +247,95 @@ class MainWindow(QMainWindow):
             menus[command.group].addAction(action)
             self.addAction(action)
             self.actions_by_id[command.id] = action
+
+    # --- access ---
+    def apply_session(self, session: UserSession) -> None:
+        """Show the workspace for ``session``: the pages and actions its role allows; start the idle timer."""
+        new_user = self.session is None or self.session.user_id != session.user_id
+        self.session = session
+        self.gate.session = session
+        self.predict_page.set_access(self.node.clinical, session)
+        self.accounts_page.set_session(session)
+        self.audit_page.set_session(session)
+        self._rebuild_sidebar(first_page=new_user)
+        self._apply_action_permissions()
+        self.predict_page.viewer.agree.setVisible(session.can(Permission.REVIEW))
+        self.predict_page.viewer.disagree.setVisible(session.can(Permission.REVIEW))
+        for button in (self.predict_page.open_files_button, self.predict_page.open_folder_button):
+            button.setVisible(session.can(Permission.PREDICT))
+        self.account_label.setText(f"{session.display_name} · {session.role}")
+        self._show_workspace()
+
+    def _on_signed_in(self, session: UserSession) -> None:
+        self.apply_session(session)
+        self.signed_in.emit(session)
+
+    def _apply_action_permissions(self) -> None:
+        session, open_ = self.session, self.root.currentWidget() is self.workspace
+        for command_id, action in self.actions_by_id.items():
+            needed = ACTION_PERMISSIONS.get(command_id)
+            allowed = command_id == "quit" or (session is not None and (needed is None or session.can(needed)))
+            action.setVisible(allowed)
+            action.setEnabled(allowed and (open_ or command_id == "quit"))
+
+    def _show_workspace(self) -> None:
+        self.root.setCurrentWidget(self.workspace)
+        self._apply_action_permissions()
+        self.idle.start()
+
+    def _show_gate(self) -> None:
+        self.idle.stop()
+        self.root.setCurrentWidget(self.gate)
+        self._apply_action_permissions()
+
+    @property
+    def is_locked(self) -> bool:
+        return self.session is not None and self.root.currentWidget() is self.gate
+
+    def lock(self) -> None:
+        """Hide the workspace behind the lock screen; the worklist, viewer and any running batch stay as they are."""
+        if self.session is None or self.is_locked:
+            return
+        for widget in QApplication.topLevelWidgets():  # e.g. an open file dialog showing folder names
+            if isinstance(widget, QDialog) and widget.isVisible():
+                widget.reject()
+        self.gate.lock(self.session)
+        self._show_gate()
+        self.node.audit.append(self.session.username, "screen_locked", self.session.username)
+        self.locked.emit()
+
+    def _on_unlocked(self, session: UserSession) -> None:
+        self.apply_session(session)
+        self.unlocked.emit()
+
+    def sign_out(self) -> None:
+        """Forget the session and show set-up (no Owner yet) or sign-in."""
+        self.session = None
+        self.predict_page.set_access(None, None)
+        self.accounts_page.set_session(None)
+        self.audit_page.set_session(None)
+        self.account_label.setText("not signed in")
+        self._rebuild_sidebar()
+        self.gate.start()
+        self._show_gate()
+
+    def change_password(self) -> None:
+        if self.session is not None:
+            self.gate.ask_password_change(self.session, forced=False)
+            self._show_gate()
+
+    def _on_password_changed(self, session: UserSession) -> None:
+        self.apply_session(session)
+        self.statusBar().showMessage("Your password was changed.", 8000)
+
+    def _refresh_session(self) -> None:
+        """After an account or role change: re-read the signed-in account (its own role may have changed)."""
+        if self.session is None:
+            return
+        try:
+            self.apply_session(self.node.accounts.refresh(self.session))
+        except NodeError:
+            self.sign_out()
 
     def set_filter(self, mode: FilterMode) -> None:
         combo = self.predict_page.filter
@@ -270,7 +436,7 @@ class MainWindow(QMainWindow):
     def _export(self, action: Callable[[], Path]) -> None:
         try:
             written = action()
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError, NodeError) as error:
             QMessageBox.warning(self, "Export failed", str(error))
             return
         self.statusBar().showMessage(f"Saved {written.name}", 8000)
@@ -280,4 +446,7 @@ class MainWindow(QMainWindow):
         """Stop the batch after the image in hand and join every worker thread; verdicts are already on disk."""
         self.predict_page.shutdown()
         self._finish_loader()
+        self.idle.detach()
+        if self._owns_node:
+            self.node.close()
         super().closeEvent(event)

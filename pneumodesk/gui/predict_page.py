@@ -6,6 +6,7 @@ The page owns two worker threads (batch prediction, viewer heat maps). It never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,12 +40,17 @@ if TYPE_CHECKING:
 
     from pneumodesk.imaging import XRay
     from pneumodesk.inference import Prediction, Predictor
+    from pneumodesk.node import UserSession
+    from pneumodesk.node.clinical import ClinicalService
 
 FILE_FILTER = "X-ray images (*.dcm *.dicom *.dic *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
 FILTER_LABELS = {FilterMode.ALL: "All images", FilterMode.POSITIVES: "Positives only", FilterMode.ERRORS: "Errors only"}
 
 
 class PredictPage(QWidget):
+    """Predictions, verdicts and exports go through ``ClinicalService`` with the signed-in session (permission check
+    and audit); with no session (signed out, or before sign-in) the page refuses them."""
+
     batch_started = Signal(int)  # number of images
     batch_finished = Signal(bool)  # cancelled?
     image_shown = Signal(int)  # source row whose image and heat map are now in the viewer
@@ -66,6 +72,8 @@ class PredictPage(QWidget):
         self._waiting_paths: list[Path] = []
         self._heatmaps: HeatmapLoader | None = None
         self.shown: tuple[int, XRay, np.ndarray] | None = None  # (source row, X-ray, heat map) in the viewer
+        self.clinical: ClinicalService | None = None
+        self.session: UserSession | None = None
         self._build()
         self.setAcceptDrops(True)
 
@@ -149,7 +157,7 @@ class PredictPage(QWidget):
         self.model_ready.emit()
         waiting, self._waiting_paths = self._waiting_paths, []
         if waiting:
-            self.add_paths(waiting)
+            self.add_paths(waiting, _authorized=True)
         self._show(self.table.currentIndex())
 
     def set_model_error(self, message: str) -> None:
@@ -166,13 +174,33 @@ class PredictPage(QWidget):
         self._update_summary()
         self._show_facts()
 
+    # --- access ---
+    def set_access(self, clinical: ClinicalService | None, session: UserSession | None) -> None:
+        """The service and signed-in session every prediction, verdict and export is checked against."""
+        self.clinical, self.session = clinical, session
+
+    def _authorize_prediction(self, count: int) -> bool:
+        from pneumodesk.node import NodeError
+
+        if self.clinical is None or self.session is None:
+            self.summary.setText("Sign in to predict.")
+            return False
+        try:
+            self.clinical.authorize_prediction(self.session, count)
+        except NodeError as error:
+            self.summary.setText(str(error))
+            return False
+        return True
+
     # --- adding images ---
-    def add_paths(self, paths: list[Path]) -> list[int]:
+    def add_paths(self, paths: list[Path], _authorized: bool = False) -> list[int]:
         """Queue files and folders (searched recursively); returns the new source rows.
 
         Before the model has loaded, the paths wait (unexpanded) and are added when it is ready, so the window
-        never blocks on importing the inference stack.
+        never blocks on importing the inference stack. The predict permission is checked before anything is read.
         """
+        if not _authorized and not self._authorize_prediction(len(paths)):
+            return []
         if self.batch_predictor is None:
             self._waiting_paths.extend(paths)
             self.summary.setText(f"{len(self._waiting_paths)} item(s) waiting for the model to load…")
@@ -264,6 +292,7 @@ class PredictPage(QWidget):
             thread.deleteLater()
         unfinished = [r for r in self._batch_rows if self.model.entry(r).status in (Status.QUEUED, Status.RUNNING)]
         self.model.set_status(unfinished, Status.CANCELLED)
+        self._record_batch(self._batch_rows)
         self._batch_rows = []
         self._set_busy(False)
         self._update_summary()
@@ -275,6 +304,14 @@ class PredictPage(QWidget):
             self.select_proxy_row(0)
         self.batch_finished.emit(cancelled)
         self._start_next_batch()
+
+    def _record_batch(self, rows: list[int]) -> None:
+        """Audit how many images the batch predicted (and failed on) and with which model: never which images."""
+        if self.clinical is None or self.session is None or self.batch_predictor is None or not rows:
+            return
+        statuses = [self.model.entry(r).status for r in rows]
+        self.clinical.record_predictions(self.session, statuses.count(Status.DONE), statuses.count(Status.ERROR),
+                                         self.batch_predictor.model_version)
 
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -362,7 +399,18 @@ class PredictPage(QWidget):
         if item is None or item.prediction is None or not item.sha256:
             self._show_facts()
             return
-        self.verdicts.set(item.sha256, verdict)
+        from pneumodesk.node import NodeError
+
+        if self.clinical is None or self.session is None:
+            self.summary.setText("Sign in to record verdicts.")
+            return
+        sha256 = item.sha256
+        try:
+            self.clinical.record_verdict(self.session, verdict, item.prediction.model_version,
+                                         lambda: self.verdicts.set(sha256, verdict))
+        except NodeError as error:
+            self.summary.setText(str(error))
+            return
         for other_row, other in enumerate(self.model.entries()):
             if other.sha256 == item.sha256:
                 self.model.set_verdict(other_row, verdict)
@@ -373,11 +421,26 @@ class PredictPage(QWidget):
         """The rows as shown: current sort order and filter."""
         return [self.model.entry(self.proxy.source_row(r)) for r in range(self.proxy.rowCount())]
 
+    def _export(self, kind: str, count: int, write: Callable[[], Path]) -> Path:
+        """Every export passes the service: export_reports is checked and the export audited (not its file name).
+
+        Raises ``PermissionDenied`` (a ``NodeError``) when not allowed or signed out.
+        """
+        from pneumodesk.node import PermissionDenied
+
+        if self.clinical is None or self.session is None:
+            raise PermissionDenied("export reports while signed out")
+        return self.clinical.export(self.session, kind, count, write)
+
     def export_csv(self, path: Path) -> Path:
-        return write_worklist_csv(self.visible_items(), path)
+        items = self.visible_items()
+        return self._export("worklist_csv", len(items), lambda: write_worklist_csv(items, path))
 
     def export_pdf(self, path: Path) -> Path:
         """Report on the image in the viewer. Raises ``ValueError`` (plain message) when none is ready."""
+        return self._export("report_pdf", 1, lambda: self._write_pdf(path))
+
+    def _write_pdf(self, path: Path) -> Path:
         row = self.current_row()
         if row < 0 or self.shown is None or self.shown[0] != row:
             raise ValueError("Select a predicted image and wait until it is shown, then export its report.")

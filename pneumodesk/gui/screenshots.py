@@ -1,10 +1,14 @@
 """``pneumodesk gui --screenshots DIR``: run the app on the bundled samples and save each page as a PNG.
 
-It uses a throw-away app home, so a user's settings and verdicts are neither read nor changed.
+It uses a throw-away app home, so a user's settings, verdicts and node store are neither read nor changed. In that
+home it creates a demo Owner (and a few demo accounts) with random passwords that are never shown or kept: there is
+no default password, and the demo store is deleted with the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -58,8 +62,36 @@ def _quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str)
         print(message, file=sys.stderr)
 
 
+DEMO_ACCOUNTS = (
+    ("a.reader", "Dr A. Reader", "Clinician"),
+    ("r.search", "R. Search", "Researcher"),
+    ("c.officer", "C. Officer", "Compliance officer"),
+    ("i.admin", "I. T. Admin", "Administrator"),
+)
+
+
+def _demo_owner_session(home: Path):  # type: ignore[no-untyped-def]
+    """Sign in a demo Owner in the throw-away ``home`` (random, discarded passwords) and add demo accounts."""
+    from pneumodesk.node import AuthenticationFailed, NodeService
+
+    node = NodeService.open(home)
+    try:
+        password = secrets.token_urlsafe(24)
+        node.accounts.create_owner("demo.owner", "Demo Owner", password)
+        owner = node.accounts.authenticate("demo.owner", password)
+        for username, display_name, role in DEMO_ACCOUNTS:
+            node.accounts.create_account(owner, username, display_name, role, secrets.token_urlsafe(24))
+        node.accounts.set_disabled(owner, "r.search", True)
+        for _ in range(2):  # failed sign-ins, for the Audit page to show
+            with contextlib.suppress(AuthenticationFailed):
+                node.accounts.authenticate("a.reader", "not the password")
+        return owner
+    finally:
+        node.close()
+
+
 def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
-    """Write worklist, viewer (heat map), model card, settings and shortcuts PNGs to ``out``; returns their paths."""
+    """Write worklist, viewer (heat map), model card, settings, shortcuts, accounts, audit and sign-in PNGs."""
     previous = qInstallMessageHandler(_quiet_offscreen)
     try:
         return _take_screenshots(out, model)
@@ -75,7 +107,8 @@ def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="pneumodesk-screens-") as home:
-        window = MainWindow(home=Path(home), bundle=model)
+        session = _demo_owner_session(Path(home))
+        window = MainWindow(home=Path(home), bundle=model, session=session)
         window.resize(*SIZE)
         window.show()
         outcome: dict[str, str] = {}
@@ -110,5 +143,15 @@ def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
         shortcuts.close()
         window.show_page("Settings")
         written.append(_save(window, out / "settings.png"))
+        window.show_page("Accounts")
+        window.accounts_page.refresh()
+        window.accounts_page.select("a.reader")
+        written.append(_save(window, out / "accounts.png"))
+        window.show_page("Audit")
+        window.audit_page.set_session(window.session)
+        window.audit_page.verify()
+        written.append(_save(window, out / "audit.png"))
+        window.sign_out()
+        written.append(_save(window, out / "sign-in.png"))
         window.close()
     return written

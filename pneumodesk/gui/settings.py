@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
 from PySide6.QtCore import QSettings
 
-APP_NAME = "PneumoDesk"
-HOME_ENV = "PNEUMODESK_HOME"
+from pneumodesk.node.store import APP_NAME, HOME_ENV, resolve_home
+
+__all__ = ["APP_NAME", "HOME_ENV", "Settings", "app_home"]
+
 THEMES = ("dark", "light")
 DEFAULT_OPACITY = 0.45
+DEFAULT_LOCK_MINUTES = 10
+LOCK_MINUTES_RANGE = (1, 240)
 
 
 def app_home(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -19,10 +22,7 @@ def app_home(explicit: str | os.PathLike[str] | None = None) -> Path:
 
     Tests and screenshots pass their own folder so they never read or change a user's real settings or verdicts.
     """
-    chosen = explicit or os.environ.get(HOME_ENV) or platformdirs.user_data_dir(APP_NAME, appauthor=False)
-    home = Path(chosen)
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    return resolve_home(explicit)
 
 
 class Settings:
@@ -87,3 +87,16 @@ class Settings:
     @intended_use_acknowledged.setter
     def intended_use_acknowledged(self, value: bool) -> None:
         self._set("notices/intended_use_acknowledged", "true" if value else "false")
+
+    @property
+    def lock_minutes(self) -> int:
+        """Idle minutes before the window locks itself (default 10), within ``LOCK_MINUTES_RANGE``."""
+        try:
+            value = int(self._store.value("security/lock_minutes", DEFAULT_LOCK_MINUTES))
+        except (TypeError, ValueError):
+            value = DEFAULT_LOCK_MINUTES
+        return min(max(value, LOCK_MINUTES_RANGE[0]), LOCK_MINUTES_RANGE[1])
+
+    @lock_minutes.setter
+    def lock_minutes(self, value: int) -> None:
+        self._set("security/lock_minutes", min(max(int(value), LOCK_MINUTES_RANGE[0]), LOCK_MINUTES_RANGE[1]))

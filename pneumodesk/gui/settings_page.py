@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
 
-from .settings import Settings
+from .settings import LOCK_MINUTES_RANGE, Settings
 
 if TYPE_CHECKING:
     from pneumodesk.model import ModelCard
@@ -19,6 +19,7 @@ class SettingsPage(QWidget):
     theme_changed = Signal(str)
     operating_point_changed = Signal(str)
     opacity_changed = Signal(float)
+    lock_minutes_changed = Signal(int)
 
     def __init__(self, settings: Settings, verdicts_path: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +62,15 @@ class SettingsPage(QWidget):
         self.opacity.valueChanged.connect(lambda value: self.opacity_changed.emit(value / 100))
         form.addRow("Heat-map opacity", self.opacity)
 
+        self.lock_minutes = QSpinBox()
+        self.lock_minutes.setAccessibleName("Lock after idle minutes")
+        self.lock_minutes.setRange(*LOCK_MINUTES_RANGE)
+        self.lock_minutes.setSuffix(" min")
+        self.lock_minutes.setMaximumWidth(120)
+        self.lock_minutes.setValue(settings.lock_minutes)
+        self.lock_minutes.valueChanged.connect(self._lock_minutes_chosen)
+        form.addRow("Lock when idle for", self.lock_minutes)
+
         for label, text in (
             ("Settings file", str(settings.path)),
             ("Verdicts file", verdicts_path),
@@ -99,6 +109,10 @@ class SettingsPage(QWidget):
                 f"{point.description or name}. On validation data: sensitivity {point.sensitivity * 100:.1f} %, "
                 f"specificity {point.specificity * 100:.1f} %."
             )
+
+    def _lock_minutes_chosen(self, minutes: int) -> None:
+        self.settings.lock_minutes = minutes
+        self.lock_minutes_changed.emit(minutes)
 
     def _theme_chosen(self) -> None:
         theme = str(self.theme.currentData())

@@ -40,6 +40,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("flip_horizontal", "Flip left-right", ("X",), "Viewer"),
     Command("flip_vertical", "Flip top-bottom", ("Y",), "Viewer"),
     Command("reset_view", "Reset the view", ("0",), "Viewer"),
+    Command("lock_screen", "Lock the screen", ("Ctrl+L",), "Account"),
+    Command("change_password", "Change my password…", (), "Account"),
     Command("model_card", "Model card…", ("F2",), "Help"),
     Command("shortcuts", "Keyboard shortcuts…", ("F1",), "Help"),
 )

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from pneumodesk.gui.main_window import MainWindow
+from pneumodesk.node import UserSession
 from tests.builders import chest_like, dicom_dataset, to_uint16, write_dicom, write_jpeg, write_png
+from tests.node_builders import CLINICIAN, seed_node, sign_in
 
 LOAD_TIMEOUT_MS = 60_000
 BATCH_TIMEOUT_MS = 120_000
@@ -17,15 +19,26 @@ BATCH_TIMEOUT_MS = 120_000
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
+    """An app home whose node store already has an Owner and a Clinician (see ``tests.node_builders``)."""
+    folder = tmp_path / "home"
+    seed_node(folder)
+    return folder
 
 
 @pytest.fixture
-def make_window(qtbot, tiny_bundle_dir: Path, home: Path) -> Callable[..., MainWindow]:
-    """Build a shown MainWindow whose model has loaded; pytest-qt closes it (joining its threads) at teardown."""
+def session(home: Path) -> UserSession:
+    """The Clinician (predict, review, export_reports), signed in: what a reader's window starts with."""
+    return sign_in(home, CLINICIAN[0], CLINICIAN[2])
 
-    def make(home_dir: Path = home, bundle: Path = tiny_bundle_dir) -> MainWindow:
-        window = MainWindow(home=home_dir, bundle=bundle)
+
+@pytest.fixture
+def make_window(qtbot, tiny_bundle_dir: Path, home: Path, session: UserSession) -> Callable[..., MainWindow]:
+    """Build a shown MainWindow (signed in as ``session``) whose model has loaded; pytest-qt closes it (joining its
+    threads) at teardown."""
+
+    def make(home_dir: Path = home, bundle: Path = tiny_bundle_dir, as_user: UserSession | None = session
+             ) -> MainWindow:
+        window = MainWindow(home=home_dir, bundle=bundle, session=as_user)
         qtbot.addWidget(window)
         window.show()
         qtbot.waitUntil(lambda: window.predictor is not None, timeout=LOAD_TIMEOUT_MS)

@@ -7,7 +7,8 @@ from PIL import Image
 
 from pneumodesk.cli import main
 
-PAGES = ("worklist.png", "viewer-heatmap.png", "model-card.png", "shortcuts.png", "settings.png")
+PAGES = ("worklist.png", "viewer-heatmap.png", "model-card.png", "shortcuts.png", "settings.png", "accounts.png",
+         "audit.png", "sign-in.png")
 
 
 def test_screenshot_command_writes_non_empty_images(qtbot, tiny_bundle_dir, tmp_path, monkeypatch):
@@ -25,6 +26,7 @@ def test_screenshot_command_writes_non_empty_images(qtbot, tiny_bundle_dir, tmp_
     with Image.open(out / "worklist.png") as image:
         assert np.asarray(image.convert("L")).mean() < 100  # dark theme by default
     assert not (tmp_path / "user-home-must-stay-untouched" / "verdicts.json").exists()
+    assert not (tmp_path / "user-home-must-stay-untouched" / "node.sqlite3").exists()
 
 
 def test_screenshot_command_says_why_when_the_model_cannot_load(qtbot, tmp_path, capsys):

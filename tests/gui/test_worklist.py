@@ -155,10 +155,10 @@ def test_changing_the_operating_point_redecides_every_row(qtbot, window):
     assert window.settings.operating_point == "high-sensitivity"
 
 
-def test_files_opened_while_the_model_loads_are_predicted_once_it_is_ready(qtbot, tiny_bundle_dir, home):
+def test_files_opened_while_the_model_loads_are_predicted_once_it_is_ready(qtbot, tiny_bundle_dir, home, session):
     from pneumodesk.gui.main_window import MainWindow
 
-    window = MainWindow(home=home, bundle=tiny_bundle_dir)
+    window = MainWindow(home=home, bundle=tiny_bundle_dir, session=session)
     qtbot.addWidget(window)
     page = window.predict_page
     assert window.predictor is None

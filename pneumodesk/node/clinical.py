@@ -1,0 +1,59 @@
+"""Clinical actions done in the GUI (predictions, verdicts, exports), checked and audited here so the desktop and
+any other front end enforce the same rules.
+
+Invariant: audit details carry counts, kinds, verdicts and model versions only, never a file name, path, image
+hash or pixel (DESIGN invariant 1 applies to what the log could later reveal, too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .accounts import AccountService
+from .audit import FAILED, AuditLog
+from .permissions import Permission
+from .session import UserSession
+
+EXPORT_KINDS = ("report_pdf", "worklist_csv")
+VERDICTS = ("agree", "disagree", "cleared")
+
+
+class ClinicalService:
+    def __init__(self, accounts: AccountService, audit: AuditLog) -> None:
+        self.accounts = accounts
+        self.audit = audit
+
+    def authorize_prediction(self, actor: UserSession, count: int) -> None:
+        """Raise ``PermissionDenied`` unless the actor may predict; call before any image is read."""
+        self.accounts.require(actor, Permission.PREDICT, f"{count} image(s)")
+
+    def record_predictions(self, actor: UserSession, count: int, failed: int, model_version: str) -> None:
+        """After a batch: how many images were predicted (and failed) with which model version."""
+        self.audit.append(actor.username, "predict", "worklist",
+                          details={"count": int(count), "failed": int(failed), "model_version": model_version})
+
+    def record_verdict(self, actor: UserSession, verdict: str | None, model_version: str,
+                       store: Callable[[], None]) -> None:
+        """Check ``review``, then run ``store`` (which keeps the verdict) and audit it."""
+        self.accounts.require(actor, Permission.REVIEW, "verdict")
+        store()
+        label = verdict or "cleared"
+        if label not in VERDICTS:
+            raise ValueError(f"unknown verdict {verdict!r}")
+        self.audit.append(actor.username, "verdict", "image", details={"verdict": label,
+                                                                       "model_version": model_version})
+
+    def export(self, actor: UserSession, kind: str, count: int, write: Callable[[], Path]) -> Path:
+        """Check ``export_reports``, run ``write`` and audit the outcome (the file's name is not recorded)."""
+        if kind not in EXPORT_KINDS:
+            raise ValueError(f"unknown export kind {kind!r}")
+        self.accounts.require(actor, Permission.EXPORT_REPORTS, kind)
+        try:
+            written = write()
+        except Exception as error:
+            self.audit.append(actor.username, "export", kind, FAILED, {"count": int(count),
+                                                                       "error": type(error).__name__})
+            raise
+        self.audit.append(actor.username, "export", kind, details={"count": int(count)})
+        return written
