@@ -131,14 +131,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def coordinator_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pneumodesk-coordinator",
-        description="The PneumoDesk federation coordinator (its service and commands are not built yet).",
-    )
-    parser.add_argument("--version", action="version", version=f"PneumoDesk coordinator {__version__}")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    """``pneumodesk-coordinator``: delegates to the coordinator's own CLI (imported lazily; Qt-free)."""
+    from pneumodesk.coordinator.cli import main as run_coordinator
+
+    return run_coordinator(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,281 @@
+"""Round orchestration: accept updates, decide when a round aggregates or fails, run FedAvg, publish the result.
+
+Invariants:
+- a node's update counts at most once per round and phase (database unique constraint; an identical retry gets a
+  receipt with ``counted=False``, a different second update is refused);
+- every state change happens in one transaction that re-reads the round under a row lock (``FOR UPDATE`` where the
+  database has it, plus an in-process lock), so concurrent uploads and several workers cannot double-count;
+- aggregation reads only the blob store and the database, so after a restart a round left in ``aggregating`` is
+  simply aggregated again; the model version is created at most once per round;
+- once a round is finished its individual update blobs are deleted: what remains is the aggregate, its lineage
+  (plan, round, number of contributors, total examples) and hashes, never a readable per-node update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pneumodesk.federation.fedavg import FedAvgAccumulator
+from pneumodesk.federation.messages import RoundInfo, UploadReceipt
+from pneumodesk.federation.plan import TrainingPlan
+from pneumodesk.federation.tensors import check_compatible, sha256_hex, state_dict_from_bytes, state_dict_to_bytes
+
+from .blobs import BlobStore
+from .db import ModelVersion, Plan, Round, Submission, utcnow
+from .errors import Conflict, InvalidInput, NotFound
+from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, Phase, RoundState, check_transition
+from .views import round_info
+
+log = logging.getLogger(__name__)
+MAX_EXAMPLES = 1_000_000_000
+
+
+class RoundOrchestrator:
+    def __init__(self, sessions: sessionmaker, blobs: BlobStore, notify: Callable[[], None]) -> None:
+        self._sessions = sessions
+        self._blobs = blobs
+        self._notify = notify
+        self._lock = threading.RLock()
+        self._aggregating: set[int] = set()
+        self._signatures: dict[str, bytes] = {}
+
+    # -- rounds -----------------------------------------------------------------------------------------------
+
+    def open_round(self, session: Session, plan: Plan, number: int, model_version: int) -> Round:
+        """Add the plan's round ``number`` starting from ``model_version`` (caller commits)."""
+        spec = TrainingPlan.model_validate_json(plan.canonical_json)
+        now = utcnow()
+        round_ = Round(plan_sha256=plan.sha256, number=number, state=RoundState.OPEN.value,
+                       phase=Phase.PLAIN_INPUT.value, model_version=model_version, opened=now,
+                       deadline=now + dt.timedelta(seconds=spec.round_deadline_seconds), revision=0)
+        session.add(round_)
+        return round_
+
+    def info(self, session: Session, round_: Round) -> RoundInfo:
+        spec = TrainingPlan.model_validate_json(session.get(Plan, round_.plan_sha256).canonical_json)
+        updates = session.scalar(
+            select(func.count()).select_from(Submission).where(Submission.round_id == round_.id)
+        )
+        return round_info(round_, session.get(ModelVersion, round_.model_version), int(updates or 0), spec.min_nodes)
+
+    def current_round(self, session: Session, plan_sha256: str) -> Round | None:
+        return session.scalars(
+            select(Round).where(Round.plan_sha256 == plan_sha256).order_by(Round.number.desc()).limit(1)
+        ).first()
+
+    def _locked_round(self, session: Session, round_id: int) -> Round:
+        round_ = session.scalars(select(Round).where(Round.id == round_id).with_for_update()).first()
+        if round_ is None:
+            raise NotFound(f"There is no round {round_id}.")
+        return round_
+
+    @staticmethod
+    def _move(round_: Round, target: RoundState, reason: str | None = None) -> None:
+        check_transition(round_.state, target)
+        round_.state = target.value
+        round_.revision += 1
+        if reason:
+            round_.reason = reason
+
+    # -- uploads ----------------------------------------------------------------------------------------------
+
+    def submit_update(self, round_id: int, node_id: str, data: bytes, examples: int,
+                      claimed_sha256: str | None) -> UploadReceipt:
+        if not 1 <= examples <= MAX_EXAMPLES:
+            raise InvalidInput(f"The example count must be between 1 and {MAX_EXAMPLES}.")
+        digest = sha256_hex(data)
+        if claimed_sha256 is not None and claimed_sha256.lower() != digest:
+            raise InvalidInput("The update does not match its X-Content-SHA256 header: it was damaged in transit.")
+        with self._sessions() as session:
+            round_ = session.get(Round, round_id)
+            if round_ is None:
+                raise NotFound(f"There is no round {round_id}.")
+            existing = self._existing(session, round_id, round_.phase, node_id)
+            if existing is not None:
+                return self._replay(existing, digest, examples, round_)
+            if RoundState(round_.state) not in ACCEPTS_SUBMISSIONS:
+                raise Conflict(f"Round {round_.number} is {round_.state} and accepts no more updates.")
+            base_sha = session.get(ModelVersion, round_.model_version).sha256
+        check_compatible(data, self._reference(base_sha))
+        self._blobs.put(data, digest, cache=True)  # aggregation will read it back soon (bounded cache)
+        try:
+            return self._record(round_id, node_id, digest, examples)
+        except Conflict:
+            self._forget_unreferenced(digest)
+            raise
+
+    def _record(self, round_id: int, node_id: str, digest: str, examples: int) -> UploadReceipt:
+        """Count a stored update (once) and move the round on; aggregates when this was the last one needed."""
+        with self._lock, self._sessions() as session:
+            round_ = self._locked_round(session, round_id)
+            existing = self._existing(session, round_id, round_.phase, node_id)
+            if existing is not None:
+                return self._replay(existing, digest, examples, round_)
+            if RoundState(round_.state) not in ACCEPTS_SUBMISSIONS:
+                raise Conflict(f"Round {round_.number} is {round_.state} and accepts no more updates.")
+            session.add(Submission(round_id=round_id, phase=round_.phase, node_id=node_id, blob_sha256=digest,
+                                   examples=examples, received=utcnow()))
+            session.flush()
+            if round_.state == RoundState.OPEN:
+                self._move(round_, RoundState.COLLECTING)
+            else:
+                round_.revision += 1
+            info = self.info(session, round_)
+            if info.updates_received >= info.min_nodes:
+                self._move(round_, RoundState.AGGREGATING)
+            session.commit()
+            state = round_.state
+        self._notify()
+        if state == RoundState.AGGREGATING:
+            state = self.aggregate(round_id)
+        return UploadReceipt(round_id=round_id, update_sha256=digest, examples=examples, counted=True,
+                             round_state=state)
+
+    def _forget_unreferenced(self, digest: str) -> None:
+        with self._lock, self._sessions() as session:
+            used = session.scalars(select(Submission.id).where(Submission.blob_sha256 == digest)).first()
+            model = session.scalars(select(ModelVersion.version).where(ModelVersion.sha256 == digest)).first()
+        if used is None and model is None:
+            self._blobs.delete(digest)
+
+    @staticmethod
+    def _existing(session: Session, round_id: int, phase: str, node_id: str) -> Submission | None:
+        return session.scalars(select(Submission).where(
+            Submission.round_id == round_id, Submission.phase == phase, Submission.node_id == node_id)).first()
+
+    @staticmethod
+    def _replay(existing: Submission, digest: str, examples: int, round_: Round) -> UploadReceipt:
+        if existing.blob_sha256 != digest or existing.examples != examples:
+            raise Conflict("This node already sent a different update for this round; only the first one counts.")
+        return UploadReceipt(round_id=round_.id, update_sha256=digest, examples=examples, counted=False,
+                             round_state=round_.state)
+
+    def _reference(self, model_sha256: str) -> bytes:
+        """The safetensors header of a model (cached): enough to check an update's tensor names and shapes."""
+        if model_sha256 not in self._signatures:
+            data = self._blobs.get(model_sha256)
+            header_length = int.from_bytes(data[:8], "little")
+            self._signatures[model_sha256] = data[: 8 + header_length]
+        return self._signatures[model_sha256]
+
+    # -- aggregation ------------------------------------------------------------------------------------------
+
+    def aggregate(self, round_id: int) -> str:
+        """FedAvg of the round's updates → a new model version; returns the round's state afterwards."""
+        with self._lock:
+            if round_id in self._aggregating:
+                return RoundState.AGGREGATING.value
+            self._aggregating.add(round_id)
+        try:
+            return self._aggregate(round_id)
+        finally:
+            with self._lock:
+                self._aggregating.discard(round_id)
+
+    def _aggregate(self, round_id: int) -> str:
+        with self._sessions() as session:
+            round_ = session.get(Round, round_id)
+            if round_.state != RoundState.AGGREGATING:
+                return round_.state
+            plan = session.get(Plan, round_.plan_sha256)
+            parent = session.get(ModelVersion, round_.model_version)
+            submissions = session.scalars(select(Submission).where(
+                Submission.round_id == round_id, Submission.phase == Phase.PLAIN_INPUT.value)).all()
+            inputs = sorted((s.blob_sha256, s.examples) for s in submissions)  # fixed order: reproducible sums
+            number, plan_sha, parent_version, parent_card = round_.number, plan.sha256, parent.version, parent.card_json
+            architecture = parent.architecture
+        started = time.perf_counter()
+        try:
+            accumulator = FedAvgAccumulator()
+            for blob_sha, examples in inputs:
+                accumulator.add(state_dict_from_bytes(self._blobs.get(blob_sha)), examples)  # get() verifies
+            weights = state_dict_to_bytes(accumulator.result(), {"architecture": architecture})
+            weights_sha = self._blobs.put(weights, cache=True)  # every node downloads it next
+        except Exception as error:  # a damaged blob or an impossible update: the round fails, the service lives
+            log.error("Aggregation of round %s failed: %s", round_id, error)
+            return self._finish_failed(round_id, f"aggregation failed: {error}")
+        card = json.loads(parent_card)
+        card.update(weights_sha256=weights_sha, created=utcnow().isoformat(), training={
+            "federated": {"plan_sha256": plan_sha, "round": number, "parent_version": parent_version,
+                          "contributors": len(inputs), "total_examples": accumulator.total_examples}})
+        with self._lock, self._sessions() as session:
+            round_ = self._locked_round(session, round_id)
+            if round_.state != RoundState.AGGREGATING:  # another worker finished it first
+                return round_.state
+            model = ModelVersion(sha256=weights_sha, architecture=architecture, card_json="{}",
+                                 size_bytes=len(weights), created=utcnow(), parent_version=parent_version,
+                                 plan_sha256=plan_sha, round_number=number, contributors=len(inputs),
+                                 total_examples=accumulator.total_examples)
+            session.add(model)
+            session.flush()
+            card["version"] = f"federated-{model.version}"
+            model.card_json = json.dumps(card, sort_keys=True)
+            round_.result_version = model.version
+            self._move(round_, RoundState.COMPLETE)
+            self._next_round(session, round_, model.version)
+            session.commit()
+        self._scrub(round_id)
+        self._notify()
+        log.info("Round %s of plan %s… complete: model version %s from %s updates, aggregated in %.3f s", number,
+                 plan_sha[:12], model.version, len(inputs), time.perf_counter() - started)
+        return RoundState.COMPLETE.value
+
+    def _next_round(self, session: Session, finished: Round, model_version: int) -> None:
+        plan = session.get(Plan, finished.plan_sha256)
+        spec = TrainingPlan.model_validate_json(plan.canonical_json)
+        if finished.number < spec.rounds:
+            self.open_round(session, plan, finished.number + 1, model_version)
+        else:
+            plan.status = "finished"
+
+    def _finish_failed(self, round_id: int, reason: str) -> str:
+        with self._lock, self._sessions() as session:
+            round_ = self._locked_round(session, round_id)
+            if RoundState(round_.state) in FINISHED:
+                return round_.state
+            self._move(round_, RoundState.FAILED, reason)
+            self._next_round(session, round_, round_.model_version)
+            session.commit()
+        self._scrub(round_id)
+        self._notify()
+        return RoundState.FAILED.value
+
+    def _scrub(self, round_id: int) -> None:
+        """Delete a finished round's individual updates (kept hashes prove what was counted, nothing more)."""
+        with self._sessions() as session:
+            shas = session.scalars(select(Submission.blob_sha256).where(Submission.round_id == round_id)).all()
+            keep = set(session.scalars(select(ModelVersion.sha256)).all())
+        for sha in set(shas) - keep:
+            self._blobs.delete(sha)
+
+    # -- time -------------------------------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Resume interrupted aggregations and settle rounds past their deadline (at start, then periodically)."""
+        now = utcnow()
+        with self._sessions() as session:
+            pending = session.scalars(select(Round).where(Round.state.in_(
+                [RoundState.OPEN.value, RoundState.COLLECTING.value, RoundState.AGGREGATING.value]))).all()
+            work = [(r.id, r.state, r.deadline, self.info(session, r)) for r in pending]
+        for round_id, state, deadline, info in work:
+            if state == RoundState.AGGREGATING:
+                self.aggregate(round_id)
+            elif deadline <= now:
+                if info.updates_received >= info.min_nodes:
+                    with self._lock, self._sessions() as session:
+                        round_ = self._locked_round(session, round_id)
+                        if RoundState(round_.state) in ACCEPTS_SUBMISSIONS:
+                            self._move(round_, RoundState.AGGREGATING)
+                            session.commit()
+                    self.aggregate(round_id)
+                else:
+                    self._finish_failed(round_id, f"deadline passed with {info.updates_received} of "
+                                                  f"{info.min_nodes} updates")

@@ -1,0 +1,91 @@
+"""Declarative training plans (data, never code) and their identity: the sha256 of their canonical JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import PlanError
+
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class DifferentialPrivacy(BaseModel):
+    """DP-SGD parameters a node applies locally; ``enabled=False`` means plain SGD."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    noise_multiplier: float = Field(1.0, ge=0.0, le=100.0)
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1000.0)
+    target_epsilon: float | None = Field(8.0, gt=0.0, le=1000.0)
+    target_delta: float = Field(1e-5, gt=0.0, lt=1.0)
+
+
+class TrainingPlan(BaseModel):
+    """A training plan as published by an operator and approved (by hash) by each hospital's admin.
+
+    Invariants: every field is plain data (no code, no paths); unknown fields are refused so that two parties never
+    disagree on what a hash means; the same plan always has the same canonical JSON and therefore the same hash.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=2000)
+    architecture: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    input_size: int = Field(ge=16, le=2048)
+    base_model_sha256: str = Field(pattern=_SHA256, description="sha256 of the safetensors weights to start from")
+    optimiser: Literal["sgd", "adam", "adamw"] = "sgd"
+    learning_rate: float = Field(gt=0.0, le=10.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    batch_size: int = Field(32, ge=1, le=4096)
+    local_epochs: int = Field(1, ge=1, le=100)
+    dp: DifferentialPrivacy = DifferentialPrivacy()
+    rounds: int = Field(ge=1, le=10_000)
+    min_nodes: int = Field(ge=1, le=10_000, description="updates needed before a round is aggregated")
+    round_deadline_seconds: int = Field(3600, ge=5, le=30 * 24 * 3600)
+    secure_aggregation: bool = True
+
+    @model_validator(mode="after")
+    def _sane(self) -> TrainingPlan:
+        if self.momentum and self.optimiser != "sgd":
+            raise ValueError("momentum applies only to the sgd optimiser")
+        return self
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes | str) -> TrainingPlan:
+        """Parse and validate; raises ``PlanError`` with every problem spelled out."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in item['loc']) or 'plan'}: {item['msg']}" for item in error.errors()
+            )
+            raise PlanError(f"The training plan is not valid: {problems}.") from None
+
+    def canonical_json(self) -> bytes:
+        return canonical_plan_json(self)
+
+    @property
+    def sha256(self) -> str:
+        return plan_hash(self)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def canonical_plan_json(plan: TrainingPlan) -> bytes:
+    """UTF-8 JSON with sorted keys, no whitespace and every default written out: one text per plan."""
+    return _canonical(plan.model_dump(mode="json"))
+
+
+def plan_hash(plan: TrainingPlan) -> str:
+    """The plan's identity: lowercase hex sha256 of its canonical JSON."""
+    return hashlib.sha256(canonical_plan_json(plan)).hexdigest()

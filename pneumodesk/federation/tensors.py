@@ -1,0 +1,91 @@
+"""Weights on the wire and on disk: safetensors only (never pickle), always checked against a sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as _load_numpy
+from safetensors.numpy import save as _save_numpy
+
+from .errors import IncompatibleUpdateError, WeightsIntegrityError
+
+StateDict = dict[str, np.ndarray]
+
+
+def sha256_hex(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # a torch tensor; torch stays an optional import here
+        return value.detach().cpu().contiguous().numpy()
+    return np.asarray(value)
+
+
+def state_dict_to_bytes(state: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> bytes:
+    """Serialise numpy arrays or torch tensors as safetensors bytes."""
+    arrays = {name: np.ascontiguousarray(_as_numpy(value)) for name, value in state.items()}
+    return _save_numpy(arrays, metadata=dict(metadata) if metadata else None)
+
+
+def safetensors_header(data: bytes | memoryview) -> dict[str, Any]:
+    """The JSON header of safetensors bytes, read without touching the tensor data; raises on malformed input."""
+    if len(data) < 8:
+        raise WeightsIntegrityError("The weights are not safetensors: the data is too short.")
+    (length,) = struct.unpack("<Q", bytes(data[:8]))
+    if length > min(len(data) - 8, 100 * 1024 * 1024):
+        raise WeightsIntegrityError("The weights are not safetensors: the header length is impossible.")
+    try:
+        header = json.loads(bytes(data[8 : 8 + length]))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeightsIntegrityError("The weights are not safetensors: the header is not JSON.") from None
+    if not isinstance(header, dict):
+        raise WeightsIntegrityError("The weights are not safetensors: the header is not a JSON object.")
+    return header
+
+
+def state_dict_from_bytes(data: bytes, expected_sha256: str | None = None) -> StateDict:
+    """Parse safetensors bytes into numpy arrays, first checking the sha256 when one is given."""
+    if expected_sha256 is not None and sha256_hex(data) != expected_sha256.lower():
+        raise WeightsIntegrityError("The weights do not match their sha256: they were changed or damaged in transit.")
+    try:
+        return _load_numpy(data)
+    except (SafetensorError, ValueError, TypeError) as error:
+        raise WeightsIntegrityError(f"The weights are not valid safetensors ({error}).") from None
+
+
+def tensor_signature(data: bytes | memoryview) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name → (dtype, shape) from a safetensors header (metadata entry excluded)."""
+    header = safetensors_header(data)
+    signature = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            signature[name] = (str(entry["dtype"]), tuple(int(n) for n in entry["shape"]))
+        except (KeyError, TypeError, ValueError):
+            raise WeightsIntegrityError(f"The weights are not safetensors: tensor {name!r} is malformed.") from None
+    return signature
+
+
+def check_compatible(update: bytes | memoryview, reference: bytes | memoryview) -> None:
+    """Raise ``IncompatibleUpdateError`` unless both hold the same tensor names, dtypes and shapes."""
+    got, want = tensor_signature(update), tensor_signature(reference)
+    if got.keys() != want.keys():
+        missing, extra = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
+        raise IncompatibleUpdateError(
+            f"The update does not fit the round's model: missing tensors {missing[:5]}, unexpected {extra[:5]}."
+        )
+    for name, signature in want.items():
+        if got[name] != signature:
+            raise IncompatibleUpdateError(
+                f"The update does not fit the round's model: tensor {name!r} is {got[name]}, expected {signature}."
+            )
