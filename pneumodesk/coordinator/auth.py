@@ -113,15 +113,6 @@ class TokenAuthority:
             claims["node_id"] = node_id
         return jwt.encode(claims, self._key, algorithm="EdDSA")
 
-    @staticmethod
-    def unverified_kind(token: str) -> str | None:
-        """The ``kind`` claim read WITHOUT verification: only to choose which full verification to run."""
-        try:
-            kind = jwt.decode(token, options={"verify_signature": False}).get("kind")
-        except jwt.InvalidTokenError:
-            return None
-        return kind if isinstance(kind, str) else None
-
     def verify(self, token: str, kind: str) -> Claims:
         """Decode and check signature, algorithm, issuer, audience and lifetime; raise ``Unauthorised`` otherwise."""
         try:

@@ -222,10 +222,14 @@ class CoordinatorService:
         return claims.node_id
 
     def authenticate_any(self, token: str) -> str:
-        """A node id or an operator name (viewer role suffices), for endpoints both may read."""
-        if self.tokens.unverified_kind(token) == "operator":
+        """A node id or an operator name (viewer role suffices), for endpoints both may read.
+
+        Each attempt verifies the token fully; nothing is read from a token before its signature is checked.
+        """
+        try:
             return self.authenticate_operator(token, "viewer")
-        return self.authenticate_node(token)
+        except Unauthorised:
+            return self.authenticate_node(token)
 
     # -- models -----------------------------------------------------------------------------------------------
 
