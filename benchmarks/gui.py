@@ -61,6 +61,21 @@ def measure_startup(model: str | None) -> dict[str, float]:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def signed_in_owner(home: Path):  # type: ignore[no-untyped-def]
+    """An Owner in a throw-away node store, signed in (random password, never shown or kept)."""
+    import secrets
+
+    from pneumodesk.node import NodeService
+
+    password = secrets.token_urlsafe(18)
+    node = NodeService.open(home)
+    try:
+        node.accounts.create_owner("bench.owner", "Benchmark Owner", password)
+        return node.accounts.authenticate("bench.owner", password)
+    finally:
+        node.close()
+
+
 def measure_worklist(model: str | None, paths: list[Path]) -> dict[str, float]:
     """One batch through the real window: images/s, and the longest gap between timer ticks while it ran."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
@@ -70,7 +85,8 @@ def measure_worklist(model: str | None, paths: list[Path]) -> dict[str, float]:
 
     create_application()
     with tempfile.TemporaryDirectory() as home:
-        window = MainWindow(home=Path(home), bundle=Path(model) if model else None)
+        session = signed_in_owner(Path(home))
+        window = MainWindow(home=Path(home), bundle=Path(model) if model else None, session=session)
         window.show()
         loop = QEventLoop()
         window.model_loaded.connect(loop.quit)
