@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumodesk.imaging import SourceFacts, XRay, XRayReadError, is_supported_file, preprocess, read_xray
+from pneumodesk.imaging.patient_groups import patient_group  # one definition, shared with dataset registration
 
 CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
 
@@ -37,20 +37,6 @@ class FolderDataset:
     @property
     def labels(self) -> np.ndarray:
         return np.array([image.label for image in self.images], dtype=np.int64)
-
-
-_PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
-_STUDY = re.compile(r"(IM-\d+)-", re.IGNORECASE)
-
-
-def patient_group(file_name: str) -> str:
-    """Patient/study id from a Kermany-style file name (``person123_bacteria_4.jpeg`` → ``person123``,
-    ``NORMAL2-IM-0123-0001.jpeg`` and ``IM-0123-0002.jpeg`` → ``IM-0123``); otherwise the file's own stem."""
-    for pattern in (_PERSON, _STUDY):
-        match = pattern.search(file_name)
-        if match:
-            return match.group(1).upper() if pattern is _STUDY else match.group(1).lower()
-    return Path(file_name).stem
 
 
 def scan_folder(root: str | os.PathLike[str]) -> FolderDataset:

@@ -27,9 +27,19 @@ def roc_auc_with_ci(
     estimates = np.empty(resamples)
     for i in range(resamples):
         chosen = np.concatenate([rng.choice(positives, positives.size), rng.choice(negatives, negatives.size)])
-        estimates[i] = roc_auc_score(labels[chosen], scores[chosen])
+        estimates[i] = _rank_auc(scores[chosen], positives.size)
     low, high = np.percentile(estimates, [2.5, 97.5])
     return auc, (float(low), float(high))
+
+
+def _rank_auc(scores: np.ndarray, positives: int) -> float:
+    """ROC-AUC of scores whose first ``positives`` entries are the positives (Mann–Whitney U with average ranks for
+    ties: the same value as ``roc_auc_score``, without its input validation, which dominated bootstrap time)."""
+    from scipy.stats import rankdata
+
+    negatives = scores.size - positives
+    ranks = rankdata(scores)
+    return float((ranks[:positives].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def sensitivity_specificity(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> tuple[float, float]:
