@@ -91,10 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(run=_run_calibrate)
 
     from pneumodesk.commands.accounts import add_accounts_parser
+    from pneumodesk.commands.approvals import add_approvals_parser
     from pneumodesk.commands.audit import add_audit_parser
+    from pneumodesk.commands.datasets import add_datasets_parser
+    from pneumodesk.commands.policy import add_policy_parser
 
     add_accounts_parser(commands)
     add_audit_parser(commands)
+    add_datasets_parser(commands)
+    add_policy_parser(commands)
+    add_approvals_parser(commands)
     return parser
 
 

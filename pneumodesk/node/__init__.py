@@ -1,29 +1,127 @@
-"""The hospital node's state: accounts, roles and permissions, and the tamper-evident audit log (SQLite).
+"""The hospital node's state: accounts, roles and permissions, datasets, policy, approvals, the privacy ledger,
+federation membership, the egress log, local models and the tamper-evident audit log (SQLite).
 
 Every permission check lives here, so the CLI and the GUI enforce the same rules. Nothing here imports Qt.
+
+Names are loaded lazily (PEP 562), so importing a small pure module such as ``pneumodesk.node.permissions`` does
+not pull in SQLAlchemy, Alembic or argon2.
 """
 
-from .accounts import AccountService, AccountView
-from .audit import AuditLog, AuditRecord, ChainReport, verify_chain
-from .errors import (
-    AccountDisabled,
-    AccountError,
-    AccountLocked,
-    AuthenticationFailed,
-    LastOwnerError,
-    NodeError,
-    PasswordRejected,
-    PermissionDenied,
-    SetupError,
-)
-from .permissions import DEFAULT_ROLES, OWNER, Permission
-from .service import NodeService
-from .session import UserSession
-from .store import NodeStore, resolve_home
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .accounts import AccountService, AccountView
+    from .approvals import Approval, ApprovalService
+    from .audit import AuditLog, AuditRecord, ChainReport, verify_chain
+    from .datasets import DatasetInfo, DatasetService
+    from .egress import EgressLog, EgressRecord
+    from .errors import (
+        AccountDisabled,
+        AccountError,
+        AccountLocked,
+        ApprovalError,
+        AuthenticationFailed,
+        DatasetError,
+        LastOwnerError,
+        MembershipError,
+        ModelRegistryError,
+        NodeError,
+        PasswordRejected,
+        PermissionDenied,
+        PlanOutsidePolicy,
+        PolicyError,
+        PrivacyBudgetExceeded,
+        SetupError,
+    )
+    from .ledger import LedgerEntry, PrivacyLedger
+    from .membership import FederationMembership, Membership
+    from .model_registry import LocalModel, LocalModelRegistry
+    from .permissions import DEFAULT_ROLES, OWNER, Permission
+    from .policy import NodePolicy, PolicyService, plan_violations
+    from .service import NodeService
+    from .session import UserSession
+    from .store import NodeStore, resolve_home
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("AccountService", "AccountView"), "accounts"),
+    **dict.fromkeys(("Approval", "ApprovalService"), "approvals"),
+    **dict.fromkeys(("AuditLog", "AuditRecord", "ChainReport", "verify_chain"), "audit"),
+    **dict.fromkeys(("DatasetInfo", "DatasetService"), "datasets"),
+    **dict.fromkeys(("EgressLog", "EgressRecord"), "egress"),
+    **dict.fromkeys((
+        "AccountDisabled", "AccountError", "AccountLocked", "ApprovalError", "AuthenticationFailed", "DatasetError",
+        "LastOwnerError", "MembershipError", "ModelRegistryError", "NodeError", "PasswordRejected",
+        "PermissionDenied", "PlanOutsidePolicy", "PolicyError", "PrivacyBudgetExceeded", "SetupError",
+    ), "errors"),
+    **dict.fromkeys(("LedgerEntry", "PrivacyLedger"), "ledger"),
+    **dict.fromkeys(("FederationMembership", "Membership"), "membership"),
+    **dict.fromkeys(("LocalModel", "LocalModelRegistry"), "model_registry"),
+    **dict.fromkeys(("DEFAULT_ROLES", "OWNER", "Permission"), "permissions"),
+    **dict.fromkeys(("NodePolicy", "PolicyService", "plan_violations"), "policy"),
+    "NodeService": "service",
+    "UserSession": "session",
+    **dict.fromkeys(("NodeStore", "resolve_home"), "store"),
+}
 
 __all__ = [
-    "DEFAULT_ROLES", "OWNER", "AccountDisabled", "AccountError", "AccountLocked", "AccountService", "AccountView",
-    "AuditLog", "AuditRecord", "AuthenticationFailed", "ChainReport", "LastOwnerError", "NodeError", "NodeService",
-    "NodeStore", "PasswordRejected", "Permission", "PermissionDenied", "SetupError", "UserSession", "resolve_home",
+    "DEFAULT_ROLES",
+    "OWNER",
+    "AccountDisabled",
+    "AccountError",
+    "AccountLocked",
+    "AccountService",
+    "AccountView",
+    "Approval",
+    "ApprovalError",
+    "ApprovalService",
+    "AuditLog",
+    "AuditRecord",
+    "AuthenticationFailed",
+    "ChainReport",
+    "DatasetError",
+    "DatasetInfo",
+    "DatasetService",
+    "EgressLog",
+    "EgressRecord",
+    "FederationMembership",
+    "LastOwnerError",
+    "LedgerEntry",
+    "LocalModel",
+    "LocalModelRegistry",
+    "Membership",
+    "MembershipError",
+    "ModelRegistryError",
+    "NodeError",
+    "NodePolicy",
+    "NodeService",
+    "NodeStore",
+    "PasswordRejected",
+    "Permission",
+    "PermissionDenied",
+    "PlanOutsidePolicy",
+    "PolicyError",
+    "PolicyService",
+    "PrivacyBudgetExceeded",
+    "PrivacyLedger",
+    "SetupError",
+    "UserSession",
+    "plan_violations",
+    "resolve_home",
     "verify_chain",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

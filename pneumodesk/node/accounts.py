@@ -92,6 +92,24 @@ class AccountService:
             self.audit.append(actor.username, str(permission), target, DENIED)
             raise PermissionDenied(PERMISSION_ACTIONS[permission])
 
+    def require_any(self, actor: UserSession, permissions: Iterable[Permission], target: str = "") -> None:
+        """Like ``require``, but any one of ``permissions`` suffices; a refusal is audited under the first one."""
+        wanted = list(permissions)
+        with self.store.session() as session:
+            user = session.get(User, actor.user_id)
+            allowed = (user is not None and not user.disabled
+                       and bool(set(wanted) & self._role_permissions(session, user.role_name)))
+        if not allowed:
+            self.audit.append(actor.username, str(wanted[0]), target, DENIED)
+            raise PermissionDenied(" or ".join(PERMISSION_ACTIONS[p] for p in wanted))
+
+    def require_signed_in(self, actor: UserSession) -> None:
+        """Refuse a session whose account was deleted or disabled since sign-in (read-only views need no right)."""
+        with self.store.session() as session:
+            user = session.get(User, actor.user_id)
+            if user is None or user.disabled:
+                raise AccountDisabled()
+
     def _require_owner(self, actor: UserSession, what: str, target: str = "") -> None:
         with self.store.session() as session:
             user = session.get(User, actor.user_id)

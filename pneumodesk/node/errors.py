@@ -59,3 +59,46 @@ class LastOwnerError(AccountError):
 
 class SetupError(NodeError):
     """First-start set-up refused (e.g. an Owner already exists)."""
+
+
+class DatasetError(NodeError):
+    """A dataset cannot be registered, found or removed; the message says why in plain words."""
+
+
+class PolicyError(NodeError):
+    """A node policy that cannot be saved (e.g. a minimum above its maximum); ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("The policy was not saved: " + "; ".join(problems) + ".")
+
+
+class PlanOutsidePolicy(NodeError):
+    """A training plan breaks this node's policy; ``reasons`` lists every rule it breaks, in plain words."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("This training plan is outside the node's policy: " + "; ".join(reasons) + ".")
+
+
+class PrivacyBudgetExceeded(NodeError):
+    """Training would push a dataset's privacy spending (ε) past the cap the admin set."""
+
+    def __init__(self, dataset_id: int, spent: float, requested: float, cap: float) -> None:
+        self.dataset_id, self.spent, self.requested, self.cap = dataset_id, spent, requested, cap
+        super().__init__(
+            f"Dataset {dataset_id} has already spent ε = {spent:.2f} of its privacy budget of ε = {cap:.2f}; "
+            f"another ε = {requested:.2f} would exceed it, so this training is not allowed."
+        )
+
+
+class ApprovalError(NodeError):
+    """An approval that cannot be given or withdrawn (unknown plan, already approved, …)."""
+
+
+class MembershipError(NodeError):
+    """A federation membership change that cannot be made."""
+
+
+class ModelRegistryError(NodeError):
+    """A local model that cannot be added, accepted, rejected or restored."""

@@ -1,8 +1,11 @@
 """The node store's tables (SQLAlchemy 2). The schema is created and changed only by the Alembic revisions in
-``migrations/``; later issues add datasets, approvals and the privacy ledger as new tables and new revisions.
+``migrations/`` (0001: accounts and audit; 0002: datasets, policy, approvals, privacy ledger, membership, egress
+log, local models).
 
 Invariants: timestamps are stored as naive UTC and read back UTC-aware; ``users.password_hash`` holds argon2 hashes
-only; ``audit_entries`` is append-only (SQLite triggers refuse UPDATE and DELETE) and hash-chained (see ``audit``).
+only; ``audit_entries``, ``privacy_ledger`` and ``egress_log`` are append-only (SQLite triggers refuse UPDATE and
+DELETE); the audit log is hash-chained (see ``audit``). Dataset file lists hold paths relative to the dataset's
+source; nothing in these tables ever leaves the node.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -91,3 +94,123 @@ class AuditHead(Base):
     last_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(Integer)
+
+
+class Dataset(Base):
+    """A registered local dataset. Removal is soft (``removed`` set) so ledger entries keep their dataset."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(Text)  # absolute folder or CSV path
+    kind: Mapped[str] = mapped_column(String(8))  # folder | csv
+    normal: Mapped[int] = mapped_column(Integer)
+    pneumonia: Mapped[int] = mapped_column(Integer)
+    training_count: Mapped[int] = mapped_column(Integer)
+    validation_count: Mapped[int] = mapped_column(Integer)
+    registered: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    registered_by: Mapped[str] = mapped_column(String(64))
+    removed: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DatasetFile(Base):
+    """One file of a dataset: ``split`` is training | validation | unreadable (then ``reason`` says why)."""
+
+    __tablename__ = "dataset_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text)  # relative to the folder (or the CSV's folder), POSIX separators
+    label: Mapped[int] = mapped_column(Integer)  # 0 normal, 1 pneumonia, -1 unknown (unreadable rows only)
+    split: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PolicyRow(Base):
+    """The single row (id 1) holding the node policy as canonical JSON; absent means the defaults."""
+
+    __tablename__ = "node_policy"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy_json: Mapped[str] = mapped_column(Text)
+    updated: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    plan_json: Mapped[str] = mapped_column(Text)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    coordinator_url: Mapped[str] = mapped_column(Text)
+    epsilon_total: Mapped[float | None] = mapped_column(Float, nullable=True)
+    approved_by: Mapped[str] = mapped_column(String(64))
+    approved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LedgerRow(Base):
+    """One local training run's privacy spending on a dataset. Append-only (SQLite triggers)."""
+
+    __tablename__ = "privacy_ledger"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    plan_sha256: Mapped[str] = mapped_column(String(64))
+    round_number: Mapped[int] = mapped_column(Integer)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    noise_multiplier: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[float] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(Integer)
+
+
+class MembershipRow(Base):
+    """The single row (id 1) describing this node's federation membership."""
+
+    __tablename__ = "federation_membership"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    coordinator_url: Mapped[str] = mapped_column(Text)
+    federation: Mapped[str] = mapped_column(String(128))
+    node_id: Mapped[str] = mapped_column(String(128))
+    node_name: Mapped[str] = mapped_column(String(128))
+    ca_pem_sha256: Mapped[str] = mapped_column(String(64))
+    ca_path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class EgressRow(Base):
+    """One request this node sent. Append-only (SQLite triggers)."""
+
+    __tablename__ = "egress_log"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    method: Mapped[str] = mapped_column(String(8))
+    endpoint: Mapped[str] = mapped_column(Text)
+    bytes_sent: Mapped[int] = mapped_column(Integer)
+    bytes_received: Mapped[int] = mapped_column(Integer)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+
+
+class LocalModelRow(Base):
+    """A model bundle kept under ``home/models/<id>/``; exactly one row has status ``active``."""
+
+    __tablename__ = "local_models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12))  # active | candidate | retired | rejected
+    source: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(128))
+    architecture: Mapped[str] = mapped_column(String(64))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    plan_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    round_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    global_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    metrics: Mapped[str] = mapped_column(Text)  # JSON object
+    baseline_metrics: Mapped[str] = mapped_column(Text)  # JSON object
+    added: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,4 +1,4 @@
-"""``pneumodesk.node`` stays below the GUI: it imports no Qt, no gui, client or coordinator module."""
+"""``pneumodesk.node`` stays below the GUI: it imports no Qt, no gui, client, coordinator or training module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pneumodesk.node
 
-FORBIDDEN = ("PySide6", "shiboken6", "pneumodesk.gui", "pneumodesk.client", "pneumodesk.coordinator")
+FORBIDDEN = ("PySide6", "shiboken6", "pneumodesk.gui", "pneumodesk.client", "pneumodesk.coordinator",
+             "pneumodesk.training")
 
 
 def test_node_modules_import_nothing_from_the_layers_above():
@@ -26,6 +27,19 @@ def test_node_modules_import_nothing_from_the_layers_above():
 
 def test_the_cli_parser_does_not_load_the_node_stack_until_an_accounts_command_runs():
     code = ("import sys, pneumodesk.cli as c; c._parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'sqlalchemy', 'alembic', 'argon2'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_training_imports_nothing_from_the_node_store():
+    root = Path(pneumodesk.node.__file__).parents[1] / "training"
+    offenders = [f"{path.name}: {line.strip()}" for path in root.rglob("*.py")
+                 for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.lstrip().startswith(("from pneumodesk.node", "import pneumodesk.node"))]
+    assert offenders == []
+    code = ("import sys, pneumodesk.training as t, pneumodesk.imaging.patient_groups as p; "
+            "assert t.patient_group is p.patient_group; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'sqlalchemy', 'alembic', 'argon2'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -13,7 +13,12 @@ from pneumodesk.node import NodeService
 from pneumodesk.node.models import Base
 from pneumodesk.node.store import NodeStore, alembic_config
 
-TABLES = {"roles", "role_permissions", "users", "audit_entries", "audit_head", "alembic_version"}
+FIRST = {"roles", "role_permissions", "users", "audit_entries", "audit_head", "alembic_version"}
+SECOND = {"datasets", "dataset_files", "node_policy", "approvals", "privacy_ledger", "federation_membership",
+          "egress_log", "local_models"}
+TABLES = FIRST | SECOND
+APPEND_ONLY_TRIGGERS = {f"{table}_no_{verb}" for table in ("audit_entries", "privacy_ledger", "egress_log")
+                        for verb in ("update", "delete")}
 
 
 def schema(path: Path) -> set[tuple[str, str]]:
@@ -65,8 +70,27 @@ def test_alembic_upgrade_head_on_an_empty_file_and_downgrade_to_base(tmp_path):
     command.upgrade(config, "head")
 
     assert {name for kind, name in built if kind == "table"} == TABLES
-    assert ("trigger", "audit_entries_no_update") in built and ("trigger", "audit_entries_no_delete") in built
+    assert {("trigger", name) for name in APPEND_ONLY_TRIGGERS} <= built
     assert emptied == {"alembic_version"}
     assert schema(path) == built
     store = NodeStore(path)  # a store made by hand opens like any other
     store.close()
+
+
+def test_a_store_at_the_first_revision_upgrades_keeping_its_accounts_and_audit_chain(tmp_path):
+    path = tmp_path / "node.sqlite3"
+    path.touch()
+    config = alembic_config(url=f"sqlite:///{path}")
+    command.upgrade(config, "r20261127_0001")
+    assert {name for kind, name in schema(path) if kind == "table"} == FIRST
+
+    node = NodeService.open(tmp_path)  # opening upgrades to head
+    node.accounts.create_owner("olivia.owner", "Olivia Owner", "sunflower meadow 88")
+    node.close()
+    command.downgrade(config, "r20261127_0001")
+    after_downgrade = {name for kind, name in schema(path) if kind == "table"}
+    again = NodeService.open(tmp_path)
+
+    assert after_downgrade == FIRST
+    assert revision(path) == "r20261127_0002" and again.accounts.has_owner() and again.verify_audit().intact
+    again.close()
