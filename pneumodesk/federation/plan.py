@@ -51,11 +51,24 @@ class TrainingPlan(BaseModel):
     min_nodes: int = Field(ge=1, le=10_000, description="updates needed before a round is aggregated")
     round_deadline_seconds: int = Field(3600, ge=5, le=30 * 24 * 3600)
     secure_aggregation: bool = True
+    secure_aggregation_threshold: int | None = Field(
+        None, ge=2, le=10_000,
+        description="t: surviving nodes needed to unmask the sum; None = a strict majority of the round's nodes")
+    secure_aggregation_clip: float = Field(
+        1.0, gt=0.0, le=1000.0, description="each coordinate of a node's delta (local − global) is clipped to ±clip")
+    secure_aggregation_max_examples: int = Field(
+        10_000, ge=1, le=1_000_000, description="a node's weight in the sum is min(its example count, this cap)")
+    secure_phase_seconds: int = Field(
+        120, ge=2, le=24 * 3600, description="deadline of each secure-aggregation phase after key advertising")
 
     @model_validator(mode="after")
     def _sane(self) -> TrainingPlan:
         if self.momentum and self.optimiser != "sgd":
             raise ValueError("momentum applies only to the sgd optimiser")
+        threshold = self.secure_aggregation_threshold
+        if threshold is not None and not (self.secure_aggregation and self.min_nodes / 2 < threshold <= self.min_nodes):
+            raise ValueError("secure_aggregation_threshold needs secure aggregation on and must be a strict majority "
+                             "of min_nodes, at most min_nodes")
         return self
 
     @classmethod

@@ -56,3 +56,16 @@ def test_invalid_plans_are_refused_with_the_field_named(change, fragment):
 def test_malformed_json_is_a_plan_error():
     with pytest.raises(PlanError):
         TrainingPlan.from_json_bytes(b"{")
+
+
+def test_secure_aggregation_is_the_default_and_its_threshold_must_be_a_strict_majority():
+    plan = TrainingPlan.from_json_bytes(json.dumps(BASE))
+    assert plan.secure_aggregation and plan.secure_aggregation_threshold is None  # None: strict majority
+    assert plan.secure_aggregation_clip > 0 and plan.secure_aggregation_max_examples >= 1
+    assert TrainingPlan.from_json_bytes(json.dumps({**BASE, "secure_aggregation_threshold": 2})).sha256 != plan.sha256
+    for threshold in (1, 4):  # min_nodes = 3: t must be 2 or 3
+        with pytest.raises(PlanError, match="secure_aggregation_threshold"):
+            TrainingPlan.from_json_bytes(json.dumps({**BASE, "secure_aggregation_threshold": threshold}))
+    with pytest.raises(PlanError, match="secure_aggregation_threshold"):
+        TrainingPlan.from_json_bytes(json.dumps({**BASE, "secure_aggregation": False,
+                                                 "secure_aggregation_threshold": 2}))

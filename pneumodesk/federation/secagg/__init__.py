@@ -1,0 +1,63 @@
+"""Secure aggregation (Bonawitz et al., CCS 2017) as pure, I/O-free code: the coordinator learns only the sum.
+
+``SecAggNode`` is the node's side, ``SecAggServer`` the coordinator's; the messages in ``messages`` travel between
+them (the coordinator relays node-to-node shares as opaque ciphertexts). See docs in ``node`` and ``server`` for
+the call sequence of each phase, and ``quantise`` for the fixed-point format and its error bound.
+"""
+
+from .errors import (
+    KeySubstitutionDetected,
+    ProtocolViolation,
+    QuantisationError,
+    ReconstructionFailed,
+    SecAggError,
+    ShareDecryptionFailed,
+    TooFewSurvivors,
+    UnmaskRequestRefused,
+)
+from .messages import (
+    AggregateResult,
+    EncryptedShare,
+    KeyAdvertisement,
+    KeyRoster,
+    MaskedInput,
+    Phase,
+    ShareDelivery,
+    ShareKeysMessage,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from .node import NodeState, SecAggNode
+from .quantise import QuantisationSpec, decode, encode
+from .server import SecAggServer, default_threshold
+from .vector import flatten_state, unflatten_state
+
+__all__ = [
+    "AggregateResult",
+    "EncryptedShare",
+    "KeyAdvertisement",
+    "KeyRoster",
+    "KeySubstitutionDetected",
+    "MaskedInput",
+    "NodeState",
+    "Phase",
+    "ProtocolViolation",
+    "QuantisationError",
+    "QuantisationSpec",
+    "ReconstructionFailed",
+    "SecAggError",
+    "SecAggNode",
+    "SecAggServer",
+    "ShareDecryptionFailed",
+    "ShareDelivery",
+    "ShareKeysMessage",
+    "TooFewSurvivors",
+    "UnmaskRequest",
+    "UnmaskRequestRefused",
+    "UnmaskResponse",
+    "decode",
+    "default_threshold",
+    "encode",
+    "flatten_state",
+    "unflatten_state",
+]

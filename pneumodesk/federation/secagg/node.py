@@ -1,0 +1,271 @@
+"""The node's side of one secure-aggregation round: a small state machine whose state survives a restart.
+
+Flow (each method returns the message to send; persist ``to_bytes()`` — it holds secrets, store it encrypted —
+*before* sending, so a restarted node answers a retry identically and never reveals conflicting shares):
+
+    node = SecAggNode.begin(round_id, node_id, identity_key)      → node.advertisement      (advertise_keys)
+    node.share_keys(roster, identity_keys)                        → ShareKeysMessage        (share_keys)
+    node.masked_input(delivery, update, examples)                 → MaskedInput             (masked_input)
+    node.unmask(request)                                          → UnmaskResponse          (unmasking)
+
+Invariants: for any node it reveals at most one kind of share — the self-mask-seed share (that node survived) or the
+mask-key share (that node dropped) — across every request it ever answers in the round; it masks at most one update
+(a second, different update is refused, since two masked inputs under the same masks would reveal their difference);
+it accepts a roster only if every key is signed by its owner's enrolled identity key and the threshold is a strict
+majority of the roster (so no coordinator can collect both kinds of share of one node from honest nodes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pydantic import BaseModel, ConfigDict
+
+from . import masks, shamir
+from .errors import KeySubstitutionDetected, ProtocolViolation, UnmaskRequestRefused
+from .keys import sign_advertisement, verify_advertisement
+from .messages import (
+    KeyAdvertisement,
+    KeyRoster,
+    MaskedInput,
+    ShareDelivery,
+    ShareKeysMessage,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from .quantise import ChunkEncoder, check_input
+from .sharing import decrypt_share, encrypt_share
+
+NodePhase = Literal["advertised", "shared", "masked", "unmasked"]
+ShareKind = Literal["self_mask", "mask_key"]
+_ORDER: tuple[NodePhase, ...] = ("advertised", "shared", "masked", "unmasked")
+
+
+def _digest(flat: np.ndarray, examples: int) -> str:
+    """Identity of a (update, example count) pair, to refuse masking a second, different update."""
+    hasher = hashlib.sha256(f"{flat.dtype.str}:{flat.size}:{examples}:".encode())
+    hasher.update(memoryview(flat).cast("B"))
+    return hasher.hexdigest()
+
+
+class NodeState(BaseModel):
+    """Everything a node needs to continue the round after a restart (JSON; secrets inside — store encrypted)."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    round_id: str
+    node_id: str
+    phase: NodePhase = "advertised"
+    mask_private: bytes
+    share_private: bytes
+    self_seed: bytes
+    advertisement: KeyAdvertisement
+    roster: KeyRoster | None = None
+    outgoing: ShareKeysMessage | None = None
+    own_shares: tuple[str, str] | None = None  # (seed share, key share) for this node's own position, hex
+    received: dict[str, tuple[str, str]] = {}  # sender → (seed share, key share), hex
+    u2: tuple[str, ...] = ()
+    input_sha256: str | None = None
+    revealed: dict[str, ShareKind] = {}
+
+
+class SecAggNode:
+    def __init__(self, state: NodeState) -> None:
+        self.state = state
+
+    @classmethod
+    def begin(cls, round_id: str, node_id: str, identity: Ed25519PrivateKey) -> SecAggNode:
+        """Fresh X25519 key pairs and self-mask seed for this round, and the signed advertisement of the keys."""
+        mask_key, share_key = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+        advertisement = sign_advertisement(identity, round_id, node_id, mask_key.public_key().public_bytes_raw(),
+                                           share_key.public_key().public_bytes_raw())
+        return cls(NodeState(round_id=round_id, node_id=node_id, mask_private=mask_key.private_bytes_raw(),
+                             share_private=share_key.private_bytes_raw(), self_seed=os.urandom(32),
+                             advertisement=advertisement))
+
+    # -- persistence --------------------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return self.state.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SecAggNode:
+        return cls(NodeState.model_validate_json(data))
+
+    @property
+    def advertisement(self) -> KeyAdvertisement:
+        return self.state.advertisement
+
+    @property
+    def phase(self) -> NodePhase:
+        return self.state.phase
+
+    def _require(self, *allowed: NodePhase) -> None:
+        if self.state.phase not in allowed:
+            raise ProtocolViolation(f"This node is in phase {self.state.phase} of the round and cannot do that now.")
+
+    def _check_round(self, round_id: str) -> None:
+        if round_id != self.state.round_id:
+            raise ProtocolViolation("The message belongs to another round.")
+
+    # -- share_keys ---------------------------------------------------------------------------------------------
+
+    def share_keys(self, roster: KeyRoster, identity_keys: Mapping[str, bytes]) -> ShareKeysMessage:
+        """Check the roster (signatures, threshold, own keys), split both secrets and encrypt one share per peer.
+
+        ``identity_keys`` maps node id → raw Ed25519 public key as enrolled. Retrying returns the same message.
+        """
+        state = self.state
+        if state.outgoing is not None:
+            if roster != state.roster:
+                raise ProtocolViolation("The coordinator sent a different key roster for the same round.")
+            return state.outgoing
+        self._require("advertised")
+        self._check_round(roster.round_id)
+        ids = roster.node_ids
+        if roster.advertisement(state.node_id) != state.advertisement:
+            raise KeySubstitutionDetected("The roster does not carry this node's own keys; they were substituted.")
+        if not (len(ids) / 2 < roster.threshold <= len(ids)):
+            raise ProtocolViolation(
+                f"The round's threshold {roster.threshold} is not a strict majority of its {len(ids)} nodes; "
+                "joining it could expose this hospital's update."
+            )
+        if roster.quantisation.max_nodes < len(ids):
+            raise ProtocolViolation("The round's number format is too narrow for its number of nodes.")
+        keys_seen: set[bytes] = set()
+        for item in roster.advertisements:
+            if item.node_id not in identity_keys:
+                raise ProtocolViolation(f"Node {item.node_id} is in the roster but not a known member.")
+            verify_advertisement(item, identity_keys[item.node_id], state.round_id)
+            if {item.mask_public, item.share_public} & keys_seen or item.mask_public == item.share_public:
+                raise ProtocolViolation("Two round keys in the roster are the same; the roster is not genuine.")
+            keys_seen |= {item.mask_public, item.share_public}
+        xs = [roster.position(node) for node in ids]
+        seed_shares = shamir.split(state.self_seed, roster.threshold, xs)
+        key_shares = shamir.split(state.mask_private, roster.threshold, xs)
+        share_private = X25519PrivateKey.from_private_bytes(state.share_private)
+        outgoing = []
+        for node in ids:
+            x = roster.position(node)
+            if node == state.node_id:
+                state.own_shares = (hex(seed_shares[x]), hex(key_shares[x]))
+                continue
+            outgoing.append(encrypt_share(share_private, roster.advertisement(node).share_public, state.round_id,
+                                          state.node_id, node, seed_shares[x], key_shares[x]))
+        state.roster = roster
+        state.outgoing = ShareKeysMessage(round_id=state.round_id, sender=state.node_id, shares=tuple(outgoing))
+        state.phase = "shared"
+        return state.outgoing
+
+    # -- masked_input -------------------------------------------------------------------------------------------
+
+    def masked_input(self, delivery: ShareDelivery, update: np.ndarray, examples: int) -> MaskedInput:
+        """Decrypt the relayed shares, then y = encode(update, examples) + PRG(b) ± PRG(s_uv) for v in U2 \\ {u}.
+
+        ``update`` is a flat float vector of the roster's ``vector_length``. Repeating the call with the same update
+        gives the same bytes; a different update is refused.
+        """
+        state = self.state
+        self._require("shared", "masked", "unmasked")
+        roster = state.roster
+        assert roster is not None
+        self._check_round(delivery.round_id)
+        flat = np.ascontiguousarray(check_input(update, examples, roster.quantisation))
+        if flat.size != roster.vector_length:
+            raise ProtocolViolation(f"The update has {flat.size} values; the round expects {roster.vector_length}.")
+        digest = _digest(flat, examples)
+        if state.input_sha256 is not None and state.input_sha256 != digest:
+            raise ProtocolViolation("This node already masked a different update in this round; it sends only one.")
+        if state.phase == "shared":
+            self._accept_delivery(delivery)
+        elif tuple(sorted(set(delivery.senders))) != state.u2:
+            raise ProtocolViolation("The coordinator changed the set of nodes after the masked input was made.")
+        words = np.empty(flat.size + 1, dtype=roster.quantisation.unsigned)
+        encoder = ChunkEncoder(flat, examples, roster.quantisation, words)
+        streams = [(masks.self_mask_seed(state.self_seed, state.round_id, state.node_id), +1)]
+        mask_private = X25519PrivateKey.from_private_bytes(state.mask_private)
+        for peer in state.u2:
+            if peer != state.node_id:
+                seed = masks.pairwise_seed(mask_private, roster.advertisement(peer).mask_public, state.round_id,
+                                           state.node_id, peer)
+                streams.append((seed, masks.pairwise_sign(state.node_id, peer)))
+        masks.apply_streams(words, streams, before_chunk=encoder)
+        state.input_sha256 = digest
+        if state.phase == "shared":
+            state.phase = "masked"
+        return MaskedInput(round_id=state.round_id, node_id=state.node_id, words=words)
+
+    def _accept_delivery(self, delivery: ShareDelivery) -> None:
+        state, roster = self.state, self.state.roster
+        assert roster is not None
+        if delivery.receiver != state.node_id:
+            raise ProtocolViolation("The coordinator delivered another node's shares to this node.")
+        u2 = tuple(sorted(set(delivery.senders)))
+        if state.node_id not in u2 or not set(u2) <= set(roster.node_ids):
+            raise ProtocolViolation("The list of nodes that shared keys is not part of this round's roster.")
+        if len(u2) < roster.threshold:
+            raise ProtocolViolation("Fewer nodes than the threshold shared their keys; the round cannot go on.")
+        by_sender = {share.sender: share for share in delivery.shares}
+        if set(by_sender) != set(u2) - {state.node_id} or len(by_sender) != len(delivery.shares):
+            raise ProtocolViolation("The delivered shares do not match the list of nodes that shared keys.")
+        share_private = X25519PrivateKey.from_private_bytes(state.share_private)
+        received = {}
+        for sender, share in by_sender.items():
+            if share.receiver != state.node_id:
+                raise ProtocolViolation(f"A share from node {sender} is addressed to another node.")
+            seed_share, key_share = decrypt_share(share_private, roster.advertisement(sender).share_public,
+                                                  state.round_id, share)
+            received[sender] = (hex(seed_share), hex(key_share))
+        state.received, state.u2 = received, u2
+
+    # -- unmasking ----------------------------------------------------------------------------------------------
+
+    def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
+        """Reveal self-mask-seed shares of survivors and mask-key shares of dropped nodes — never both for one node.
+
+        Raises ``UnmaskRequestRefused`` when the request asks for both kinds for a node (now, or together with an
+        earlier request), omits or invents nodes, leaves fewer survivors than the threshold, or lists this node as
+        dropped.
+        """
+        state = self.state
+        self._require("masked", "unmasked")
+        roster = state.roster
+        assert roster is not None
+        self._check_round(request.round_id)
+        survivors, dropped = set(request.survivors), set(request.dropped)
+        both = survivors & dropped
+        if both:
+            raise UnmaskRequestRefused(
+                f"The coordinator asked for both kinds of key share of node(s) {', '.join(sorted(both))}; that would "
+                "reveal an individual update, so this node refuses."
+            )
+        if survivors | dropped != set(state.u2) or len(survivors) != len(request.survivors):
+            raise UnmaskRequestRefused("The unmasking request does not cover exactly the nodes that shared keys.")
+        if state.node_id not in survivors:
+            raise UnmaskRequestRefused("The unmasking request lists this node as dropped although it is answering.")
+        if len(survivors) < roster.threshold:
+            raise UnmaskRequestRefused(
+                f"Only {len(survivors)} nodes survived; at least {roster.threshold} are needed, so nothing is revealed."
+            )
+        wanted: dict[str, ShareKind] = {node: "self_mask" for node in survivors}
+        wanted |= {node: "mask_key" for node in dropped}
+        conflicts = sorted(node for node, kind in wanted.items() if state.revealed.get(node, kind) != kind)
+        if conflicts:
+            raise UnmaskRequestRefused(
+                f"This node already revealed the other kind of share of node(s) {', '.join(conflicts)}; answering "
+                "would reveal an individual update, so it refuses."
+            )
+        assert state.own_shares is not None
+        shares = dict(state.received) | {state.node_id: state.own_shares}
+        self_mask = {node: shamir.share_to_bytes(int(shares[node][0], 16)) for node in sorted(survivors)}
+        mask_key = {node: shamir.share_to_bytes(int(shares[node][1], 16)) for node in sorted(dropped)}
+        state.revealed |= wanted
+        state.phase = "unmasked"
+        return UnmaskResponse(round_id=state.round_id, sender=state.node_id, self_mask_shares=self_mask,
+                              mask_key_shares=mask_key)
