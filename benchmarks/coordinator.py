@@ -1,55 +1,59 @@
 """Federation round overhead on this machine: everything but local training, for 3, 10 and 30 nodes and an
-11 M-parameter model, against a real coordinator (uvicorn over TLS on 127.0.0.1, its own CA).
+11 M-parameter model, against a real coordinator (``pneumodesk-coordinator serve``: uvicorn over TLS on 127.0.0.1,
+its own CA).
 
-Per round and node: learn that the round is open (long poll), download the model, upload an update; the coordinator
-aggregates (FedAvg) when the last update arrives and publishes the new version; every node learns of it by long poll.
-Reported per node count (medians over rounds): download, upload (incl. the aggregation triggered by the last
-upload), aggregate (the coordinator's own timing, from its log), publish→all nodes notified, and the whole overhead;
-plus one local training epoch of the default architecture on 500 images at its input size, measured in the same run,
-and the ratios overhead/epoch and overhead/(epoch + overhead), using the fastest of three epochs. Prints JSON.
+Per round and node: join, download the model (sha256 checked, parsed), wait until every node has it (their local
+training would happen here), upload an update, then learn by long poll that the round closed. The coordinator counts
+each upload at once into the round's running sum, so the last upload only divides and publishes. Reported per node
+count (medians over rounds, seconds): download, upload (incl. the aggregation the last upload triggers), aggregate
+(the coordinator's own timing, from its log), publish→all nodes notified, the whole overhead, and the coordinator's
+own CPU seconds per round (from /proc: a figure the machine's other load hardly changes). Plus one local training
+epoch of the default architecture on 500 images at its input size, measured in the same run (the fastest of the
+runs, which makes the ratios conservative), and the ratios overhead/epoch and overhead/(epoch + overhead).
 
-All simulated nodes share this machine's cores with the coordinator, so client-side work (serialising and sending
-N updates) is counted here although real nodes do it in parallel on their own machines: an upper bound.
+Simulated nodes run in separate worker processes (threads inside them), so their client-side work does not serialise
+on one interpreter lock; they still share this machine's cores with the coordinator, so the figures are an upper
+bound for nodes on their own machines. Prints JSON (the full report on stdout, one line per node count on stderr).
 
-    .venv/bin/python benchmarks/coordinator.py [--nodes 3 10 30] [--rounds 3] [--parameters 11000000]
+    .venv/bin/python benchmarks/coordinator.py [--nodes 3 10 30] [--rounds 5] [--parameters 11000000]
+        [--epoch-runs 4] [--workers CPU_COUNT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pneumodesk.federation.tensors import state_dict_to_bytes
-from pneumodesk.model import ModelBundle, build_model, load_bundle
-from pneumodesk.model.default import default_bundle_path
-from tests.e2e.coordinator_harness import (
-    Coordinator,
-    approved_nodes,
-    init_coordinator,
-    model_list,
-    plan_json,
-    publish_via_api,
-)
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
-def big_bundle(directory: Path, parameters: int) -> ModelBundle:
+def tensor_sizes(parameters: int) -> list[int]:
+    return [parameters // 11] * 10 + [parameters - 10 * (parameters // 11)]
+
+
+def big_bundle(directory: Path, parameters: int):
     """A bundle with ``parameters`` random float32 weights (11 tensors); the coordinator never builds the network."""
+    import torch
+
+    from pneumodesk.model import ModelBundle, load_bundle
+    from pneumodesk.model.default import default_bundle_path
+
     card = load_bundle(default_bundle_path()).card
     generator = torch.Generator().manual_seed(0)
-    sizes = [parameters // 11] * 10 + [parameters - 10 * (parameters // 11)]
-    state = {f"layer{i}.weight": torch.randn(n, generator=generator) * 0.01 for i, n in enumerate(sizes)}
+    state = {f"layer{i}.weight": torch.randn(n, generator=generator) * 0.01
+             for i, n in enumerate(tensor_sizes(parameters))}
     bundle = ModelBundle(card.with_updates(parameters=parameters), state)
     bundle.save(directory)
     return bundle
@@ -57,6 +61,11 @@ def big_bundle(directory: Path, parameters: int) -> ModelBundle:
 
 def local_epoch_seconds(images: int = 500, batch_size: int = 32) -> float:
     """One epoch of the default architecture at its input size (random grey images, AdamW, log loss)."""
+    import torch
+
+    from pneumodesk.model import build_model, load_bundle
+    from pneumodesk.model.default import default_bundle_path
+
     card = load_bundle(default_bundle_path()).card
     model = build_model(card.architecture).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -72,57 +81,131 @@ def local_epoch_seconds(images: int = 500, batch_size: int = 32) -> float:
     return time.perf_counter() - started
 
 
-def _upload(node, info: dict, payload: bytes, index: int) -> float:
-    response = node.upload_bytes(info["round_id"], payload, 100 + index)
-    assert response.status_code == 200, response.text
-    return time.perf_counter()
+# -- simulated nodes, in worker processes ----------------------------------------------------------------------------
+
+
+def _node_worker(directory: str, port: int, nodes: list[dict], parameters: int, plan_sha: str, rounds: int,
+                 barrier, results) -> None:
+    """Run every round for ``nodes`` (one thread each); put (node, round, downloaded, uploaded, notified) times."""
+    sys.path.insert(0, str(ROOT))
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from pneumodesk.federation.tensors import state_dict_to_bytes
+    from tests.e2e.coordinator_harness import Coordinator, SimulatedNode
+
+    coordinator = Coordinator.__new__(Coordinator)
+    coordinator.directory, coordinator.port = Path(directory), port
+    coordinator.ca, coordinator._sessions = Path(directory) / "tls" / "ca.pem", []
+
+    def simulate(spec: dict) -> None:
+        node = SimulatedNode(coordinator, spec["name"])
+        node.key = load_pem_private_key(spec["key"], None)
+        node.node_id = spec["node_id"]
+        assert node.request_token().status_code == 200  # a fresh token: runs may outlast the first one
+        rng = np.random.default_rng(spec["index"])
+        payload = state_dict_to_bytes({f"layer{i}.weight": (rng.standard_normal(n) * 0.01).astype(np.float32)
+                                       for i, n in enumerate(tensor_sizes(parameters))})
+        barrier.wait()  # payloads ready everywhere: round 1 starts now
+        for number in range(1, rounds + 1):
+            info = node.join(plan_sha)
+            assert info["number"] == number, info
+            node.download(info["model_version"])  # sha256 checked and parsed, as a node does
+            downloaded = time.perf_counter()
+            barrier.wait()  # every node has the model: local training would run here
+            response = node.upload_bytes(info["round_id"], payload, 100 + spec["index"])
+            assert response.status_code == 200, response.text
+            uploaded = time.perf_counter()
+            notified = _learn_result(node, info, plan_sha, number)
+            results.put((spec["index"], number, downloaded, uploaded, notified))
+            barrier.wait()  # the next round starts when every node knows this one closed
+
+    threads = [threading.Thread(target=simulate, args=(spec,)) for spec in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _learn_result(node, info: dict, plan_sha: str, number: int) -> float:
-    """Long-poll until the plan moved past round ``number``; returns when this node knew."""
+    """Long-poll (``until=round_end``: not woken by other nodes' uploads) until the plan moved past round ``number``;
+    returns when this node knew."""
     since = info["revision"]
     while True:
-        answer = node.get(f"/plans/{plan_sha}/wait", params={"since": since, "timeout": 60}).json()
+        answer = node.get(f"/plans/{plan_sha}/wait",
+                          params={"since": since, "until": "round_end", "timeout": 60}).json()
         current = answer["round"]
         if answer["plan_status"] == "finished" or (current and current["number"] > number):
             return time.perf_counter()
         since = current["revision"]
 
 
-def run_rounds(coordinator: Coordinator, nodes, payloads: list[bytes], plan_sha: str, rounds: int) -> list[dict]:
-    """Drive ``rounds`` rounds with every node; returns per-round phase timings (seconds)."""
-    results = []
-    pool = ThreadPoolExecutor(len(nodes))
-    opened = time.perf_counter()  # round 1 opened at publication, just before this call
-    for number in range(1, rounds + 1):
-        infos = list(pool.map(lambda n: n.join(plan_sha), nodes))
-        assert {i["number"] for i in infos} == {number}, infos
-        list(pool.map(lambda pair: pair[0].download(pair[1]["model_version"]), zip(nodes, infos, strict=True)))
-        downloaded = time.perf_counter()
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        uploaded = max(pool.map(_upload, nodes, infos, payloads[: len(nodes)], range(len(nodes))))
-        notified = max(pool.map(_learn_result, nodes, infos, [plan_sha] * len(nodes), [number] * len(nodes)))
-        results.append({"download_s": downloaded - opened, "upload_s": uploaded - downloaded,
-                        "publish_notify_s": notified - uploaded, "overhead_s": notified - opened})
-        opened = notified
-    pool.shutdown()
-    return results
+
+def run_rounds(coordinator, nodes, parameters: int, plan_sha: str, rounds: int, workers: int) -> list[dict]:
+    """Drive ``rounds`` rounds with every node in ``workers`` processes; per-round phase timings (seconds)."""
+    from cryptography.hazmat.primitives import serialization
+
+    context = mp.get_context("spawn")
+    barrier, results = context.Barrier(len(nodes) + 1), context.Queue()
+    specs = [{"index": i, "name": n.name, "node_id": n.node_id,
+              "key": n.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())} for i, n in enumerate(nodes)]
+    processes = [context.Process(target=_node_worker, args=(
+        str(coordinator.directory), coordinator.port, specs[w::workers], parameters, plan_sha, rounds, barrier,
+        results)) for w in range(min(workers, len(nodes)))]
+    for process in processes:
+        process.start()
+    barrier.wait(timeout=600)
+    opened = time.perf_counter()
+    cpu = [_cpu_seconds(coordinator.process.pid)]
+    timings = []
+    for _number in range(rounds):
+        barrier.wait(timeout=600)  # downloads done
+        barrier.wait(timeout=600)  # every node learnt that the round closed; the next round starts now
+        released = time.perf_counter()
+        cpu.append(_cpu_seconds(coordinator.process.pid))
+        rows = [results.get(timeout=60) for _ in nodes]
+        downloaded, uploaded, notified = (max(row[k] for row in rows) for k in (2, 3, 4))
+        timings.append({"download_s": downloaded - opened, "upload_s": uploaded - downloaded,
+                        "publish_notify_s": notified - uploaded, "overhead_s": notified - opened,
+                        "coordinator_cpu_s": cpu[-1] - cpu[-2]})
+        opened = released
+    for process in processes:
+        process.join(timeout=60)
+    return timings
 
 
 def main() -> int:
+    from tests.e2e.coordinator_harness import (
+        Coordinator,
+        approved_nodes,
+        init_coordinator,
+        model_list,
+        plan_json,
+        publish_via_api,
+    )
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[3, 10, 30])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per node count (medians over them)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per node count (medians over them)")
     parser.add_argument("--parameters", type=int, default=11_000_000)
+    parser.add_argument("--epoch-runs", type=int, default=4,
+                        help="local epochs measured, half before and half after the rounds (the fastest is used)")
+    parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2),
+                        help="processes the simulated nodes run in")
     args = parser.parse_args()
 
-    # The fastest of three epochs: this machine's cores are shared, and a slower epoch would flatter the ratios.
-    epochs = [local_epoch_seconds() for _ in range(3)]
-    epoch = min(epochs)
+    # Epochs before and after the rounds; the fastest is used: a slower one would flatter the ratios.
+    before = max(1, args.epoch_runs // 2)
+    epochs = [local_epoch_seconds() for _ in range(before)]
     report: dict[str, object] = {"parameters": args.parameters, "update_mb": round(args.parameters * 4 / 1e6, 1),
-                                 "local_epoch_500_images_s": round(epoch, 3),
-                                 "local_epoch_runs_s": [round(e, 3) for e in epochs], "rounds_per_size": args.rounds,
+                                 "rounds_per_size": args.rounds, "node_processes": args.workers,
+                                 "cpu_cores": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
                                  "nodes": {}}
+    rows: dict[int, dict] = {}
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
         big_bundle(root / "bundle", args.parameters)
@@ -131,28 +214,32 @@ def main() -> int:
             all_nodes = approved_nodes(coordinator, max(args.nodes))
             operator = coordinator.operator_token()
             base = model_list(coordinator, operator)[0]
-            rng = np.random.default_rng(1)
-            sizes = [args.parameters // 11] * 10 + [args.parameters - 10 * (args.parameters // 11)]
-            payloads = [state_dict_to_bytes({f"layer{i}.weight": (rng.standard_normal(n) * 0.01).astype(np.float32)
-                                             for i, n in enumerate(sizes)}) for _ in range(max(args.nodes))]
             for count in args.nodes:
                 log_mark = coordinator.log.stat().st_size
                 plan = json.loads(plan_json(base["sha256"], min_nodes=count, rounds=args.rounds,
                                             architecture="pneumonet-m", input_size=224))
                 plan["name"] = f"benchmark {count} nodes"
                 summary = publish_via_api(coordinator, operator, json.dumps(plan))
-                timings = run_rounds(coordinator, all_nodes[:count], payloads, summary["plan_sha256"], args.rounds)
+                timings = run_rounds(coordinator, all_nodes[:count], args.parameters, summary["plan_sha256"],
+                                     args.rounds, args.workers)
                 with coordinator.log.open("rb") as log:
                     log.seek(log_mark)
                     aggregate = [float(s) for s in re.findall(rb"aggregated in ([0-9.]+) s", log.read())]
                 row = {key: round(statistics.median(t[key] for t in timings), 3) for key in timings[0]}
+                row["overhead_runs_s"] = [round(t["overhead_s"], 3) for t in timings]
                 row["aggregate_s"] = round(statistics.median(aggregate), 3) if aggregate else None
-                row["overhead_per_epoch"] = round(row["overhead_s"] / epoch, 3)
-                row["overhead_share_of_round"] = round(row["overhead_s"] / (row["overhead_s"] + epoch), 3)
-                report["nodes"][str(count)] = row
+                rows[count] = row
                 print(json.dumps({count: row}), file=sys.stderr)
         finally:
             coordinator.stop()
+    epochs += [local_epoch_seconds() for _ in range(args.epoch_runs - before)]
+    epoch = min(epochs)
+    report["local_epoch_500_images_s"] = round(epoch, 3)
+    report["local_epoch_runs_s"] = [round(e, 3) for e in epochs]
+    for count, row in rows.items():
+        row["overhead_per_epoch"] = round(row["overhead_s"] / epoch, 3)
+        row["overhead_share_of_round"] = round(row["overhead_s"] / (row["overhead_s"] + epoch), 3)
+        report["nodes"][str(count)] = row
     print(json.dumps(report, indent=2))
     return 0
 

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,8 +47,10 @@ from pneumodesk.federation.messages import (
     VersionInfo,
 )
 
+from .audit import AuditEntry
 from .errors import CoordinatorError, Unauthorised
 from .http_limits import BodySizeLimit, RateLimiter
+from .secure_api import register_secure_routes
 from .service import CoordinatorService
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,30 @@ class ChangeNotifier:
             await asyncio.wait_for(self._event.wait(), timeout)
 
 
+class SharedReads:
+    """One database read per key and change version, shared by every long poll that wakes for that change.
+
+    When an upload wakes 30 waiting nodes, the plan's state is read once, not 30 times. A result is reused only for
+    the same notifier version and for at most ``max_age`` seconds, so changes made outside this process (CLI, other
+    workers), which do not bump the version, are still seen by the periodic re-reads.
+    """
+
+    def __init__(self, read: Callable[[str], PlanWait], max_age: float = 0.25) -> None:
+        self._read = read
+        self._max_age = max_age
+        self._entries: dict[str, tuple[int, float, asyncio.Future[PlanWait]]] = {}
+
+    async def get(self, key: str, version: int) -> PlanWait:
+        loop = asyncio.get_running_loop()
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version or loop.time() - entry[1] > self._max_age:
+            if len(self._entries) > 1000:  # unknown keys must not grow this without bound
+                self._entries.clear()
+            entry = (version, loop.time(), asyncio.ensure_future(run_in_threadpool(self._read, key)))
+            self._entries[key] = entry
+        return await asyncio.shield(entry[2])
+
+
 def _error(status: int, code: str, message: str, details: list | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
     body = ErrorBody(error=code, message=message, details=details).model_dump(exclude_none=True)
@@ -92,6 +119,7 @@ def create_app(service: CoordinatorService) -> FastAPI:
     config = service.config
     notifier = ChangeNotifier()
     service.add_listener(notifier.notify_threadsafe)
+    plan_states = SharedReads(service.plan_state)
     limits = {
         "login": RateLimiter(config.login_attempts_per_minute),
         "token": RateLimiter(config.token_requests_per_minute),
@@ -205,35 +233,45 @@ def create_app(service: CoordinatorService) -> FastAPI:
         if wait is not None:
             raise _RateLimited(wait)
         try:
-            return await run_in_threadpool(service.login, body.username, body.password)
+            return await run_in_threadpool(partial(service.login, source=client(request)), body.username,
+                                           body.password)
         except Unauthorised:
             limits["login"].hit(client(request))
             raise
 
     @app.post(f"{api}/enrolment-codes", response_model=EnrolmentCode, status_code=201, responses=_ERRORS,
               tags=["operators"])
-    async def enrolment_code(_who: Annotated[str, Depends(operator)]) -> EnrolmentCode:
-        return await run_in_threadpool(service.create_enrolment_code)
+    async def enrolment_code(who: Annotated[str, Depends(operator)]) -> EnrolmentCode:
+        return await run_in_threadpool(partial(service.create_enrolment_code, actor=who))
 
     @app.get(f"{api}/nodes", response_model=list[NodeInfo], responses=_ERRORS, tags=["operators"])
     async def nodes(_who: Annotated[str, Depends(viewer)]) -> list[NodeInfo]:
         return await run_in_threadpool(service.list_nodes)
 
     @app.post(f"{api}/nodes/{{node_id}}/approve", response_model=NodeInfo, responses=_ERRORS, tags=["operators"])
-    async def approve(node_id: str, _who: Annotated[str, Depends(operator)]) -> NodeInfo:
-        return await run_in_threadpool(service.approve_node, node_id)
+    async def approve(node_id: str, who: Annotated[str, Depends(operator)]) -> NodeInfo:
+        return await run_in_threadpool(partial(service.approve_node, actor=who), node_id)
 
     @app.post(f"{api}/nodes/{{node_id}}/revoke", response_model=NodeInfo, responses=_ERRORS, tags=["operators"])
-    async def revoke(node_id: str, _who: Annotated[str, Depends(operator)]) -> NodeInfo:
-        return await run_in_threadpool(service.revoke_node, node_id)
+    async def revoke(node_id: str, who: Annotated[str, Depends(operator)]) -> NodeInfo:
+        return await run_in_threadpool(partial(service.revoke_node, actor=who), node_id)
 
     @app.post(f"{api}/plans", response_model=PlanSummary, status_code=201, responses=_ERRORS, tags=["operators"])
-    async def publish(request: Request, _who: Annotated[str, Depends(operator)]) -> PlanSummary:
-        return await run_in_threadpool(service.publish_plan, await request.body())
+    async def publish(request: Request, who: Annotated[str, Depends(operator)]) -> PlanSummary:
+        return await run_in_threadpool(partial(service.publish_plan, actor=who), await request.body())
 
     @app.get(f"{api}/rounds", response_model=list[RoundInfo], responses=_ERRORS, tags=["operators"])
     async def rounds(_who: Annotated[str, Depends(viewer)]) -> list[RoundInfo]:
         return await run_in_threadpool(service.all_rounds)
+
+    @app.get(f"{api}/audit", response_model=list[AuditEntry], responses=_ERRORS, tags=["operators"])
+    async def audit(
+        _who: Annotated[str, Depends(viewer)],
+        limit: Annotated[int, Query(ge=1, le=10_000, description="the newest entries, at most this many")] = 1000,
+        after_id: Annotated[int, Query(ge=0, description="only entries with a larger id")] = 0,
+    ) -> list[AuditEntry]:
+        """The audit log, oldest first: logins, enrolment codes, node decisions, plans, model imports and exports."""
+        return await run_in_threadpool(service.read_audit, limit, after_id)
 
     @app.get(f"{api}/models", response_model=list[ModelVersionInfo], responses=_ERRORS, tags=["models"])
     async def models(_who: Annotated[str, Depends(anyone_enrolled)]) -> list[ModelVersionInfo]:
@@ -271,19 +309,26 @@ def create_app(service: CoordinatorService) -> FastAPI:
         since: Annotated[str | None, Query(max_length=64, description="revision seen last ('finished' at the end)")]
         = None,
         timeout: Annotated[float, Query(ge=0, le=600)] = 30.0,
+        until: Annotated[Literal["change", "round_end"], Query(
+            description="'change' (default): answer on any change of the round, e.g. another update counted; "
+                        "'round_end': only once the round of ``since`` is over (the next round is current, or the "
+                        "plan finished) — what a node waiting for a result needs, without waking on every upload")]
+        = "change",
     ) -> PlanWait:
-        """Long poll: answers as soon as the plan's current round differs from ``since``, or after ``timeout``."""
+        """Long poll: answers as soon as the plan's current round differs from ``since`` (see ``until``), or after
+        ``timeout``; ``changed`` says whether it differs from ``since``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(timeout, config.long_poll_max_seconds)
         while True:
             seen = notifier.version
-            state = await run_in_threadpool(service.plan_state, sha)
+            state = await plan_states.get(sha, seen)
             current = state.round.revision if state.round else "finished"
-            if since is None or current != since:
-                return state.model_copy(update={"changed": since is not None})
+            changed = since is not None and current != since
+            if since is None or (changed and (until == "change" or _round_ended(state, since))):
+                return state.model_copy(update={"changed": changed})
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return state
+                return state.model_copy(update={"changed": changed})
             # Changes made by this process wake us at once; 2 s re-reads catch other workers and the CLI.
             await notifier.wait(seen, min(remaining, 2.0))
 
@@ -315,10 +360,31 @@ def create_app(service: CoordinatorService) -> FastAPI:
         sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")],
     ) -> UploadReceipt:
         """Upload this node's update (safetensors) with its example count; an identical retry is counted once."""
-        data = await request.body()
+        data = await _read_body(request)
         return await run_in_threadpool(service.submit_update, round_id, who, data, examples, sha256)
 
+    register_secure_routes(app, service.secure, node, _ERRORS)
     return app
+
+
+def _round_ended(state: PlanWait, since: str) -> bool:
+    """Whether the round named by revision ``since`` (``"<round id>:<counter>"``) is over or no longer current."""
+    if state.round is None:
+        return True
+    round_id = since.split(":", 1)[0]
+    return not round_id.isdigit() or int(round_id) != state.round.round_id or state.round.state in (
+        "complete", "failed")
+
+
+async def _read_body(request: Request) -> bytearray:
+    """The request body in one growing buffer (no list of chunks joined at the end: one copy fewer of an update).
+
+    The size limit middleware has already refused announced or streamed bodies over the endpoint's limit.
+    """
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+    return body
 
 
 class _RateLimited(Exception):

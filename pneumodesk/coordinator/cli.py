@@ -1,7 +1,8 @@
 """``pneumodesk-coordinator``: create a coordinator folder, serve it over TLS, and the operator commands.
 
 The commands act through ``CoordinatorService`` on the same database as the running server, so an operator can
-approve a node or publish a plan while it serves. Errors users can hit print one plain sentence and exit 1.
+approve a node or publish a plan while it serves; what they change is audited with the actor ``local:<os user>``.
+Errors users can hit print one plain sentence and exit 1.
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--role", choices=["operator", "viewer"], default="viewer")
     add.add_argument("--password-stdin", action="store_true")
+    command("list", "list operator accounts with their roles", _operators_list, operators)
+    command("disable", "disable an operator account (its tokens stop working at once)", _operators_active,
+            operators).add_argument("username")
+    command("enable", "enable a disabled operator account again", _operators_active, operators).add_argument(
+        "username")
+
+    audit = command("audit", "print the audit log (oldest first, JSON)", _audit)
+    audit.add_argument("--limit", type=int, help="only the newest N entries")
+    audit.add_argument("--after-id", type=int, default=0, help="only entries with a larger id")
 
     nodes = commands.add_parser("nodes", help="hospital nodes").add_subparsers(dest="action", required=True)
     command("list", "list enrolled nodes", _nodes_list, nodes)
@@ -92,6 +102,12 @@ def _service(args: argparse.Namespace):
     from .service import CoordinatorService
 
     return CoordinatorService.open(args.dir, args.database_url)
+
+
+def _actor() -> str:
+    from .audit import local_actor
+
+    return local_actor()
 
 
 def _password(from_stdin: bool) -> str:
@@ -127,19 +143,39 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(service), host=args.host or config.host, port=args.port or config.port,
                 ssl_certfile=str(paths.server_cert), ssl_keyfile=str(paths.server_key),
-                log_level=args.log_level, timeout_graceful_shutdown=30, server_header=False)
+                log_level=args.log_level, timeout_graceful_shutdown=30, server_header=False,
+                timeout_keep_alive=config.keep_alive_seconds)
     return 0
 
 
 def _enrol_code(args: argparse.Namespace) -> int:
-    code = _service(args).create_enrolment_code(args.hours)
+    code = _service(args).create_enrolment_code(args.hours, actor=_actor())
     print(json.dumps(code.model_dump()))
     return 0
 
 
 def _operators_add(args: argparse.Namespace) -> int:
-    _service(args).create_operator(args.username, _password(args.password_stdin), args.role)
+    _service(args).create_operator(args.username, _password(args.password_stdin), args.role, actor=_actor())
     print(f"Operator {args.username} added with role {args.role}.")
+    return 0
+
+
+def _operators_list(args: argparse.Namespace) -> int:
+    print(json.dumps(_service(args).list_operators(), indent=2))
+    return 0
+
+
+def _operators_active(args: argparse.Namespace) -> int:
+    active = args.action == "enable"
+    _service(args).set_operator_active(args.username, active, actor=_actor())
+    print(f"Operator {args.username} {'enabled' if active else 'disabled'}.")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise CoordinatorError("--limit must be at least 1.")
+    _print(_service(args).read_audit(args.limit, args.after_id))
     return 0
 
 
@@ -151,7 +187,7 @@ def _nodes_list(args: argparse.Namespace) -> int:
 def _nodes_decide(args: argparse.Namespace) -> int:
     service = _service(args)
     decide = service.approve_node if args.action == "approve" else service.revoke_node
-    print(json.dumps(decide(args.node_id).model_dump()))
+    print(json.dumps(decide(args.node_id, actor=_actor()).model_dump()))
     return 0
 
 
@@ -160,7 +196,7 @@ def _plans_publish(args: argparse.Namespace) -> int:
         data = args.file.read_bytes()
     except OSError as error:
         raise CoordinatorError(f"Cannot read the plan file: {error}.") from None
-    summary = _service(args).publish_plan(data)
+    summary = _service(args).publish_plan(data, actor=_actor())
     print(json.dumps({"plan_sha256": summary.plan_sha256, "name": summary.name, "status": summary.status}))
     return 0
 
@@ -181,13 +217,13 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_export(args: argparse.Namespace) -> int:
-    out = _service(args).export_model(args.version, args.out)
+    out = _service(args).export_model(args.version, args.out, actor=_actor())
     print(f"Model version {args.version} written to {out}.")
     return 0
 
 
 def _models_import(args: argparse.Namespace) -> int:
-    print(json.dumps(_service(args).import_model(args.bundle).model_dump()))
+    print(json.dumps(_service(args).import_model(args.bundle, actor=_actor()).model_dump()))
     return 0
 
 

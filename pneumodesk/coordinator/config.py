@@ -81,6 +81,7 @@ class CoordinatorConfig:
     enrol_attempts_per_minute: int = 30
     sweep_seconds: float = 1.0
     long_poll_max_seconds: float = 60.0
+    keep_alive_seconds: int = 75  # idle HTTPS connections stay open this long: nodes between phases keep theirs
 
     @property
     def issuer(self) -> str:

@@ -156,6 +156,18 @@ class Submission(Base):
     received: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class AuditRecord(Base):
+    """One audited action. Append-only: the migration adds triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(48))
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     if url.startswith("sqlite"):

@@ -5,8 +5,11 @@ Invariants:
   receipt with ``counted=False``, a different second update is refused);
 - every state change happens in one transaction that re-reads the round under a row lock (``FOR UPDATE`` where the
   database has it, plus an in-process lock), so concurrent uploads and several workers cannot double-count;
-- aggregation reads only the blob store and the database, so after a restart a round left in ``aggregating`` is
-  simply aggregated again; the model version is created at most once per round;
+- each counted update is also added at once to the round's running float64 sum (``running_sums``), so closing a
+  round costs one division per weight however many nodes took part; the sums are only a cache: aggregation adds
+  every counted update the sums lack from the blob store (after a restart, or when another worker received it), so
+  after a restart a round left in ``aggregating`` is simply aggregated again; the model version is created at most
+  once per round;
 - once a round is finished its individual update blobs are deleted: what remains is the aggregate, its lineage
   (plan, round, number of contributors, total examples) and hashes, never a readable per-node update.
 """
@@ -20,18 +23,20 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pneumodesk.federation.fedavg import FedAvgAccumulator
 from pneumodesk.federation.messages import RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
-from pneumodesk.federation.tensors import check_compatible, sha256_hex, state_dict_from_bytes, state_dict_to_bytes
+from pneumodesk.federation.tensors import check_compatible, sha256_hex
 
 from .blobs import BlobStore
 from .db import ModelVersion, Plan, Round, Submission, utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, Phase, RoundState, check_transition
+from .running_sums import RoundSums, RunningSum
+from .safetensors_io import tensor_views
 from .views import round_info
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ class RoundOrchestrator:
         self._lock = threading.RLock()
         self._aggregating: set[int] = set()
         self._signatures: dict[str, bytes] = {}
+        self._sums = RoundSums()
 
     # -- rounds -----------------------------------------------------------------------------------------------
 
@@ -53,8 +59,9 @@ class RoundOrchestrator:
         """Add the plan's round ``number`` starting from ``model_version`` (caller commits)."""
         spec = TrainingPlan.model_validate_json(plan.canonical_json)
         now = utcnow()
+        phase = Phase.ADVERTISE_KEYS if spec.secure_aggregation else Phase.PLAIN_INPUT  # secure: see secure_rounds
         round_ = Round(plan_sha256=plan.sha256, number=number, state=RoundState.OPEN.value,
-                       phase=Phase.PLAIN_INPUT.value, model_version=model_version, opened=now,
+                       phase=phase.value, model_version=model_version, opened=now,
                        deadline=now + dt.timedelta(seconds=spec.round_deadline_seconds), revision=0)
         session.add(round_)
         return round_
@@ -62,7 +69,8 @@ class RoundOrchestrator:
     def info(self, session: Session, round_: Round) -> RoundInfo:
         spec = TrainingPlan.model_validate_json(session.get(Plan, round_.plan_sha256).canonical_json)
         updates = session.scalar(
-            select(func.count()).select_from(Submission).where(Submission.round_id == round_.id)
+            select(func.count()).select_from(Submission).where(Submission.round_id == round_.id,
+                                                               Submission.phase == round_.phase)
         )
         return round_info(round_, session.get(ModelVersion, round_.model_version), int(updates or 0), spec.min_nodes)
 
@@ -87,8 +95,9 @@ class RoundOrchestrator:
 
     # -- uploads ----------------------------------------------------------------------------------------------
 
-    def submit_update(self, round_id: int, node_id: str, data: bytes, examples: int,
+    def submit_update(self, round_id: int, node_id: str, data: bytes | bytearray, examples: int,
                       claimed_sha256: str | None) -> UploadReceipt:
+        """Check, store (durably) and count one update; ``data`` must not change while this runs."""
         if not 1 <= examples <= MAX_EXAMPLES:
             raise InvalidInput(f"The example count must be between 1 and {MAX_EXAMPLES}.")
         digest = sha256_hex(data)
@@ -103,16 +112,20 @@ class RoundOrchestrator:
                 return self._replay(existing, digest, examples, round_)
             if RoundState(round_.state) not in ACCEPTS_SUBMISSIONS:
                 raise Conflict(f"Round {round_.number} is {round_.state} and accepts no more updates.")
+            if round_.phase != Phase.PLAIN_INPUT:
+                raise Conflict(f"Round {round_.number} uses secure aggregation: only masked inputs are accepted.")
             base_sha = session.get(ModelVersion, round_.model_version).sha256
         check_compatible(data, self._reference(base_sha))
-        self._blobs.put(data, digest, cache=True)  # aggregation will read it back soon (bounded cache)
+        views = tensor_views(data)  # validates every tensor's byte range; no copy
+        self._blobs.put(data, digest)  # durable before it is counted; the running sum spares reading it back
         try:
-            return self._record(round_id, node_id, digest, examples)
+            return self._record(round_id, node_id, digest, examples, views)
         except Conflict:
             self._forget_unreferenced(digest)
             raise
 
-    def _record(self, round_id: int, node_id: str, digest: str, examples: int) -> UploadReceipt:
+    def _record(self, round_id: int, node_id: str, digest: str, examples: int,
+                views: dict[str, np.ndarray]) -> UploadReceipt:
         """Count a stored update (once) and move the round on; aggregates when this was the last one needed."""
         with self._lock, self._sessions() as session:
             round_ = self._locked_round(session, round_id)
@@ -131,11 +144,22 @@ class RoundOrchestrator:
             info = self.info(session, round_)
             if info.updates_received >= info.min_nodes:
                 self._move(round_, RoundState.AGGREGATING)
-            session.commit()
-            state = round_.state
-        self._notify()
-        if state == RoundState.AGGREGATING:
-            state = self.aggregate(round_id)
+                self._aggregating.add(round_id)  # claimed before anyone can see the state: the sweeper keeps off
+            try:
+                session.commit()
+            except BaseException:
+                self._aggregating.discard(round_id)
+                raise
+            state, phase = round_.state, round_.phase
+        try:
+            running = self._sums.get(round_id) if phase == Phase.PLAIN_INPUT else None
+            if running is not None:
+                with running.lock:
+                    running.add(node_id, views, examples)
+            self._notify()
+        finally:
+            if state == RoundState.AGGREGATING:
+                state = self.aggregate(round_id, claimed=True)
         return UploadReceipt(round_id=round_id, update_sha256=digest, examples=examples, counted=True,
                              round_state=state)
 
@@ -168,12 +192,15 @@ class RoundOrchestrator:
 
     # -- aggregation ------------------------------------------------------------------------------------------
 
-    def aggregate(self, round_id: int) -> str:
-        """FedAvg of the round's updates → a new model version; returns the round's state afterwards."""
-        with self._lock:
-            if round_id in self._aggregating:
-                return RoundState.AGGREGATING.value
-            self._aggregating.add(round_id)
+    def aggregate(self, round_id: int, *, claimed: bool = False) -> str:
+        """FedAvg of the round's updates → a new model version; returns the round's state afterwards.
+
+        One thread per round at a time: ``claimed`` means the caller already holds the round's claim."""
+        if not claimed:
+            with self._lock:
+                if round_id in self._aggregating:
+                    return RoundState.AGGREGATING.value
+                self._aggregating.add(round_id)
         try:
             return self._aggregate(round_id)
         finally:
@@ -189,15 +216,12 @@ class RoundOrchestrator:
             parent = session.get(ModelVersion, round_.model_version)
             submissions = session.scalars(select(Submission).where(
                 Submission.round_id == round_id, Submission.phase == Phase.PLAIN_INPUT.value)).all()
-            inputs = sorted((s.blob_sha256, s.examples) for s in submissions)  # fixed order: reproducible sums
+            inputs = sorted((s.blob_sha256, s.node_id, s.examples) for s in submissions)
             number, plan_sha, parent_version, parent_card = round_.number, plan.sha256, parent.version, parent.card_json
             architecture = parent.architecture
         started = time.perf_counter()
         try:
-            accumulator = FedAvgAccumulator()
-            for blob_sha, examples in inputs:
-                accumulator.add(state_dict_from_bytes(self._blobs.get(blob_sha)), examples)  # get() verifies
-            weights = state_dict_to_bytes(accumulator.result(), {"architecture": architecture})
+            weights, total_examples = self._mean(round_id, inputs, architecture)
             weights_sha = self._blobs.put(weights, cache=True)  # every node downloads it next
         except Exception as error:  # a damaged blob or an impossible update: the round fails, the service lives
             log.error("Aggregation of round %s failed: %s", round_id, error)
@@ -205,7 +229,7 @@ class RoundOrchestrator:
         card = json.loads(parent_card)
         card.update(weights_sha256=weights_sha, created=utcnow().isoformat(), training={
             "federated": {"plan_sha256": plan_sha, "round": number, "parent_version": parent_version,
-                          "contributors": len(inputs), "total_examples": accumulator.total_examples}})
+                          "contributors": len(inputs), "total_examples": total_examples}})
         with self._lock, self._sessions() as session:
             round_ = self._locked_round(session, round_id)
             if round_.state != RoundState.AGGREGATING:  # another worker finished it first
@@ -213,7 +237,7 @@ class RoundOrchestrator:
             model = ModelVersion(sha256=weights_sha, architecture=architecture, card_json="{}",
                                  size_bytes=len(weights), created=utcnow(), parent_version=parent_version,
                                  plan_sha256=plan_sha, round_number=number, contributors=len(inputs),
-                                 total_examples=accumulator.total_examples)
+                                 total_examples=total_examples)
             session.add(model)
             session.flush()
             card["version"] = f"federated-{model.version}"
@@ -222,11 +246,28 @@ class RoundOrchestrator:
             self._move(round_, RoundState.COMPLETE)
             self._next_round(session, round_, model.version)
             session.commit()
-        self._scrub(round_id)
+        self._sums.close(round_id)
         self._notify()
+        self._scrub(round_id)
         log.info("Round %s of plan %s… complete: model version %s from %s updates, aggregated in %.3f s", number,
                  plan_sha[:12], model.version, len(inputs), time.perf_counter() - started)
         return RoundState.COMPLETE.value
+
+    def _mean(self, round_id: int, inputs: list[tuple[str, str, int]], architecture: str) -> tuple[bytes, int]:
+        """The weighted mean of the counted ``inputs`` (blob sha, node, examples) as safetensors bytes.
+
+        Starts from the running sum and adds, from the blob store (``get`` verifies each blob's hash), only the updates
+        it lacks; refuses to use sums holding anything that was not counted.
+        """
+        running = self._sums.get(round_id) or RunningSum()
+        counted = {node for _sha, node, _n in inputs}
+        with running.lock:
+            if not running.included <= counted:
+                running = RunningSum()
+            for blob_sha, node, examples in inputs:
+                if node not in running.included:
+                    running.add(node, tensor_views(self._blobs.get(blob_sha)), examples)
+            return bytes(running.write({"architecture": architecture})), running.total_examples
 
     def _next_round(self, session: Session, finished: Round, model_version: int) -> None:
         plan = session.get(Plan, finished.plan_sha256)
@@ -244,8 +285,9 @@ class RoundOrchestrator:
             self._move(round_, RoundState.FAILED, reason)
             self._next_round(session, round_, round_.model_version)
             session.commit()
-        self._scrub(round_id)
+        self._sums.close(round_id)
         self._notify()
+        self._scrub(round_id)
         return RoundState.FAILED.value
 
     def _scrub(self, round_id: int) -> None:
@@ -262,9 +304,12 @@ class RoundOrchestrator:
         """Resume interrupted aggregations and settle rounds past their deadline (at start, then periodically)."""
         now = utcnow()
         with self._sessions() as session:
+            newest = session.scalar(select(func.max(Round.id))) or 0
             pending = session.scalars(select(Round).where(Round.state.in_(
                 [RoundState.OPEN.value, RoundState.COLLECTING.value, RoundState.AGGREGATING.value]))).all()
-            work = [(r.id, r.state, r.deadline, self.info(session, r)) for r in pending]
+            work = [(r.id, r.state, r.deadline, self.info(session, r)) for r in pending
+                    if r.phase == Phase.PLAIN_INPUT]  # secure rounds: SecureRounds.sweep
+        self._sums.retain({r.id for r in pending}, newest)  # rounds another worker finished: drop their sums here
         for round_id, state, deadline, info in work:
             if state == RoundState.AGGREGATING:
                 self.aggregate(round_id)

@@ -24,7 +24,11 @@ class RoundState(StrEnum):
 
 class Phase(StrEnum):
     PLAIN_INPUT = "plain_input"
-    # Reserved for secure aggregation (next issue): ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT, UNMASKING.
+    # Secure aggregation (``secure_rounds``): the round stays open/collecting through these, in this order.
+    ADVERTISE_KEYS = "advertise_keys"
+    SHARE_KEYS = "share_keys"
+    MASKED_INPUT = "masked_input"
+    UNMASKING = "unmasking"
 
 
 ACCEPTS_SUBMISSIONS = frozenset({RoundState.OPEN, RoundState.COLLECTING})
@@ -39,6 +43,7 @@ TRANSITIONS: dict[RoundState, frozenset[RoundState]] = {
 }
 
 PHASES_PLAIN: tuple[Phase, ...] = (Phase.PLAIN_INPUT,)
+PHASES_SECURE: tuple[Phase, ...] = (Phase.ADVERTISE_KEYS, Phase.SHARE_KEYS, Phase.MASKED_INPUT, Phase.UNMASKING)
 
 
 def check_transition(current: str, target: RoundState) -> None:

@@ -2,7 +2,9 @@
 
 Invariants: callers pass already-authenticated identities (the API checks tokens through ``authenticate_*``, which
 re-reads the database on every request so a revocation takes effect at once); secrets (passwords, enrolment codes,
-tokens) never reach a log line; enrolment codes are stored only as their sha256.
+tokens) never reach a log line; enrolment codes are stored only as their sha256. Every change an operator (or the
+command line) makes, every login and every node enrolment is written to the append-only audit log in the same
+transaction as the change (``actor`` names who acted; see ``audit``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pneumodesk.federation.messages import (
 )
 from pneumodesk.federation.plan import TrainingPlan
 
+from .audit import SYSTEM, AuditEntry, AuditLog
 from .auth import ROLES, TokenAuthority, from_b64url, hash_password, verify_node_signature, verify_password
 from .blobs import BlobStore
 from .config import CoordinatorConfig, CoordinatorPaths
@@ -51,7 +54,17 @@ from .db import (
 from .db import EnrolmentCode as CodeRow
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorised
 from .orchestrator import RoundOrchestrator
+from .secure_rounds import SecureRounds
 from .views import model_info, node_info, plan_summary
+
+#: Unambiguous upper-case letters and digits (no 0/O, 1/I/L), so a code read over the phone is typed right.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def new_enrolment_code(groups: int = 5, size: int = 5) -> str:
+    """A one-time code like ``K7QM2-9XPDA-…``: 5×5 symbols ≈ 124 bits; never starts with ``-``, so a command line
+    cannot mistake it for an option."""
+    return "-".join("".join(secrets.choice(_CODE_ALPHABET) for _ in range(size)) for _ in range(groups))
 
 
 class CoordinatorService:
@@ -66,6 +79,8 @@ class CoordinatorService:
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
         self.rounds = RoundOrchestrator(self.sessions, self.blobs, self._notify)
+        self.secure = SecureRounds.for_service(self)  # secure-aggregation phases of rounds (secure_rounds)
+        self.audit = AuditLog(self.sessions)
         self._challenges_swept = 0.0
 
     @classmethod
@@ -90,25 +105,50 @@ class CoordinatorService:
 
     # -- operators --------------------------------------------------------------------------------------------
 
-    def create_operator(self, username: str, password: str, role: str = "operator") -> None:
+    def create_operator(self, username: str, password: str, role: str = "operator", *, actor: str = SYSTEM) -> None:
         if role not in ROLES:
             raise InvalidInput(f"Unknown role {role!r}; roles are {', '.join(ROLES)}.")
+        if not 1 <= len(username) <= 64 or not username.isprintable() or username != username.strip():
+            raise InvalidInput("Operator user names have 1 to 64 printable characters, without surrounding spaces.")
         with self.sessions() as session:
             if session.scalars(select(Operator).where(Operator.username == username)).first():
                 raise Conflict(f"Operator {username!r} already exists.")
             session.add(Operator(username=username, password_hash=hash_password(password), role=role, active=True,
                                  created=utcnow()))
+            self.audit.add(session, actor, "operator.create", username, {"role": role})
             session.commit()
 
-    def login(self, username: str, password: str) -> TokenResponse:
+    def set_operator_active(self, username: str, active: bool, *, actor: str = SYSTEM) -> None:
+        """Disable (or enable again) an operator account; a disabled account's tokens stop working at once."""
+        with self.sessions() as session:
+            operator = session.scalars(select(Operator).where(Operator.username == username)).first()
+            if operator is None:
+                raise NotFound(f"There is no operator {username!r}.")
+            operator.active = active
+            self.audit.add(session, actor, "operator.enable" if active else "operator.disable", username)
+            session.commit()
+
+    def list_operators(self) -> list[dict[str, object]]:
+        with self.sessions() as session:
+            return [{"username": o.username, "role": o.role, "active": o.active, "created": o.created.isoformat()}
+                    for o in session.scalars(select(Operator).order_by(Operator.id))]
+
+    def login(self, username: str, password: str, *, source: str | None = None) -> TokenResponse:
+        """A token for a valid, active account. Audited either way (the attempted name only if it is an account)."""
         with self.sessions() as session:
             operator = session.scalars(select(Operator).where(Operator.username == username)).first()
         valid = verify_password(operator.password_hash if operator else None, password)
+        details = {"source": source} if source else None
         if not valid or operator is None or not operator.active:
+            self.audit.append("anonymous", "operator.login_failed", username if operator else None, details)
             raise Unauthorised("Wrong user name or password.")
         seconds = self.config.operator_token_seconds
         token = self.tokens.issue("operator", f"operator:{username}", seconds, role=operator.role)
+        self.audit.append(username, "operator.login", username, details)
         return TokenResponse(access_token=token, expires_in=seconds)
+
+    def read_audit(self, limit: int | None = None, after_id: int = 0) -> list[AuditEntry]:
+        return self.audit.read(limit, after_id)
 
     def authenticate_operator(self, token: str, need: str = "viewer") -> str:
         """The operator's user name, if the token is valid and the account (still) has the role ``need``."""
@@ -124,12 +164,15 @@ class CoordinatorService:
 
     # -- enrolment and node identity --------------------------------------------------------------------------
 
-    def create_enrolment_code(self, hours: float | None = None) -> EnrolmentCode:
-        code = secrets.token_urlsafe(18)
+    def create_enrolment_code(self, hours: float | None = None, *, actor: str = SYSTEM) -> EnrolmentCode:
+        code = new_enrolment_code()
         expires = utcnow() + dt.timedelta(hours=hours or self.config.enrolment_code_hours)
         with self.sessions() as session:
-            session.add(CodeRow(code_sha256=hashlib.sha256(code.encode()).hexdigest(), expires=expires,
-                                created=utcnow()))
+            row = CodeRow(code_sha256=hashlib.sha256(code.encode()).hexdigest(), expires=expires, created=utcnow())
+            session.add(row)
+            session.flush()
+            self.audit.add(session, actor, "enrolment_code.create", f"code #{row.id}",
+                           {"expires": expires.isoformat()})
             session.commit()
         return EnrolmentCode(code=code, expires=expires.isoformat())
 
@@ -150,6 +193,9 @@ class CoordinatorService:
             node = Node(id=f"node-{secrets.token_hex(8)}", name=name, public_key=public_key, status="pending",
                         created=utcnow())
             session.add(node)
+            self.audit.add(session, f"node:{node.id}", "node.enrol", node.id,
+                           {"name": name, "public_key_sha256": hashlib.sha256(public_key).hexdigest(),
+                            "code": f"code #{row.id}"})
             session.commit()
             return node_info(node)
 
@@ -157,7 +203,7 @@ class CoordinatorService:
         with self.sessions() as session:
             return [node_info(n) for n in session.scalars(select(Node).order_by(Node.created)).all()]
 
-    def _decide(self, node_id: str, status: str) -> NodeInfo:
+    def _decide(self, node_id: str, status: str, actor: str) -> NodeInfo:
         with self.rounds._lock, self.sessions() as session:
             node = session.get(Node, node_id)
             if node is None:
@@ -165,14 +211,16 @@ class CoordinatorService:
             if node.status == "revoked" and status == "approved":
                 raise Conflict("A revoked node cannot be approved again; it must enrol anew with a new code.")
             node.status, node.decided = status, utcnow()
+            self.audit.add(session, actor, "node.approve" if status == "approved" else "node.revoke", node_id,
+                           {"name": node.name})
             session.commit()
             return node_info(node)
 
-    def approve_node(self, node_id: str) -> NodeInfo:
-        return self._decide(node_id, "approved")
+    def approve_node(self, node_id: str, *, actor: str = SYSTEM) -> NodeInfo:
+        return self._decide(node_id, "approved", actor)
 
-    def revoke_node(self, node_id: str) -> NodeInfo:
-        return self._decide(node_id, "revoked")
+    def revoke_node(self, node_id: str, *, actor: str = SYSTEM) -> NodeInfo:
+        return self._decide(node_id, "revoked", actor)
 
     def new_challenge(self, node_id: str) -> ChallengeResponse:
         nonce = secrets.token_urlsafe(24)
@@ -233,7 +281,7 @@ class CoordinatorService:
 
     # -- models -----------------------------------------------------------------------------------------------
 
-    def import_model(self, bundle_dir: Path) -> ModelVersionInfo:
+    def import_model(self, bundle_dir: Path, *, actor: str = SYSTEM) -> ModelVersionInfo:
         """Add a verified model bundle as a new root model version (e.g. the bundled default model at init)."""
         from pneumodesk.model import WEIGHTS_FILE, ModelError, load_bundle  # torch, only when needed
 
@@ -248,6 +296,9 @@ class CoordinatorService:
                                  card_json=json.dumps(bundle.card.to_json_dict(), sort_keys=True),
                                  size_bytes=len(weights), created=utcnow())
             session.add(model)
+            session.flush()
+            self.audit.add(session, actor, "model.import", f"version {model.version}",
+                           {"sha256": sha, "architecture": model.architecture})
             session.commit()
             return model_info(model)
 
@@ -263,7 +314,7 @@ class CoordinatorService:
             sha = model.sha256
         return self.blobs.get(sha, cache=True), sha
 
-    def export_model(self, version: int, out: Path) -> Path:
+    def export_model(self, version: int, out: Path, *, actor: str = SYSTEM) -> Path:
         """Write model version ``version`` as a bundle folder (weights + card), then verify it loads."""
         from pneumodesk.model import CARD_FILE, WEIGHTS_FILE, ModelError, load_bundle  # torch, only when needed
 
@@ -280,18 +331,24 @@ class CoordinatorService:
             load_bundle(out)
         except ModelError as error:
             raise InvalidInput(f"The exported bundle does not load: {error}") from None
+        self.audit.append(actor, "model.export", f"version {version}", {"out": str(out.resolve())})
         return out
 
     # -- plans ------------------------------------------------------------------------------------------------
 
-    def publish_plan(self, plan_json: bytes | str) -> PlanSummary:
+    def publish_plan(self, plan_json: bytes | str, *, actor: str = SYSTEM) -> PlanSummary:
         """Validate a plan, store it under its hash and open its first round."""
         from pneumodesk.model import architecture_names  # torch, only when needed
 
         plan = TrainingPlan.from_json_bytes(plan_json)
-        if plan.secure_aggregation:
-            raise PlanError("This coordinator version cannot run secure aggregation yet; set "
-                            '"secure_aggregation": false to run plain FedAvg, or wait for the upgrade.')
+        if plan.secure_aggregation and plan.min_nodes < 2:
+            raise PlanError("min_nodes must be at least 2 with secure aggregation: the sum of one update is that "
+                            "update.")
+        if plan.secure_aggregation:  # QuantisationError (422) unless the sum fits a 32-bit word
+            from pneumodesk.federation.secagg import QuantisationSpec
+
+            QuantisationSpec.for_round(plan.min_nodes, plan.secure_aggregation_clip,
+                                       plan.secure_aggregation_max_examples)
         if plan.architecture not in architecture_names():
             raise PlanError(f"Unknown architecture {plan.architecture!r}; known: {', '.join(architecture_names())}.")
         sha = plan.sha256
@@ -312,6 +369,8 @@ class CoordinatorService:
             session.add(row)
             session.flush()
             self.rounds.open_round(session, row, 1, base.version)
+            self.audit.add(session, actor, "plan.publish", sha, {"name": plan.name, "base_version": base.version,
+                                                                 "rounds": plan.rounds, "min_nodes": plan.min_nodes})
             session.commit()
             summary = plan_summary(row)
         self._notify()
@@ -347,6 +406,8 @@ class CoordinatorService:
             raise Conflict("This plan is finished; there is no round to join.")
         if state.round.state not in ("open", "collecting"):
             raise Conflict(f"Round {state.round.number} is {state.round.state}; wait for the next round.")
+        if state.round.phase not in ("plain_input", "advertise_keys"):  # secure round: keys already exchanged
+            raise Conflict(f"Round {state.round.number} has closed its key exchange; wait for the next round.")
         return state.round
 
     def round_status(self, round_id: int) -> RoundInfo:
@@ -367,6 +428,7 @@ class CoordinatorService:
     def sweep(self) -> None:
         """Settle rounds (deadlines, interrupted aggregations) and drop expired challenges."""
         self.rounds.sweep()
+        self.secure.sweep()
         if time.monotonic() - self._challenges_swept > 60:
             self._challenges_swept = time.monotonic()
             with self.sessions() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .audit import local_actor
 from .auth import TokenAuthority, hash_password
 from .config import CoordinatorConfig, CoordinatorPaths
 from .errors import ConfigurationError
@@ -25,12 +26,13 @@ def initialise(directory: Path, *, hosts: list[str], port: int, operator: str, p
 
     from .service import CoordinatorService
 
+    actor = local_actor()
     service = CoordinatorService(paths, config)
     try:
-        service.create_operator(operator, password, "operator")
+        service.create_operator(operator, password, "operator", actor=actor)
         from pneumodesk.model import default_bundle_path
 
-        first = service.import_model(model or default_bundle_path())
+        first = service.import_model(model or default_bundle_path(), actor=actor)
     finally:
         service.close()
     return (

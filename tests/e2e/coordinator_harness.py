@@ -180,9 +180,18 @@ class SimulatedNode:
         return response.json()
 
     def download(self, version: int) -> dict[str, np.ndarray]:
-        response = self.get(f"/models/{version}/weights")
-        assert response.status_code == 200, response.text
-        return state_dict_from_bytes(response.content, response.headers[SHA256_HEADER])
+        return state_dict_from_bytes(*self.download_bytes(version))
+
+    def download_bytes(self, version: int) -> tuple[bytes, str]:
+        """The weights and their announced sha256, read in one call (not in requests' 10 KiB content chunks)."""
+        response = self.http.get(f"{self.coordinator.url}/models/{version}/weights", headers=self.headers(),
+                                 timeout=TIMEOUT, stream=True)
+        if response.status_code != 200:
+            raise AssertionError(response.text)
+        data = response.raw.read()
+        response.raw.release_conn()
+        assert len(data) == int(response.headers["Content-Length"]), "the download was cut short"
+        return data, response.headers[SHA256_HEADER]
 
     def upload_bytes(self, round_id: int, data: bytes, examples: int) -> requests.Response:
         headers = {**self.headers(), EXAMPLES_HEADER: str(examples), SHA256_HEADER: sha256_hex(data),
@@ -241,6 +250,21 @@ def model_list(coordinator: Coordinator, operator_token: str) -> list[dict]:
                                          headers={"Authorization": f"Bearer {operator_token}"}, timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def random_bundle(directory: Path, parameters: int) -> Path:
+    """A model bundle of the default architecture's card with ``parameters`` random float32 weights in 11 tensors
+    (the coordinator never builds the network, so any tensors do: this is the issue's 11 M-parameter model)."""
+    import torch
+
+    from pneumodesk.model import ModelBundle, default_bundle_path, load_bundle
+
+    card = load_bundle(default_bundle_path()).card
+    generator = torch.Generator().manual_seed(0)
+    sizes = [parameters // 11] * 10 + [parameters - 10 * (parameters // 11)]
+    state = {f"layer{i}.weight": torch.randn(n, generator=generator) * 0.01 for i, n in enumerate(sizes)}
+    ModelBundle(card.with_updates(parameters=parameters), state).save(directory)
+    return directory
 
 
 def dyadic_update(base: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:

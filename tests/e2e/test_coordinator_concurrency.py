@@ -1,8 +1,8 @@
-"""End to end: 20 nodes upload at the same moment (each also retrying at once); every update counts once, exactly.
+"""End to end: 20 nodes upload an 11 M-parameter update at the same moment (four of them retrying at once, as a
+client does after a lost response); every update counts once and the aggregate is exactly the weighted mean.
 
-The issue asks for 11 M-parameter updates; on a 2-core CI machine 20 of them (880 MB over TLS) take minutes, so this
-test uses the real pneumonet-s architecture (~0.6 M parameters, ~2.4 MB per update, 40 concurrent uploads) to stay
-well under 30 s, and benchmarks/coordinator.py runs the 11 M-parameter case.
+This is the issue's real case (11 M float32 parameters, 44 MB per update, ~1 GB over TLS): the coordinator adds each
+update to the round's running sum as it arrives, so the round closes in a fraction of a second after the last one.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from pneumodesk.model import ModelBundle, build_model
-from tests.builders import make_tiny_bundle
+from pneumodesk.federation.tensors import state_dict_to_bytes
 
 from .coordinator_harness import (
     Coordinator,
@@ -23,61 +22,70 @@ from .coordinator_harness import (
     model_list,
     plan_json,
     publish_via_api,
-    weighted_mean,
+    random_bundle,
 )
 
-NODES = 20
+NODES, RETRIES, PARAMETERS = 20, 4, 11_000_000
 
 
 @pytest.fixture
-def larger_coordinator(tmp_path):
-    tiny = make_tiny_bundle(input_size=64)
-    bundle = ModelBundle.from_model(build_model("pneumonet-s"), tiny.card.with_updates(architecture="pneumonet-s"))
-    bundle.save(tmp_path / "bundle")
-    server = Coordinator(init_coordinator(tmp_path / "coordinator", tmp_path / "bundle")).start()
+def large_model_coordinator(tmp_path):
+    bundle = random_bundle(tmp_path / "bundle", PARAMETERS)
+    server = Coordinator(init_coordinator(tmp_path / "coordinator", bundle)).start()
     yield server
     server.stop()
 
 
-def test_twenty_simultaneous_uploads_count_once_and_aggregate_exactly(larger_coordinator):
-    coordinator = larger_coordinator
+def test_twenty_simultaneous_11m_parameter_uploads_count_once_and_aggregate_exactly(large_model_coordinator):
+    # Prepare: 20 approved nodes in one round; integer-valued updates and a power-of-two example total keep the
+    # exact weighted mean representable in float32, so it can be compared bit for bit.
+    coordinator = large_model_coordinator
     nodes = approved_nodes(coordinator, NODES)
     operator = coordinator.operator_token()
     base = model_list(coordinator, operator)[0]
-    plan = publish_via_api(coordinator, operator, plan_json(base["sha256"], min_nodes=NODES,
-                                                            architecture="pneumonet-s", input_size=64))
+    card_plan = plan_json(base["sha256"], min_nodes=NODES, architecture="pneumonet-m", input_size=224)
+    plan = publish_via_api(coordinator, operator, card_plan)
     info = nodes[0].join(plan["plan_sha256"])
     weights = nodes[0].download(info["model_version"])
-    updates = [dyadic_update(weights, seed) for seed in range(NODES)]
+    assert sum(a.size for a in weights.values()) == PARAMETERS
     counts = [1 + seed % 3 for seed in range(NODES)]
-    counts[-1] += 64 - sum(counts)  # a power-of-two total keeps the exact mean representable
-    from pneumodesk.federation.tensors import state_dict_to_bytes
+    counts[-1] += 64 - sum(counts)
+    sums = {name: np.zeros(a.shape, dtype=np.float64) for name, a in weights.items()}
+    payloads = []
+    for seed, count in enumerate(counts):
+        update = dyadic_update(weights, seed)
+        for name, array in update.items():
+            sums[name] += array.astype(np.float64) * count
+        payloads.append(state_dict_to_bytes(update))
+    expected = {name: (total / sum(counts)).astype(np.float32) for name, total in sums.items()}
+    del sums, weights
 
-    payloads = [state_dict_to_bytes(update) for update in updates]
-    start = threading.Barrier(2 * NODES)
+    senders = list(range(NODES)) + list(range(RETRIES))
+    start = threading.Barrier(len(senders))
     results: list[tuple[int, int, dict]] = []
     lock = threading.Lock()
 
     def send(index: int) -> None:
-        start.wait(timeout=60)
+        start.wait(timeout=120)
         response = nodes[index].upload_bytes(info["round_id"], payloads[index], counts[index])
         with lock:
             results.append((index, response.status_code, response.json()))
 
-    threads = [threading.Thread(target=send, args=(i % NODES,)) for i in range(2 * NODES)]
+    # Execute: every upload starts at the same moment.
+    threads = [threading.Thread(target=send, args=(i,)) for i in senders]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=300)
 
-    assert len(results) == 2 * NODES and all(status == 200 for _, status, _ in results), results
+    # Assert: all answered 200, each node counted exactly once, the round closed with all 20 and the exact mean.
+    assert len(results) == len(senders) and all(status == 200 for _, status, _ in results), results
     counted = sorted(index for index, _, body in results if body["counted"])
     assert counted == list(range(NODES)), "each node's update is counted exactly once"
     status = nodes[0].get(f"/rounds/{info['round_id']}").json()
     assert (status["state"], status["updates_received"]) == ("complete", NODES)
     newest = model_list(coordinator, operator)[-1]
     assert newest["contributors"] == NODES
-    result = nodes[0].download(newest["version"])
-    expected = weighted_mean(updates, counts)
+    result = nodes[1].download(newest["version"])
     for name in expected:
         np.testing.assert_array_equal(result[name], expected[name])

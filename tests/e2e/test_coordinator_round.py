@@ -110,3 +110,42 @@ def test_long_poll_answers_when_the_round_changes_not_at_the_timeout(coordinator
     nodes[1].upload(info["round_id"], dyadic_update(weights, 2), 4)
     done = nodes[0].get(f"/plans/{plan}/wait", params={"since": body["round"]["revision"], "timeout": 30}).json()
     assert done["changed"] is True and done["plan_status"] == "finished" and done["round"] is None
+
+
+def test_long_poll_until_round_end_is_not_woken_by_other_nodes_updates(coordinator):
+    nodes = approved_nodes(coordinator, 3)
+    operator = coordinator.operator_token()
+    base = model_list(coordinator, operator)[0]
+    plan = publish_via_api(coordinator, operator, plan_json(base["sha256"], min_nodes=3, rounds=2))["plan_sha256"]
+    info = nodes[0].join(plan)
+    weights = nodes[0].download(info["model_version"])
+    nodes[0].upload(info["round_id"], dyadic_update(weights, 1), 4)  # counted: the round's revision changed
+    wait = f"/plans/{plan}/wait"
+
+    # A plain poll answers at once; with until=round_end the same poll waits (here to its 1 s timeout).
+    plain = nodes[1].get(wait, params={"since": info["revision"], "timeout": 30}).json()
+    assert plain["changed"] is True and plain["round"]["updates_received"] == 1
+    started = time.monotonic()
+    quiet = nodes[1].get(wait, params={"since": info["revision"], "until": "round_end", "timeout": 1}).json()
+    assert time.monotonic() - started >= 0.9
+    assert quiet["changed"] is True and (quiet["round"]["round_id"], quiet["round"]["state"]) == (
+        info["round_id"], "collecting")
+
+    # It answers when the round is over: the next round is current.
+    answers: list[tuple[float, dict]] = []
+
+    def poll() -> None:
+        response = nodes[0].get(wait, params={"since": info["revision"], "until": "round_end", "timeout": 30})
+        answers.append((time.monotonic(), response.json()))
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    nodes[1].upload(info["round_id"], dyadic_update(weights, 2), 4)
+    closed = time.monotonic()
+    nodes[2].upload(info["round_id"], dyadic_update(weights, 3), 8)
+    waiter.join(timeout=40)
+    (answered, body), = answers
+    assert body["changed"] is True and (body["round"]["number"], body["round"]["state"]) == (2, "open")
+    assert answered - closed < 10
+    bad = nodes[0].get(wait, params={"since": info["revision"], "until": "sometimes"})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_input"

@@ -102,7 +102,7 @@ def test_deadline_without_enough_updates_fails_the_round_and_opens_the_next(serv
 
 def test_plan_publication_checks(service):
     with pytest.raises(PlanError, match="secure aggregation"):
-        _plan(service, secure_aggregation=True)
+        _plan(service, secure_aggregation=True, min_nodes=1)
     with pytest.raises(PlanError, match="base_model_sha256"):
         _plan(service, base_model_sha256="0" * 64)
     with pytest.raises(PlanError, match="pneumonet-tiny at 32 px"):
