@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     from pneumodesk.commands.approvals import add_approvals_parser
     from pneumodesk.commands.audit import add_audit_parser
     from pneumodesk.commands.datasets import add_datasets_parser
+    from pneumodesk.commands.demo import add_demo_parser
+    from pneumodesk.commands.node import add_node_parser
     from pneumodesk.commands.policy import add_policy_parser
 
     add_accounts_parser(commands)
@@ -101,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     add_datasets_parser(commands)
     add_policy_parser(commands)
     add_approvals_parser(commands)
+    add_node_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 

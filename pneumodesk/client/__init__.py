@@ -1,0 +1,31 @@
+"""The node's side of the federation: HTTPS to the coordinator (``transport``), the node identity (``keys``),
+enrolment and tokens, and the participation state machine (``participation``). No Qt here; the GUI runs
+``ParticipationEngine.run`` in a QThread.
+
+Imports are light: torch, Opacus and SQLAlchemy load only when training or the node store is used.
+"""
+
+from .enrolment import FederationConnection, connect, enrol, pin_ca, refresh_status, wait_for_approval
+from .errors import (
+    ClientError,
+    CoordinatorUnreachable,
+    EnrolmentError,
+    KeyStoreError,
+    NotAuthorised,
+    ParticipationRefused,
+    ProtocolError,
+    Refused,
+    TlsFailure,
+)
+from .keys import NodeKey, NodeKeyStore, keyring_backend_status
+from .participation import EngineOptions, EngineResult, EngineStatus, ParticipationEngine, Phase
+from .transport import EgressEvent, Timeouts, Transport
+from .upload import PlainUpload, PreparedUpdate, UpdateUploader
+
+__all__ = [
+    "ClientError", "CoordinatorUnreachable", "EgressEvent", "EngineOptions", "EngineResult", "EngineStatus",
+    "EnrolmentError", "FederationConnection", "KeyStoreError", "NodeKey", "NodeKeyStore", "NotAuthorised",
+    "ParticipationEngine", "ParticipationRefused", "Phase", "PlainUpload", "PreparedUpdate", "ProtocolError",
+    "Refused", "Timeouts", "TlsFailure", "Transport", "UpdateUploader", "connect", "enrol", "keyring_backend_status",
+    "pin_ca", "refresh_status", "wait_for_approval",
+]

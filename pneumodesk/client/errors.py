@@ -1,0 +1,55 @@
+"""Typed errors of the node's federation client; ``str(error)`` is a plain sentence an admin can act on.
+
+Invariant: no message carries a token, a key, a password or anything read from a local image.
+"""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Base of every error raised by ``pneumodesk.client``."""
+
+
+class CoordinatorUnreachable(ClientError):
+    """No connection could be made (refused, timed out, DNS, proxy) even after the transport's retries."""
+
+
+class TlsFailure(ClientError):
+    """The coordinator's certificate is not signed by the pinned federation CA, or the TLS handshake failed."""
+
+
+class Refused(ClientError):
+    """The coordinator answered with an error; ``status``/``code`` are its HTTP status and JSON error code."""
+
+    def __init__(self, message: str, status: int, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class NotAuthorised(Refused):
+    """The coordinator did not accept our identity (token refused twice, node pending or revoked)."""
+
+
+class ProtocolError(ClientError):
+    """The coordinator's answer is not what the protocol says (malformed JSON, sha256 mismatch, wrong size)."""
+
+
+class KeyStoreError(ClientError):
+    """The node's private key cannot be created, read or decrypted."""
+
+
+class EnrolmentError(ClientError):
+    """Enrolment cannot proceed (no CA file, not enrolled, approval refused or timed out)."""
+
+
+class ParticipationRefused(ClientError):
+    """The node will not train for this plan now: no active approval, outside policy, or no budget left."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # "not_approved" | "outside_policy" | "budget" | "plan_changed" | "no_dataset"
+
+
+class Stopped(ClientError):
+    """The engine was asked to stop (GUI cancel, service shutdown)."""

@@ -1,0 +1,306 @@
+"""Secure aggregation as the participation engine's upload strategy: the coordinator only ever sees the sum.
+
+One round, in the order the coordinator's phases move (each phase change arrives by the plan's long poll):
+advertise two fresh round keys signed with the node key → fetch the key roster (checking every signature against
+the enrolled identity keys) → send the encrypted Shamir shares → fetch the shares meant for this node → send the
+masked input (delta = local − global weights, with the example count) → answer the unmasking request.
+
+Invariants:
+- a fresh ``SecAggNode`` per round; its state (secrets inside) is written, encrypted, under the node home *before*
+  each message leaves, so a node that crashes or loses an answer repeats exactly the same message after a restart
+  and never reveals conflicting shares or masks a second, different update;
+- the state is sealed with AES-256-GCM under a random 32-byte key in ``home/secrets/secagg-state.key`` (folder 0700,
+  file 0600) and bound to the round and node (associated data); it is deleted when the round is over;
+- the node refuses a round that lists its own identity key wrongly, a roster whose keys are not signed by their
+  nodes' enrolled identity keys (``KeySubstitutionDetected``), a changed identity key of a node it has seen before
+  (pinned in ``home/federation/peer-identity-keys.json``, trust on first use), a threshold that is not a strict
+  majority and an unmasking request that asks for both kinds of share of one node — each ends the run as a refusal
+  the admin sees, because the coordinator is not behaving as the protocol says;
+- a plan that requires secure aggregation is never uploaded in the clear: a round without the secure phases is
+  refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import ValidationError
+
+from pneumodesk.federation.messages import SHA256_HEADER, RoundInfo, UploadReceipt
+from pneumodesk.federation.plan import TrainingPlan
+from pneumodesk.federation.secagg import (
+    KeySubstitutionDetected,
+    SecAggError,
+    SecAggNode,
+    ShareDelivery,
+    UnmaskRequest,
+    UnmaskRequestRefused,
+)
+from pneumodesk.federation.secagg.vector import flatten_state
+from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster, path, round_key
+from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes
+
+from .api import CoordinatorClient
+from .errors import KeyStoreError, ParticipationRefused, ProtocolError, Refused, Stopped
+from .keys import NodeKey, write_private
+from .upload import PreparedUpdate
+
+PURPOSE_KEYS = "secure aggregation: this round's public keys (signed)"
+PURPOSE_SHARES = "secure aggregation: encrypted key shares for the other hospitals"
+PURPOSE_MASKED = "secure aggregation: the masked model update (readable only as part of the sum)"
+PURPOSE_UNMASK = "secure aggregation: key shares that unmask the sum"
+PURPOSE_FETCH = "secure aggregation: round keys and shares from the other hospitals"
+_PHASES = ("advertise_keys", "share_keys", "masked_input", "unmasking")
+_AAD = b"pneumodesk-secagg-node-state-v1"
+
+
+class SecureStateStore:
+    """A node's secure-aggregation state per round, sealed with AES-256-GCM (see the module docstring)."""
+
+    def __init__(self, home: Path) -> None:
+        self.folder = Path(home) / "federation" / "secagg"
+        self.key_path = Path(home) / "secrets" / "secagg-state.key"
+
+    def _key(self) -> bytes:
+        if not self.key_path.exists():
+            self.key_path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.key_path.parent, 0o700)
+            write_private(self.key_path, secrets.token_bytes(32))
+        if os.name == "posix" and self.key_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyStoreError(f"{self.key_path} can be read by other users; make it readable by its owner only "
+                                "(chmod 600) and try again.")
+        key = self.key_path.read_bytes()
+        if len(key) != 32:
+            raise KeyStoreError(f"{self.key_path} is damaged; delete it (the round in progress will be missed).")
+        return key
+
+    def _file(self, protocol_round: str) -> Path:
+        return self.folder / (hashlib.sha256(protocol_round.encode()).hexdigest()[:32] + ".enc")
+
+    def save(self, protocol_round: str, node: SecAggNode, sent: list[str]) -> None:
+        document = json.dumps({"node": node.to_bytes().decode(), "sent": sent}).encode()
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(self._key()).encrypt(nonce, document, _AAD + protocol_round.encode())
+        write_private(self._file(protocol_round), nonce + sealed)
+
+    def load(self, protocol_round: str) -> tuple[SecAggNode, list[str]] | None:
+        try:
+            data = self._file(protocol_round).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            document = json.loads(AESGCM(self._key()).decrypt(data[:12], data[12:], _AAD + protocol_round.encode()))
+            return SecAggNode.from_bytes(document["node"].encode()), list(document["sent"])
+        except (InvalidTag, ValueError, KeyError, ValidationError):
+            raise KeyStoreError("The saved secure-aggregation state of this round cannot be read; it was changed "
+                                "or belongs to another node.") from None
+
+    def drop(self, protocol_round: str) -> None:
+        self._file(protocol_round).unlink(missing_ok=True)
+
+
+class PeerKeys:
+    """Enrolled identity keys of the other nodes, pinned the first time a roster names them."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = Path(home) / "federation" / "peer-identity-keys.json"
+
+    def check(self, own_id: str, own_key: bytes, keys: dict[str, bytes]) -> None:
+        if keys.get(own_id) != own_key:
+            raise KeySubstitutionDetected("The coordinator lists another identity key for this very node; someone "
+                                          "substituted keys. The round cannot be trusted.")
+        try:
+            pinned = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pinned = {}
+        except (OSError, ValueError):
+            raise KeyStoreError(f"{self.path} is damaged; the pinned keys of the other hospitals are lost.") from None
+        changed = sorted(node for node, key in keys.items()
+                         if node in pinned and pinned[node] != base64.b64encode(key).decode())
+        if changed:
+            raise KeySubstitutionDetected(f"The identity key of node(s) {', '.join(changed)} changed since this "
+                                          "node first saw it; someone may be substituting keys.")
+        new = {node: base64.b64encode(key).decode() for node, key in keys.items() if node not in pinned}
+        if new:
+            write_private(self.path, json.dumps({**pinned, **new}, sort_keys=True).encode())
+
+
+class SecureUpload:
+    """The upload strategy for plans with ``secure_aggregation`` (see the module docstring).
+
+    ``stop_after``: a phase name (``advertise_keys`` … ``masked_input``) after whose message the node vanishes
+    (raises ``Stopped``) — the demo's and tests' simulated drop-out.
+    """
+
+    name = "secure"
+
+    def __init__(self, home: Path, key: NodeKey, node_id: str, audience: str, *, plan: TrainingPlan | None = None,
+                 poll_timeout: float = 20.0, stop_after: str | None = None,
+                 on_phase: Callable[[str], None] | None = None) -> None:
+        self.home, self.key, self.node_id, self.audience, self.plan = Path(home), key, node_id, audience, plan
+        self.poll_timeout, self.stop_after, self.on_phase = poll_timeout, stop_after, on_phase
+        self.store, self.peers = SecureStateStore(home), PeerKeys(home)
+
+    # -- the exchange -------------------------------------------------------------------------------------------
+
+    def deliver(self, client: CoordinatorClient, round_info: RoundInfo, update: PreparedUpdate,
+                should_stop: Callable[[], bool]) -> UploadReceipt:
+        if round_info.phase not in _PHASES:
+            raise ParticipationRefused("The plan requires secure aggregation but the coordinator runs this round "
+                                       "without it; the update was not sent.", "outside_policy")
+        protocol_round = round_key(self.audience, round_info.plan_sha256, round_info.round_id)
+        loaded = self.store.load(protocol_round)
+        node, sent = loaded if loaded is not None else (SecAggNode.begin(protocol_round, self.node_id, self.key), [])
+        exchange = _Exchange(self, client, round_info, should_stop)
+        try:
+            receipt = self._run(exchange, protocol_round, node, sent, update)
+        except (KeySubstitutionDetected, UnmaskRequestRefused) as error:
+            self.store.drop(protocol_round)
+            raise ParticipationRefused(str(error), "secure_aggregation") from None
+        except ParticipationRefused:
+            self.store.drop(protocol_round)
+            raise
+        except SecAggError as error:  # the coordinator broke the protocol: this round is lost for this node
+            self.store.drop(protocol_round)
+            raise Refused(f"Secure aggregation failed for this round: {error}", 409, "secure_aggregation") from None
+        except Refused as error:
+            if error.status in (404, 409):
+                self.store.drop(protocol_round)
+            raise
+        self.store.drop(protocol_round)
+        return receipt
+
+    def _run(self, exchange: _Exchange, protocol_round: str, node: SecAggNode, sent: list[str],
+             update: PreparedUpdate) -> UploadReceipt:
+        def send(phase: str, method: str, endpoint: str, body: bytes, purpose: str, **headers: str) -> None:
+            self.store.save(protocol_round, node, sent)  # before the message leaves
+            if phase not in sent:
+                exchange.send(method, endpoint, body, purpose, headers)
+                sent.append(phase)
+                self.store.save(protocol_round, node, sent)
+            if self.on_phase is not None:
+                self.on_phase(f"sent {phase}")
+            if self.stop_after == phase:
+                raise Stopped(f"This node left the round after {phase} (as asked).")
+
+        send("advertise_keys", "POST", "advertisement", node.advertisement.model_dump_json().encode(), PURPOSE_KEYS)
+
+        exchange.wait_for("share_keys")
+        roster = exchange.fetch(SecureRoster, "roster")
+        self.peers.check(self.node_id, self.key.public_raw, dict(roster.identity_keys))
+        self._check_terms(roster)
+        shares = node.share_keys(roster.roster, roster.identity_keys)
+        send("share_keys", "POST", "shares", shares.model_dump_json().encode(), PURPOSE_SHARES)
+
+        exchange.wait_for("masked_input")
+        delivery = exchange.fetch(ShareDelivery, "delivery")
+        delta = self._delta(exchange, update)
+        examples = min(update.examples, roster.roster.quantisation.max_examples)
+        masked = node.masked_input(delivery, delta, examples).to_bytes()
+        digest = sha256_hex(masked)
+        send("masked_input", "PUT", "update", masked, PURPOSE_MASKED, **{SHA256_HEADER: digest,
+                                                                         "Content-Type": "application/octet-stream"})
+
+        info = exchange.wait_for("unmasking", finished_ok=True)
+        if info.phase == "unmasking" and info.state in ("open", "collecting"):
+            try:
+                request = exchange.fetch(UnmaskRequest, "unmask-request")
+                response = node.unmask(request)
+                send("unmasking", "POST", "unmask", response.model_dump_json().encode(), PURPOSE_UNMASK)
+            except Refused as error:  # 409 once t answers were in before ours: the round needs nothing more
+                if error.status != 409 or exchange.current().state not in ("aggregating", "complete"):
+                    raise
+            info = exchange.current()
+        return UploadReceipt(round_id=info.round_id, update_sha256=digest, examples=examples, counted=True,
+                             round_state=info.state)
+
+    def _check_terms(self, roster: SecureRoster) -> None:
+        """The round's threshold and number format must be the approved plan's (the protocol checks the rest)."""
+        plan = self.plan
+        if plan is None:
+            return
+        spec, wanted = roster.roster.quantisation, plan.secure_aggregation_threshold
+        if wanted is not None and roster.roster.threshold < wanted:
+            raise ParticipationRefused(f"The coordinator lowered the round's threshold to {roster.roster.threshold}; "
+                                       f"the approved plan says {wanted}.", "secure_aggregation")
+        if spec.clip != plan.secure_aggregation_clip or spec.max_examples != plan.secure_aggregation_max_examples:
+            raise ParticipationRefused("The round's number format is not the one of the approved plan.",
+                                       "secure_aggregation")
+
+    def _delta(self, exchange: _Exchange, update: PreparedUpdate) -> np.ndarray:
+        """local − global as one float64 vector in ``flatten_state`` order (what the coordinator adds back)."""
+        info = exchange.round_info
+        base = state_dict_from_bytes(exchange.client.weights(info.model_version, info.model_sha256))
+        local_vector, layout = flatten_state(update.arrays())
+        base_vector, base_layout = flatten_state(base)
+        if layout != base_layout:
+            raise ProtocolError("The trained update does not have the tensors of the round's model.")
+        local_vector -= base_vector
+        return local_vector
+
+
+class _Exchange:
+    """HTTP and phase-waiting for one round (every request goes through the node's recorded transport)."""
+
+    def __init__(self, owner: SecureUpload, client: CoordinatorClient, round_info: RoundInfo,
+                 should_stop: Callable[[], bool]) -> None:
+        self.owner, self.client, self.round_info, self.should_stop = owner, client, round_info, should_stop
+
+    def send(self, method: str, endpoint: str, body: bytes, purpose: str, headers: dict[str, str]) -> SecureReceipt:
+        sent_headers = {"Content-Type": "application/json", **headers}
+        response = self.client.transport.send(method, path(self.round_info.round_id, endpoint), purpose=purpose,
+                                              data=body, headers=sent_headers, auth=True, read_timeout=300.0)
+        return self._model(SecureReceipt, response.content)
+
+    def fetch(self, model: type[Any], endpoint: str) -> Any:
+        response = self.client.transport.send("GET", path(self.round_info.round_id, endpoint), purpose=PURPOSE_FETCH,
+                                              auth=True)
+        return self._model(model, response.content)
+
+    @staticmethod
+    def _model(model: type[Any], content: bytes) -> Any:
+        try:
+            return model.model_validate_json(content)
+        except ValidationError:
+            raise ProtocolError(f"The coordinator's answer is not a valid {model.__name__}.") from None
+
+    def current(self) -> RoundInfo:
+        return self.client.round(self.round_info.round_id)
+
+    def wait_for(self, phase: str, *, finished_ok: bool = False) -> RoundInfo:
+        """Long-poll until the round reaches ``phase`` (or later); a failed round, or one finished without this
+        node (unless ``finished_ok``), raises ``Refused`` (409: the engine counts the round as missed)."""
+        wanted = _PHASES.index(phase)
+        info = self.current()
+        while True:
+            if self.should_stop():
+                raise Stopped("Stopped during a secure-aggregation round.")
+            if info.state == "failed":
+                raise Refused(f"Round {info.number} failed: {info.reason}", 409, "round_failed")
+            if info.state in ("aggregating", "complete"):
+                if finished_ok:
+                    return info
+                raise Refused(f"Round {info.number} went on without this node.", 409, "round_closed")
+            if info.phase in _PHASES and _PHASES.index(info.phase) >= wanted:
+                return info
+            if self.owner.on_phase is not None:
+                self.owner.on_phase(f"waiting for {phase}")
+            wait = self.client.wait(info.plan_sha256, info.revision, self.owner.poll_timeout)
+            info = wait.round if wait.round is not None and wait.round.round_id == info.round_id else self.current()
+
+
+def secure_uploader(home: Path, connection: Any, **options: Any) -> SecureUpload:
+    """The strategy for an enrolled node's ``FederationConnection`` (key, node id, federation audience)."""
+    membership = connection.membership
+    return SecureUpload(home, connection.key, membership.node_id, membership.federation, **options)
