@@ -31,11 +31,15 @@ from pneumodesk import __version__
 from pneumodesk.node import NodeError, NodeService, Permission, UserSession
 
 from .accounts_page import AccountsPage
+from .approvals_page import ApprovalsPage
 from .audit_page import AuditPage
+from .datasets_page import DatasetsPage
 from .dialogs import IntendedUseNotice, ModelCardDialog, ShortcutsDialog
 from .export import default_export_name
+from .federation_page import FederationPage
 from .gate import AccessGate
 from .idle_lock import IdleWatcher
+from .models_page import ModelsPage
 from .predict_page import PredictPage
 from .settings import Settings, app_home
 from .settings_page import SettingsPage
@@ -79,7 +83,8 @@ class MainWindow(QMainWindow):
                  node: NodeService | None = None) -> None:
         super().__init__()
         self.home = app_home(home)
-        self.node = node if node is not None else NodeService.open(self.home)
+        # An explicit ``bundle`` is also what the local model registry starts from (its model 1).
+        self.node = node if node is not None else NodeService.open(self.home, default_bundle=bundle)
         self._owns_node = node is None
         self.session: UserSession | None = None
         self.settings = Settings(self.home)
@@ -138,7 +143,20 @@ class MainWindow(QMainWindow):
         self.accounts_page = AccountsPage(self.node)
         self.accounts_page.changed.connect(self._refresh_session)
         self.audit_page = AuditPage(self.node)
+        self.datasets_page = DatasetsPage(self.node)
+        self.federation_page = FederationPage(self.node, self.home)
+        self.approvals_page = ApprovalsPage(self.node)
+        self.models_page = ModelsPage(self.node)
+        self.models_page.active_model_changed.connect(self.reload_model)
+        self.datasets_page.changed.connect(lambda: self.approvals_page.set_session(self.session))
+        self.federation_page.approvals_changed.connect(lambda: self.approvals_page.set_session(self.session))
+        self.approvals_page.changed.connect(self.federation_page.approvals_updated)
+        self.federation_page.participation.finished.connect(self._on_participation_finished)
         self.add_page("Predict", self.predict_page, Permission.PREDICT)
+        self.add_page("Datasets", self.datasets_page, Permission.MANAGE_DATASETS)
+        self.add_page("Federation", self.federation_page, Permission.MANAGE_FEDERATION)
+        self.add_page("Training", self.approvals_page, Permission.APPROVE_TRAINING)
+        self.add_page("Models", self.models_page, Permission.APPROVE_TRAINING)
         self.add_page("Accounts", self.accounts_page, Permission.MANAGE_ACCOUNTS)
         self.add_page("Audit", self.audit_page, Permission.VIEW_AUDIT)
         self.add_page("Settings", self.settings_page)
@@ -163,10 +181,9 @@ class MainWindow(QMainWindow):
         else:
             self.sign_out()
 
-        self._loader: ModelLoader | None = ModelLoader(bundle, self.settings.operating_point)
-        self._loader.loaded.connect(self._on_model_loaded)
-        self._loader.failed.connect(self._on_model_failed)
-        self._loader_thread: QThread | None = start_in_thread(self._loader, "pneumodesk-model-loader")
+        self._loader: ModelLoader | None = None
+        self._loader_thread: QThread | None = None
+        self._load_model(bundle)
 
     # --- pages ---
     def add_page(self, title: str, widget: QWidget, permission: Permission | None = None) -> int:
@@ -257,6 +274,8 @@ class MainWindow(QMainWindow):
         self.predict_page.set_access(self.node.clinical, session)
         self.accounts_page.set_session(session)
         self.audit_page.set_session(session)
+        for page in self._admin_pages():
+            page.set_session(session)
         self._rebuild_sidebar(first_page=new_user)
         self._apply_action_permissions()
         self.predict_page.viewer.agree.setVisible(session.can(Permission.REVIEW))
@@ -314,6 +333,8 @@ class MainWindow(QMainWindow):
         self.predict_page.set_access(None, None)
         self.accounts_page.set_session(None)
         self.audit_page.set_session(None)
+        for page in self._admin_pages():
+            page.set_session(None)
         self.account_label.setText("not signed in")
         self._rebuild_sidebar()
         self.gate.start()
@@ -341,7 +362,33 @@ class MainWindow(QMainWindow):
         combo = self.predict_page.filter
         combo.setCurrentIndex(combo.findData(mode.value))
 
+    def _on_participation_finished(self, result: object) -> None:
+        """Training ended: the ledger and the model registry changed; say so if new models wait for review."""
+        for page in (self.approvals_page, self.models_page):
+            page.set_session(self.session)
+        waiting = len(getattr(result, "candidates", ()))
+        if waiting:
+            self.statusBar().showMessage(f"{waiting} new model(s) wait for review on the Models page.", 15000)
+
+    def _admin_pages(self) -> tuple[DatasetsPage, FederationPage, ApprovalsPage, ModelsPage]:
+        return (self.datasets_page, self.federation_page, self.approvals_page, self.models_page)
+
     # --- model ---
+    def _load_model(self, bundle: Path | None) -> None:
+        """Load ``bundle`` (or else the node's active model, or else the bundled default) in the background."""
+        self._finish_loader()
+        locate = None if bundle is not None else self.node.models.active_bundle_dir
+        self._loader = ModelLoader(bundle, self.settings.operating_point, locate)
+        self._loader.loaded.connect(self._on_model_loaded)
+        self._loader.failed.connect(self._on_model_failed)
+        self._loader_thread = start_in_thread(self._loader, "pneumodesk-model-loader")
+
+    def reload_model(self) -> None:
+        """After a model was accepted or restored: predict with the node's active model from now on (results
+        already in the worklist keep the model that computed them)."""
+        self.model_label.setText("Model: loading…")
+        self._load_model(None)
+
     def _finish_loader(self) -> None:
         if self._loader_thread is not None:
             self._loader_thread.quit()
@@ -349,7 +396,14 @@ class MainWindow(QMainWindow):
             self._loader_thread = None
             self._loader = None
 
+    def _from_old_loader(self) -> bool:
+        """A result of a loader that a newer one replaced (it is dropped)."""
+        sender = self.sender()
+        return sender is not None and sender is not self._loader
+
     def _on_model_loaded(self, batch: Predictor, viewer: Predictor) -> None:
+        if self._from_old_loader():
+            return
         self._finish_loader()
         # torch and Qt are loaded now: keep the ~450 000 objects they bring out of the cyclic collector, whose full
         # passes over them would otherwise freeze the window for ~200 ms at unpredictable moments.
@@ -362,6 +416,8 @@ class MainWindow(QMainWindow):
         self.model_loaded.emit()
 
     def _on_model_failed(self, message: str) -> None:
+        if self._from_old_loader():
+            return
         self._finish_loader()
         self.model_label.setText("Model: not loaded")
         self.model_label.setToolTip(message)
@@ -445,6 +501,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the batch after the image in hand and join every worker thread; verdicts are already on disk."""
         self.predict_page.shutdown()
+        for page in self._admin_pages():
+            page.shutdown()
         self._finish_loader()
         self.idle.detach()
         if self._owns_node:

@@ -149,11 +149,15 @@ class PredictPage(QWidget):
 
     # --- model ---
     def set_predictors(self, batch: Predictor, viewer: Predictor) -> None:
-        """Called once the model has loaded: starts the viewer thread and any images already queued."""
+        """Called once the model has loaded (again after an admin accepted another model): starts the viewer thread
+        (or hands it the new model) and any images already queued."""
         self.batch_predictor, self.viewer_predictor = batch, viewer
-        self._heatmaps = HeatmapLoader(viewer)
-        self._heatmaps.ready.connect(self._on_viewer_ready)
-        self._heatmaps.failed.connect(self._on_viewer_failed)
+        if self._heatmaps is not None:
+            self._heatmaps.set_predictor(viewer)
+        else:
+            self._heatmaps = HeatmapLoader(viewer)
+            self._heatmaps.ready.connect(self._on_viewer_ready)
+            self._heatmaps.failed.connect(self._on_viewer_failed)
         self.model_ready.emit()
         waiting, self._waiting_paths = self._waiting_paths, []
         if waiting:

@@ -12,11 +12,15 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEventLoop, QMessageLogContext, QTimer, QtMsgType, SignalInstance, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QWidget
 
 from .verdicts import AGREE
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
 
 SIZE = (1440, 900)
 
@@ -90,8 +94,70 @@ def _demo_owner_session(home: Path):  # type: ignore[no-untyped-def]
         node.close()
 
 
+def _demo_dataset(folder: Path, per_class: int = 60) -> Path:
+    """NORMAL/ and PNEUMONIA/ folders of real X-rays from the shipped 28-px demo data (validation split, enlarged to
+    64 px), named by their anonymous patient number, plus one file that is not an image (for the "could not be read"
+    list)."""
+    import numpy as np
+    from PIL import Image
+
+    from pneumodesk.model.default import RESOURCES
+
+    with np.load(RESOURCES / "demo" / "pneumonia_demo_28.npz") as data:
+        images, labels, groups = data["val_images"], data["val_labels"].ravel(), data["val_groups"]
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in np.flatnonzero(labels == label)[:per_class]:
+            image = Image.fromarray(images[i]).resize((64, 64), Image.Resampling.BILINEAR)  # readers need ≥ 32 px
+            image.save(folder / name / f"person{groups[i]}_{i}.png")
+    (folder / "PNEUMONIA" / "scan notes.png").write_text("not an image")
+    return folder
+
+
+def _demo_plan(window: MainWindow):  # type: ignore[no-untyped-def]
+    from pneumodesk.federation import TrainingPlan
+
+    card = window.predictor.card if window.predictor is not None else None
+    return TrainingPlan.model_validate({
+        "name": "Paediatric pneumonia refresh", "description": "Ten rounds of federated fine-tuning with DP-SGD.",
+        "architecture": card.architecture if card else "pneumonet-tiny", "input_size": card.input_size if card else 64,
+        "base_model_sha256": card.weights_sha256 if card else "0" * 64, "learning_rate": 0.05, "batch_size": 16,
+        "local_epochs": 1, "rounds": 10, "min_nodes": 3, "secure_aggregation": True,
+        "dp": {"enabled": True, "target_epsilon": 8.0},
+    })
+
+
+def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
+    """Datasets (a registered demo dataset), a plan under review, Training, Models and Federation."""
+    written: list[Path] = []
+    session = window.session
+    window.node.datasets.register(session, "Demo X-rays (paediatric)", _demo_dataset(home / "demo-data"))
+    window.show_page("Datasets")
+    window.datasets_page.refresh()
+    window.datasets_page.unreadable.expandAll()
+    written.append(_save(window, out / "datasets.png"))
+    window.show_page("Training")
+    dialog = window.approvals_page.review_plan(_demo_plan(window), "https://coordinator.example.org:8443")
+    if dialog is not None:
+        if dialog.cost_pending:
+            wait_for(dialog.reviewed)
+        dialog.resize(820, 760)
+        written.append(_save(dialog, out / "plan-review.png"))
+        dialog.approve()
+        dialog.close()
+    written.append(_save(window, out / "training.png"))
+    window.show_page("Models")
+    if window.models_page.calls.busy:
+        wait_for(window.models_page.calls.busy_changed)
+    written.append(_save(window, out / "models.png"))
+    window.show_page("Federation")
+    written.append(_save(window, out / "federation.png"))
+    return written
+
+
 def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
-    """Write worklist, viewer (heat map), model card, settings, shortcuts, accounts, audit and sign-in PNGs."""
+    """Write worklist, viewer (heat map), model card, settings, shortcuts, accounts, audit, datasets, plan review,
+    training, models, federation and sign-in PNGs."""
     previous = qInstallMessageHandler(_quiet_offscreen)
     try:
         return _take_screenshots(out, model)
@@ -151,6 +217,7 @@ def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
         window.audit_page.set_session(window.session)
         window.audit_page.verify()
         written.append(_save(window, out / "audit.png"))
+        written += _admin_screenshots(window, out, Path(home))
         window.sign_out()
         written.append(_save(window, out / "sign-in.png"))
         window.close()

@@ -16,6 +16,8 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from .verdicts import file_sha256
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pneumodesk.inference import Predictor
 
 
@@ -25,19 +27,34 @@ class ModelLoader(QObject):
     loaded = Signal(object, object)  # (batch predictor, viewer predictor)
     failed = Signal(str)
 
-    def __init__(self, bundle: Path | None, operating_point: str | None) -> None:
+    def __init__(self, bundle: Path | None, operating_point: str | None,
+                 locate: Callable[[], Path] | None = None) -> None:
+        """``bundle`` wins; else ``locate()`` (the node's active model, found in this thread: its first call may
+        register and copy the bundled default); else, or if that fails, the bundled default model."""
         super().__init__()
         self.bundle = bundle
         self.operating_point = operating_point
+        self.locate = locate
+
+    def _path(self) -> Path:
+        from pneumodesk.model import default_bundle_path
+
+        if self.bundle is not None:
+            return self.bundle
+        if self.locate is not None:
+            try:
+                return self.locate()
+            except Exception:  # a damaged registry must not stop predictions with the bundled model
+                return default_bundle_path()
+        return default_bundle_path()
 
     @Slot()
     def run(self) -> None:
         from pneumodesk.inference import Predictor
-        from pneumodesk.model import ModelError, default_bundle_path, load_bundle
+        from pneumodesk.model import ModelError, load_bundle
 
-        path = self.bundle or default_bundle_path()
         try:
-            bundle = load_bundle(path)
+            bundle = load_bundle(self._path())
             try:
                 batch = Predictor(bundle, self.operating_point)
             except ModelError:  # a saved operating point this model does not have: use the model's default

@@ -16,6 +16,7 @@ from tests.gui.conftest import LOAD_TIMEOUT_MS, run_batch
 from tests.node_builders import CLINICIAN, OWNER, sign_in
 
 OWNER_PASSWORD = "lantern orchard 5521"
+OWNER_PAGES = ["Predict", "Datasets", "Federation", "Training", "Models", "Accounts", "Audit", "Settings"]
 
 
 def pages(window: MainWindow) -> list[str]:
@@ -64,7 +65,7 @@ def test_first_run_creates_the_owner_then_signs_in(qtbot, tmp_path, tiny_bundle_
 
     assert "at least 12" in refused
     assert window.root.currentWidget() is window.workspace
-    assert pages(window) == ["Predict", "Accounts", "Audit", "Settings"]
+    assert pages(window) == OWNER_PAGES
     assert window.account_label.text() == "Olivia Owner · Owner"
     assert window.actions_by_id["open_files"].isEnabled() and window.actions_by_id["export_pdf"].isVisible()
     assert not gate.setup_password.text() and not gate.password.text()  # no password left in a field
@@ -263,4 +264,4 @@ def test_the_accounts_page_disables_resets_and_refuses_in_plain_words(qtbot, hom
     assert "must change it at their next sign-in" in reset and not page.reset_field.text()
     assert self_disable == "You cannot disable your own account."
     assert "last Owner" in last_owner
-    assert window.session.role == "Owner" and pages(window) == ["Predict", "Accounts", "Audit", "Settings"]
+    assert window.session.role == "Owner" and pages(window) == OWNER_PAGES

@@ -1,0 +1,264 @@
+"""The Training page (approve_training): the node policy, the training plans approved on this workstation (review,
+withdraw), and the privacy ledger — how much of each dataset's privacy budget (ε) has been spent.
+
+Everything is read when the page is shown, not at sign-in: the default policy lists the model registry's
+architectures, which imports torch, and start-up must stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pneumodesk.node import NodeError, NodeService, Permission, UserSession
+
+from .background import plain_error
+from .plan_dialog import PlanReviewDialog
+from .policy_editor import PolicyEditor
+
+APPROVAL_COLUMNS = ("Plan", "Identity", "Dataset", "ε (whole plan)", "Approved by", "Approved", "State")
+LEDGER_COLUMNS = ("Dataset", "ε spent", "Cap", "Left", "Rounds recorded")
+
+
+def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
+    table = QTableWidget(0, len(columns))
+    table.setAccessibleName(name)
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    return table
+
+
+def _when(value: Any) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value is not None else "—"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "no DP"
+    return "∞" if math.isinf(value) else f"{value:.2f}"
+
+
+class ApprovalsPage(QWidget):
+    changed = Signal()  # an approval or the policy changed (the Federation page shows approval states)
+
+    def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.node = node
+        self.session: UserSession | None = None
+        self.approvals: list[Any] = []
+        self.dataset_names: dict[int, str] = {}
+        self.dialogs: list[PlanReviewDialog] = []
+        self._stale = True
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(24, 20, 24, 12)
+        outer.addWidget(QLabel("<h2>Training plans and privacy</h2>"))
+        intro = QLabel("A plan is approved by its identity (sha256): a changed plan needs a new approval. Plans "
+                       "outside the policy below cannot be approved.")
+        intro.setWordWrap(True)
+        outer.addWidget(intro)
+        columns = QHBoxLayout()
+        self.policy_editor = PolicyEditor()
+        self.policy_editor.save_requested.connect(self.save_policy)
+        columns.addWidget(self.policy_editor, 2)
+        right = QVBoxLayout()
+        right.addWidget(QLabel("<b>Approved plans</b>"))
+        self.approvals_table = _table("Approved plans", APPROVAL_COLUMNS)
+        right.addWidget(self.approvals_table, 2)
+        buttons = QHBoxLayout()
+        self.review_button = QPushButton("Review…")
+        self.review_button.clicked.connect(self.review_selected)
+        self.withdraw_button = QPushButton("Withdraw")
+        self.withdraw_button.setAccessibleName("Withdraw the selected approval")
+        self.withdraw_button.clicked.connect(self.withdraw_selected)
+        self.open_plan_button = QPushButton("Review a plan file…")
+        self.open_plan_button.clicked.connect(self.open_plan_file)
+        for button in (self.review_button, self.withdraw_button, self.open_plan_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        right.addLayout(buttons)
+        right.addWidget(QLabel("<b>Privacy ledger</b>: ε spent per dataset, recorded before each update leaves"))
+        self.ledger_table = _table("Privacy ledger", LEDGER_COLUMNS)
+        right.addWidget(self.ledger_table, 1)
+        columns.addLayout(right, 3)
+        outer.addLayout(columns, 1)
+        self.message = QLabel()
+        self.message.setObjectName("muted")
+        self.message.setAccessibleName("Training message")
+        self.message.setWordWrap(True)
+        outer.addWidget(self.message)
+
+    # --- session ---
+    def set_session(self, session: UserSession | None) -> None:
+        self.session = session
+        self._stale = True
+        if session is not None and self.isVisible():
+            self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale and self.session is not None:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the policy, the approvals and the ledger."""
+        if self.session is None:
+            return
+        self._stale = False
+        from pneumodesk.model.architectures import architecture_names
+
+        policy = self.node.policy.get()
+        self.policy_editor.show_policy(policy, architecture_names())
+        self.policy_editor.set_editable(self.session.can(Permission.APPROVE_TRAINING))
+        try:
+            self.approvals = list(self.node.approvals.list(self.session))
+        except NodeError as error:
+            self.approvals = []
+            self.message.setText(str(error))
+        self.dataset_names = {}
+        with contextlib.suppress(NodeError):  # a role that may not list datasets sees their numbers instead
+            self.dataset_names = {d.id: d.name for d in self.node.datasets.list(self.session)}
+        self._fill_approvals()
+        self._fill_ledger(policy.epsilon_cap_per_dataset)
+
+    def dataset_name(self, dataset_id: int) -> str:
+        return self.dataset_names.get(dataset_id, f"dataset {dataset_id}")
+
+    def _fill_approvals(self) -> None:
+        from pneumodesk.federation import TrainingPlan
+
+        self.approvals_table.setRowCount(len(self.approvals))
+        for r, approval in enumerate(self.approvals):
+            try:
+                name = TrainingPlan.from_json_bytes(approval.plan_json).name
+            except Exception:
+                name = "(unreadable plan)"
+            state = "withdrawn " + _when(approval.withdrawn_at) if approval.withdrawn_at else "active"
+            values = (name, approval.plan_sha256[:12] + "…", self.dataset_name(approval.dataset_id),
+                      _number(approval.epsilon_total), approval.approved_by, _when(approval.approved_at), state)
+            for c, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                if c == 1:
+                    item.setToolTip(approval.plan_sha256)
+                self.approvals_table.setItem(r, c, item)
+
+    def _fill_ledger(self, cap: float) -> None:
+        ids = sorted(set(self.dataset_names) | {a.dataset_id for a in self.approvals})
+        self.ledger_table.setRowCount(len(ids))
+        for r, dataset_id in enumerate(ids):
+            spent = self.node.ledger.spent(dataset_id)
+            entries = self.node.ledger.entries(dataset_id)
+            values = (self.dataset_name(dataset_id), f"{spent:.2f}", f"{cap:g}", f"{max(cap - spent, 0.0):.2f}",
+                      str(len(entries)))
+            for c, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.ledger_table.setItem(r, c, item)
+
+    # --- policy ---
+    def save_policy(self, values: dict[str, Any]) -> bool:
+        if self.session is None:
+            return False
+        try:
+            policy = self.node.policy.get().with_settings(**values)
+            self.node.policy.set(self.session, policy)
+        except Exception as error:
+            self.message.setText(plain_error(error))
+            return False
+        self.message.setText("Policy saved. Plans are checked against it before anyone is asked to approve them.")
+        self.refresh()
+        self.changed.emit()
+        return True
+
+    # --- approvals ---
+    def selected(self) -> Any | None:
+        rows = self.approvals_table.selectionModel().selectedRows()
+        return self.approvals[rows[0].row()] if rows else None
+
+    def review_plan(self, plan: Any, coordinator_url: str, dataset_id: int | None = None) -> PlanReviewDialog | None:
+        """Open the review dialog for ``plan`` (non-modal); approving or withdrawing there refreshes this page."""
+        if self.session is None:
+            return None
+        dialog = PlanReviewDialog(self.node, self.session, plan, coordinator_url, self, dataset_id=dataset_id)
+        dialog.approved.connect(lambda _approval: self._after_change("Plan approved."))
+        dialog.withdrawn.connect(lambda _sha: self._after_change("Approval withdrawn."))
+        self.dialogs.append(dialog)
+        dialog.finished.connect(lambda _=0: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
+        dialog.show()
+        return dialog
+
+    def _after_change(self, text: str) -> None:
+        self.refresh()
+        self.message.setText(text)
+        self.changed.emit()
+
+    def review_selected(self) -> PlanReviewDialog | None:
+        from pneumodesk.federation import TrainingPlan
+
+        approval = self.selected()
+        if approval is None:
+            self.message.setText("Select an approved plan first.")
+            return None
+        return self.review_plan(TrainingPlan.from_json_bytes(approval.plan_json), approval.coordinator_url,
+                                approval.dataset_id)
+
+    def withdraw_selected(self) -> bool:
+        approval = self.selected()
+        if approval is None or self.session is None:
+            self.message.setText("Select an approved plan first.")
+            return False
+        try:
+            self.node.approvals.withdraw(self.session, approval.plan_sha256)
+        except Exception as error:
+            self.message.setText(plain_error(error))
+            return False
+        self._after_change("Approval withdrawn: this workstation will not train on that plan any more.")
+        return True
+
+    def open_plan_file(self) -> None:
+        chosen, _ = QFileDialog.getOpenFileName(self, "Training plan (JSON)", "", "JSON (*.json);;All files (*)")
+        if chosen:
+            self.review_plan_file(Path(chosen))
+
+    def review_plan_file(self, path: Path) -> PlanReviewDialog | None:
+        from pneumodesk.federation import TrainingPlan
+
+        try:
+            plan = TrainingPlan.from_json_bytes(path.read_bytes())
+        except Exception as error:
+            self.message.setText(plain_error(error))
+            return None
+        membership = self.node.membership.get()
+        return self.review_plan(plan, membership.coordinator_url if membership is not None else "")
+
+    def shutdown(self) -> None:
+        for dialog in list(self.dialogs):
+            dialog.calls.shutdown()
+            dialog.close()
+
+
+__all__ = ["ApprovalsPage"]
