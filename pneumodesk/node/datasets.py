@@ -31,11 +31,12 @@ from typing import Literal
 import numpy as np
 from sqlalchemy import delete, select
 
+from pneumodesk.imaging.patient_groups import patient_group
+
 from .accounts import AccountService
 from .audit import AuditLog
 from .errors import DatasetError
 from .models import ApprovalRow, Dataset, DatasetFile, utcnow
-from pneumodesk.imaging.patient_groups import patient_group
 from .permissions import Permission
 from .session import UserSession
 from .store import NodeStore

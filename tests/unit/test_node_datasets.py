@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pneumodesk.imaging.patient_groups import patient_group
 from pneumodesk.node import DatasetError, NodeService, PermissionDenied
 from pneumodesk.node.datasets import validation_mask
-from pneumodesk.imaging.patient_groups import patient_group
 from tests.builders import chest_like, write_png
 from tests.node_builders import CLINICIAN, OWNER, seed_node, sign_in
 
