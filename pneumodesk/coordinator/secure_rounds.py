@@ -37,8 +37,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +69,7 @@ from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster, round_key
 from pneumodesk.federation.tensors import sha256_hex
 
-from .blobs import BlobStore
+from .blobs import BlobStore, write_atomically
 from .db import ModelVersion, Node, Plan, Round, Submission, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, Phase, RoundState, check_transition
@@ -99,17 +97,7 @@ class MessageStore:
         path = self._path(digest)
         if path.exists():
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
         return digest
 
     def get(self, sha256: str) -> bytes:
