@@ -109,8 +109,9 @@ def _describe(node: NodeService, plan: TrainingPlan, dataset: DatasetInfo) -> fl
               f"δ = {cost.delta:g} (noise multiplier {cost.noise_multiplier:.3g})")
     elif not plan.dp.enabled:
         print("  privacy: NO differential privacy")
-    spent = node.ledger.spent(dataset.id)
-    print(f"  this dataset has spent ε = {spent:.2f} so far (cap ε = {node.policy.get().epsilon_cap_per_dataset:g})")
+    spent, held = node.ledger.spent(dataset.id), node.approvals.reserved(dataset.id, excluding=plan.sha256)
+    print(f"  this dataset has spent ε = {spent:.2f} so far and other approved plans may still spend ε = {held:.2f} "
+          f"(cap ε = {node.policy.get().epsilon_cap_per_dataset:g})")
     print(f"  secure aggregation: {'on' if plan.secure_aggregation else 'OFF'}")
     print("  leaves this machine: model updates" + (" (masked by secure aggregation)" if plan.secure_aggregation
                                                    else "") + " and the number of training images; no image, "

@@ -34,7 +34,7 @@ from .plan_dialog import PlanReviewDialog
 from .policy_editor import PolicyEditor
 
 APPROVAL_COLUMNS = ("Plan", "Identity", "Dataset", "ε (whole plan)", "Approved by", "Approved", "State")
-LEDGER_COLUMNS = ("Dataset", "ε spent", "Cap", "Left", "Rounds recorded")
+LEDGER_COLUMNS = ("Dataset", "ε spent", "ε held by approvals", "Cap", "Left", "Rounds recorded")
 
 
 def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
@@ -170,9 +170,10 @@ class ApprovalsPage(QWidget):
         self.ledger_table.setRowCount(len(ids))
         for r, dataset_id in enumerate(ids):
             spent = self.node.ledger.spent(dataset_id)
+            held = self.node.approvals.reserved(dataset_id)  # what approved plans may still spend
             entries = self.node.ledger.entries(dataset_id)
-            values = (self.dataset_name(dataset_id), f"{spent:.2f}", f"{cap:g}", f"{max(cap - spent, 0.0):.2f}",
-                      str(len(entries)))
+            values = (self.dataset_name(dataset_id), f"{spent:.2f}", f"{held:.2f}", f"{cap:g}",
+                      f"{max(cap - spent - held, 0.0):.2f}", str(len(entries)))
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if c:

@@ -164,10 +164,12 @@ class PlanReviewDialog(QDialog):
         reasons += plan_violations(policy, self.plan, epsilon)
         if epsilon is not None:
             spent = self.node.ledger.spent(self.dataset.id)
+            reserved = self.node.approvals.reserved(self.dataset.id, excluding=self.plan.sha256)
             cap = policy.epsilon_cap_per_dataset
-            if spent > 0 and epsilon <= cap < spent + epsilon - 1e-9:  # the plan alone fits; with what was spent not
-                reason = (f"The dataset {self.dataset.name} has spent ε = {spent:.2f} of its cap {cap:g}; this plan "
-                          f"would add ε = {epsilon:.2f}.")
+            if epsilon <= cap < spent + reserved + epsilon - 1e-9:  # the plan alone fits; with the rest it does not
+                held = f" and other approved plans may still spend ε = {reserved:.2f}" if reserved > 0 else ""
+                reason = (f"The dataset {self.dataset.name} has spent ε = {spent:.2f}{held} of its cap {cap:g}; "
+                          f"this plan would add ε = {epsilon:.2f}.")
                 if reason not in reasons:
                     reasons.append(reason)
         return reasons
@@ -175,9 +177,11 @@ class PlanReviewDialog(QDialog):
     def _update(self) -> None:
         dataset = self.dataset
         spent = cap = None
+        reserved = 0.0
         if dataset is not None:
             spent, cap = self.node.ledger.spent(dataset.id), self.node.policy.get().epsilon_cap_per_dataset
-        self.description.setHtml(plan_html(self.plan, dataset, self.cost, spent=spent, cap=cap))
+            reserved = self.node.approvals.reserved(dataset.id, excluding=self.plan.sha256)
+        self.description.setHtml(plan_html(self.plan, dataset, self.cost, spent=spent, cap=cap, reserved=reserved))
         approval = self.active_approval()
         may_approve = self.session.can(Permission.APPROVE_TRAINING)
         if self.cost_pending:

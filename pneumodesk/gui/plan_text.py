@@ -49,7 +49,7 @@ def privacy_lines(plan: TrainingPlan, cost: Any | None, examples: int | None) ->
 
 
 def plan_html(plan: TrainingPlan, dataset: Any | None, cost: Any | None, *, spent: float | None = None,
-              cap: float | None = None) -> str:
+              cap: float | None = None, reserved: float = 0.0) -> str:
     """The whole description; ``dataset`` is a ``DatasetInfo`` (None: none chosen yet)."""
     hyper = [f"learning rate {plan.learning_rate:g}", f"batch size {plan.batch_size}"]
     if plan.momentum:
@@ -75,7 +75,8 @@ def plan_html(plan: TrainingPlan, dataset: Any | None, cost: Any | None, *, spen
          "<b>Secure aggregation: off</b>: the coordinator can read this workstation's own update."),
     ]
     if spent is not None and cap is not None:
-        items.append(f"<b>Privacy budget of this dataset</b>: ε = {spent:.2f} spent of the cap {cap:g}.")
+        held = f"; other approved plans may still spend ε = {reserved:.2f}" if reserved > 0 else ""
+        items.append(f"<b>Privacy budget of this dataset</b>: ε = {spent:.2f} spent of the cap {cap:g}{held}.")
     masked = ", masked so that only the sum over hospitals can be read" if plan.secure_aggregation else ""
     leaves = "".join(f"<li>{escape(line.format(masked=masked))}</li>" for line in LEAVES)
     return (

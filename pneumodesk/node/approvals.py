@@ -1,7 +1,9 @@
 """Approvals of training plans, by plan hash, for one dataset and one coordinator.
 
 Invariants (DESIGN 2, 3): a plan outside the node policy, or one whose whole ε would push the dataset past its cap,
-is refused *before* anything is recorded (the refusal itself is audited); the approval names the plan by the sha256
+is refused *before* anything is recorded (the refusal itself is audited) — the cap counts what was spent and what
+the dataset's other active approvals may still spend (their ε total less what they spent), so every approved plan
+can finish within the cap; the approval names the plan by the sha256
 of its canonical JSON, so a changed plan is a different hash and needs a new approval; withdrawing takes effect at
 once (``active`` is asked before every round); every approval and withdrawal is audited with the plan hash.
 """
@@ -79,7 +81,7 @@ class ApprovalService:
             raise PlanOutsidePolicy(reasons)
         if plan.dp.enabled and epsilon_total is not None:
             try:
-                self.ledger.ensure_room(dataset_id, epsilon_total, cap)
+                self.ledger.ensure_room(dataset_id, epsilon_total, cap, reserved=self.reserved(dataset_id))
             except PrivacyBudgetExceeded:
                 self.audit.append(actor.username, "plan_refused", sha, DENIED,
                                   {"dataset_id": dataset_id, "reasons": 1, "first_reason": "privacy budget"})
@@ -119,6 +121,14 @@ class ApprovalService:
         self.accounts.require(actor, Permission.APPROVE_TRAINING, "approvals")
         with self.store.session() as session:
             return [_approval(r) for r in session.scalars(select(ApprovalRow).order_by(ApprovalRow.id.desc()))]
+
+    def reserved(self, dataset_id: int, *, excluding: str | None = None) -> float:
+        """ε the dataset's active approvals (other than plan ``excluding``) may still spend: each one's ε total less
+        what it has spent."""
+        spent = self.ledger.spent_by_plan(dataset_id)
+        return sum(max(0.0, a.epsilon_total - spent.get(a.plan_sha256, 0.0))
+                   for a in self.active_for_dataset(dataset_id)
+                   if a.plan_sha256 != excluding and a.epsilon_total is not None and math.isfinite(a.epsilon_total))
 
     def active_for_dataset(self, dataset_id: int) -> list[Approval]:
         with self.store.session() as session:

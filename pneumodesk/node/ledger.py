@@ -3,7 +3,9 @@
 Invariants: entries are append-only (SQLite triggers refuse UPDATE and DELETE, as for the audit log); a dataset's
 spending is the plain sum of its entries' ε (basic composition: conservative — an RDP accountant over all runs
 would give a smaller figure, so the cap is never under-counted); ``ensure_room`` is checked before training starts,
-so a run that would push a dataset past its cap never starts. Each entry is also audited as the system actor "node".
+so a run that would push a dataset past its cap never starts, and before a plan is approved, counting what other
+approved plans may still spend (their reservation), so approved plans together always fit the cap. Each entry is
+also audited as the system actor "node".
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ class PrivacyLedger:
             total = session.scalar(select(func.sum(LedgerRow.epsilon)).where(LedgerRow.dataset_id == dataset_id))
         return float(total or 0.0)
 
+    def spent_by_plan(self, dataset_id: int) -> dict[str, float]:
+        """plan sha256 → ε that plan has spent on the dataset."""
+        query = (select(LedgerRow.plan_sha256, func.sum(LedgerRow.epsilon)).where(LedgerRow.dataset_id == dataset_id)
+                 .group_by(LedgerRow.plan_sha256))
+        with self.store.session() as session:
+            return {sha: float(total) for sha, total in session.execute(query)}
+
     def entries(self, dataset_id: int) -> list[LedgerEntry]:
         """The dataset's entries, oldest first."""
         query = select(LedgerRow).where(LedgerRow.dataset_id == dataset_id).order_by(LedgerRow.id)
@@ -75,8 +84,9 @@ class PrivacyLedger:
             return [LedgerEntry(r.id, r.time, r.dataset_id, r.plan_sha256, r.round_number, r.epsilon, r.delta,
                                 r.noise_multiplier, r.sample_rate, r.steps) for r in session.scalars(query)]
 
-    def ensure_room(self, dataset_id: int, epsilon: float, cap: float) -> None:
-        """Raise ``PrivacyBudgetExceeded`` unless spending ``epsilon`` more keeps the dataset within ``cap``."""
+    def ensure_room(self, dataset_id: int, epsilon: float, cap: float, *, reserved: float = 0.0) -> None:
+        """Raise ``PrivacyBudgetExceeded`` unless spending ``epsilon`` more — on top of what was spent and the
+        ``reserved`` ε other approved plans may still spend — keeps the dataset within ``cap``."""
         spent = self.spent(dataset_id)
-        if not math.isfinite(epsilon) or spent + epsilon > cap + EPSILON_TOLERANCE:
-            raise PrivacyBudgetExceeded(dataset_id, spent, epsilon, cap)
+        if not math.isfinite(epsilon) or spent + reserved + epsilon > cap + EPSILON_TOLERANCE:
+            raise PrivacyBudgetExceeded(dataset_id, spent, epsilon, cap, reserved=reserved)

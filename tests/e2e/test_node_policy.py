@@ -57,12 +57,13 @@ def test_a_withdrawn_approval_stops_the_engine_before_it_joins(shared_node_coord
 
 def test_the_privacy_budget_cap_stops_training_before_it_starts(shared_node_coordinator, tmp_path):
     ((hospital, dataset_id),) = ready_hospitals(shared_node_coordinator, tmp_path, 1)
-    hospital.set_policy(epsilon_cap_per_dataset=6.0)
+    hospital.set_policy(epsilon_cap_per_dataset=8.0)
     first = make_plan(shared_node_coordinator, rounds=1, min_nodes=1, target_epsilon=4.0, name="first")
     second = make_plan(shared_node_coordinator, rounds=1, min_nodes=1, target_epsilon=4.0, name="second")
     for plan in (first, second):
         shared_node_coordinator.publish(plan)
-        hospital.approve_plan(plan, dataset_id)  # each fits the cap on its own
+        hospital.approve_plan(plan, dataset_id)  # together they fit the cap of 8
+    hospital.set_policy(epsilon_cap_per_dataset=6.0)  # the admin lowers the cap after approving both
 
     spent = hospital.engine(first.sha256, options=ONCE).run()
     assert spent.phase == Phase.FINISHED and spent.rounds_trained == 1

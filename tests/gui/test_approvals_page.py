@@ -79,6 +79,7 @@ def test_a_plan_in_plain_words_is_approved_audited_and_withdrawn(qtbot, owner_wi
     assert not dialog.approve_button.isEnabled() and "Approved by olivia.owner" in dialog.state.text()
     assert page.approvals_table.rowCount() == 1 and page.approvals_table.item(0, 6).text() == "active"
     assert page.ledger_table.item(0, 0).text() == "Ward A" and page.ledger_table.item(0, 1).text() == "0.00"
+    assert float(page.ledger_table.item(0, 2).text()) == pytest.approx(dialog.cost.epsilon_total, abs=0.005)
 
     page.approvals_table.selectRow(0)
     assert page.withdraw_selected()
@@ -96,6 +97,20 @@ def test_a_changed_plan_needs_its_own_approval(qtbot, owner_window):
     changed = reviewed(qtbot, page.review_plan(plan(learning_rate=0.5), URL))
 
     assert changed.active_approval() is None and changed.approve_button.isEnabled()
+
+
+def test_a_second_plan_that_would_not_fit_beside_an_approved_one_says_why(qtbot, owner_window):
+    page = owner_window.approvals_page
+    page.node.policy.set(page.session, page.node.policy.get().with_settings(epsilon_cap_per_dataset=6.0))
+    first = reviewed(qtbot, page.review_plan(plan(), URL))
+    assert first.approve()
+
+    second = reviewed(qtbot, page.review_plan(plan(learning_rate=0.5), URL))
+
+    assert not second.approve_button.isEnabled()
+    assert "other approved plans may still spend ε = " in second.objections.text()
+    assert "other approved plans may still spend" in second.description.toPlainText()
+    assert "other approved plans" not in first.objections.text()  # a plan does not hold room against itself
 
 
 def test_the_policy_editor_saves_and_the_cap_then_refuses_the_plan(qtbot, owner_window):

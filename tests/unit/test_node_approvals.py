@@ -175,3 +175,27 @@ def test_the_ledger_sums_entries_per_dataset_enforces_the_cap_and_is_append_only
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 db.execute(statement)
     assert node.ledger.spent(dataset_id) == pytest.approx(4.5)
+
+
+def test_approved_plans_reserve_their_epsilon_so_together_they_fit_the_cap(node, owner, dataset_id):
+    first = node.approvals.approve(owner, make_plan(name="first"), dataset_id, COORDINATOR, epsilon_total=6.0)
+    assert node.approvals.reserved(dataset_id) == pytest.approx(6.0)
+
+    with pytest.raises(PrivacyBudgetExceeded, match=r"other approved plans may still spend ε = 6\.00") as refused:
+        node.approvals.approve(owner, make_plan(name="second"), dataset_id, COORDINATOR, epsilon_total=5.0)
+    assert refused.value.reserved == pytest.approx(6.0) and refused.value.spent == 0.0
+
+    # What the first plan spends moves from its reservation to the ledger: the room left stays the same.
+    node.ledger.record(dataset_id, first.plan_sha256, 1, epsilon=2.0, delta=1e-5, noise_multiplier=1.0,
+                       sample_rate=0.05, steps=40)
+    assert node.approvals.reserved(dataset_id) == pytest.approx(4.0)
+    with pytest.raises(PrivacyBudgetExceeded):
+        node.approvals.approve(owner, make_plan(name="second"), dataset_id, COORDINATOR, epsilon_total=4.5)
+    assert node.approvals.approve(owner, make_plan(name="second"), dataset_id, COORDINATOR, epsilon_total=4.0)
+
+    # Withdrawing frees what the plan had not yet spent; its spending stays counted.
+    node.approvals.withdraw(owner, first.plan_sha256)
+    assert node.approvals.reserved(dataset_id) == pytest.approx(4.0)
+    assert node.approvals.approve(owner, make_plan(name="third"), dataset_id, COORDINATOR, epsilon_total=4.0)
+    with pytest.raises(PrivacyBudgetExceeded):
+        node.approvals.approve(owner, make_plan(name="fourth"), dataset_id, COORDINATOR, epsilon_total=0.1)
