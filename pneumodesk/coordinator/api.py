@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -48,6 +48,7 @@ from pneumodesk.federation.messages import (
 )
 
 from .audit import AuditEntry
+from .bodies import receive_body
 from .errors import CoordinatorError, Unauthorised
 from .http_limits import BodySizeLimit, RateLimiter
 from .secure_api import register_secure_routes
@@ -345,7 +346,8 @@ def create_app(service: CoordinatorService) -> FastAPI:
     async def weights(version: int, _who: Annotated[str, Depends(anyone_enrolled)]) -> Response:
         """The model's safetensors bytes; the X-Content-SHA256 header carries their sha256 for the node to check."""
         data, sha = await run_in_threadpool(service.model_weights, version)
-        return Response(data, media_type="application/octet-stream", headers={SHA256_HEADER: sha})
+        return StreamingResponse(_slices(memoryview(data)), media_type="application/octet-stream",
+                                 headers={SHA256_HEADER: sha, "Content-Length": str(len(data))})
 
     @app.put(
         f"{api}/rounds/{{round_id}}{UPLOAD_SUFFIX}", response_model=UploadReceipt, responses=_ERRORS, tags=["rounds"],
@@ -360,11 +362,22 @@ def create_app(service: CoordinatorService) -> FastAPI:
         sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")],
     ) -> UploadReceipt:
         """Upload this node's update (safetensors) with its example count; an identical retry is counted once."""
-        data = await _read_body(request)
-        return await run_in_threadpool(service.submit_update, round_id, who, data, examples, sha256)
+        body = await receive_body(request)
+        return await run_in_threadpool(partial(service.submit_update, received_sha256=body.sha256), round_id, who,
+                                       body.data, examples, sha256)
 
     register_secure_routes(app, service.secure, node, _ERRORS)
     return app
+
+
+DOWNLOAD_SLICE = 1 << 20
+
+
+async def _slices(data: memoryview) -> AsyncIterator[memoryview]:
+    """A model in 1 MiB slices: each is encrypted and sent before the next (the send waits while the client is slow),
+    so a download holds about a slice of extra memory, not a TLS-encrypted copy of the whole model."""
+    for start in range(0, len(data), DOWNLOAD_SLICE):
+        yield data[start : start + DOWNLOAD_SLICE]
 
 
 def _round_ended(state: PlanWait, since: str) -> bool:
@@ -374,17 +387,6 @@ def _round_ended(state: PlanWait, since: str) -> bool:
     round_id = since.split(":", 1)[0]
     return not round_id.isdigit() or int(round_id) != state.round.round_id or state.round.state in (
         "complete", "failed")
-
-
-async def _read_body(request: Request) -> bytearray:
-    """The request body in one growing buffer (no list of chunks joined at the end: one copy fewer of an update).
-
-    The size limit middleware has already refused announced or streamed bodies over the endpoint's limit.
-    """
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-    return body
 
 
 class _RateLimited(Exception):

@@ -18,7 +18,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` so that it is either absent or complete and on disk (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
@@ -43,7 +43,7 @@ class BlobStore:
     def __init__(self, root: Path, cache_bytes: int = 256 * 1024 * 1024) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self._cache: OrderedDict[str, bytes] = OrderedDict()  # verified, immutable blobs (model versions)
+        self._cache: OrderedDict[str, bytes | memoryview] = OrderedDict()  # verified, immutable blobs (model versions)
         self._cache_bytes = cache_bytes
         self._cache_lock = threading.Lock()
 
@@ -52,7 +52,7 @@ class BlobStore:
             raise NotFound("No such blob.")
         return self.root / sha256[:2] / sha256
 
-    def put(self, data: bytes, digest: str | None = None, *, cache: bool = False) -> str:
+    def put(self, data: bytes | memoryview, digest: str | None = None, *, cache: bool = False) -> str:
         """Store ``data``; ``digest`` may be passed when the caller just hashed these very bytes."""
         tensor_signature(data)  # raises WeightsIntegrityError unless the bytes are safetensors
         digest = digest or sha256_hex(data)
@@ -64,8 +64,9 @@ class BlobStore:
         write_atomically(path, data)
         return digest
 
-    def get(self, sha256: str, *, cache: bool = False) -> bytes:
-        """The blob's bytes, re-hashed after reading; ``cache`` keeps them in memory (for often-read model versions)."""
+    def get(self, sha256: str, *, cache: bool = False) -> bytes | memoryview:
+        """The blob's bytes, re-hashed after reading; ``cache`` keeps them in memory (for often-read model versions).
+        Cached blobs are what ``put`` was given (bytes or a read-only view): never to be changed."""
         with self._cache_lock:
             cached = self._cache.get(sha256)
             if cached is not None:
@@ -81,7 +82,7 @@ class BlobStore:
             self._remember(sha256, data)
         return data
 
-    def _remember(self, sha256: str, data: bytes) -> None:
+    def _remember(self, sha256: str, data: bytes | memoryview) -> None:
         if len(data) > self._cache_bytes:
             return
         with self._cache_lock:

@@ -95,12 +95,15 @@ class RoundOrchestrator:
 
     # -- uploads ----------------------------------------------------------------------------------------------
 
-    def submit_update(self, round_id: int, node_id: str, data: bytes | bytearray, examples: int,
-                      claimed_sha256: str | None) -> UploadReceipt:
-        """Check, store (durably) and count one update; ``data`` must not change while this runs."""
+    def submit_update(self, round_id: int, node_id: str, data: bytes | bytearray | memoryview, examples: int,
+                      claimed_sha256: str | None, *, received_sha256: str | None = None) -> UploadReceipt:
+        """Check, store (durably) and count one update; ``data`` must not change while this runs.
+
+        ``received_sha256`` is the digest of these very bytes when the caller hashed them as they arrived (the API
+        does); otherwise they are hashed here."""
         if not 1 <= examples <= MAX_EXAMPLES:
             raise InvalidInput(f"The example count must be between 1 and {MAX_EXAMPLES}.")
-        digest = sha256_hex(data)
+        digest = received_sha256 or sha256_hex(data)
         if claimed_sha256 is not None and claimed_sha256.lower() != digest:
             raise InvalidInput("The update does not match its X-Content-SHA256 header: it was damaged in transit.")
         with self._sessions() as session:
@@ -187,7 +190,7 @@ class RoundOrchestrator:
         if model_sha256 not in self._signatures:
             data = self._blobs.get(model_sha256)
             header_length = int.from_bytes(data[:8], "little")
-            self._signatures[model_sha256] = data[: 8 + header_length]
+            self._signatures[model_sha256] = bytes(data[: 8 + header_length])  # not a view: the model may go
         return self._signatures[model_sha256]
 
     # -- aggregation ------------------------------------------------------------------------------------------
@@ -253,7 +256,7 @@ class RoundOrchestrator:
                  plan_sha[:12], model.version, len(inputs), time.perf_counter() - started)
         return RoundState.COMPLETE.value
 
-    def _mean(self, round_id: int, inputs: list[tuple[str, str, int]], architecture: str) -> tuple[bytes, int]:
+    def _mean(self, round_id: int, inputs: list[tuple[str, str, int]], architecture: str) -> tuple[memoryview, int]:
         """The weighted mean of the counted ``inputs`` (blob sha, node, examples) as safetensors bytes.
 
         Starts from the running sum and adds, from the blob store (``get`` verifies each blob's hash), only the updates
@@ -267,7 +270,7 @@ class RoundOrchestrator:
             for blob_sha, node, examples in inputs:
                 if node not in running.included:
                     running.add(node, tensor_views(self._blobs.get(blob_sha)), examples)
-            return bytes(running.write({"architecture": architecture})), running.total_examples
+            return running.write({"architecture": architecture}), running.total_examples
 
     def _next_round(self, session: Session, finished: Round, model_version: int) -> None:
         plan = session.get(Plan, finished.plan_sha256)

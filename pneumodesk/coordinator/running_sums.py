@@ -41,9 +41,10 @@ class RunningSum:
             return False
         if not isinstance(examples, int) or examples <= 0:
             raise ValueError("every update must come with a positive whole number of examples")
-        if not self._layout:
+        first = not self._layout
+        if first:  # the sums start as the first update itself: no zero-filled pass, no separate add
             self._layout = {name: (a.dtype, a.shape) for name, a in arrays.items()}
-            self._sums = {name: np.zeros(a.size, dtype=np.float64) for name, a in arrays.items()}
+            self._sums = {name: np.empty(a.size, dtype=np.float64) for name, a in arrays.items()}
         elif arrays.keys() != self._layout.keys():
             raise IncompatibleUpdateError("The updates do not all hold the same tensors.")
         for name, array in arrays.items():
@@ -54,6 +55,9 @@ class RunningSum:
             flat, total = array.reshape(-1), self._sums[name]
             for start in range(0, flat.size, BLOCK):
                 stop = min(start + BLOCK, flat.size)
+                if first:
+                    np.multiply(flat[start:stop], weight, out=total[start:stop], dtype=np.float64)
+                    continue
                 scratch = self._scratch[: stop - start]
                 np.multiply(flat[start:stop], weight, out=scratch, dtype=np.float64)
                 np.add(total[start:stop], scratch, out=total[start:stop])
@@ -61,7 +65,7 @@ class RunningSum:
         self.total_examples += examples
         return True
 
-    def write(self, metadata: Mapping[str, str] | None = None) -> bytearray:
+    def write(self, metadata: Mapping[str, str] | None = None) -> memoryview:
         """The weighted mean as safetensors bytes (computed straight into the output buffer)."""
         if not self.included:
             raise ValueError("no updates to average")

@@ -6,6 +6,7 @@ path ends in ``/update`` so the API's large-body limit applies to it; every othe
 """
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from pneumodesk.federation.messages import API_PREFIX, SHA256_HEADER
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster
 
+from .bodies import receive_body
 from .secure_rounds import SecureRounds
 
 _JSON = "application/json"
@@ -32,10 +34,7 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
     tags = ["secure aggregation"]
 
     async def body(request: Request) -> bytes:
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-        return bytes(data)
+        return bytes((await receive_body(request)).data)  # small JSON-like messages: an immutable copy is cheap
 
     @app.post(f"{base}/advertisement", response_model=SecureReceipt, responses=errors, tags=tags)
     async def advertisement(round_id: int, request: Request, who: Node) -> SecureReceipt:
@@ -64,7 +63,9 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
                            sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")]
                            ) -> SecureReceipt:
         """Phase masked_input: this node's masked input (a retry with the same bytes counts once)."""
-        return await run_in_threadpool(secure.masked_input, round_id, who, await body(request), sha256)
+        received = await receive_body(request)
+        return await run_in_threadpool(partial(secure.masked_input, received_sha256=received.sha256), round_id, who,
+                                       received.data, sha256)
 
     @app.get(f"{base}/unmask-request", responses=errors, tags=tags)
     async def unmask_request(round_id: int, who: Node) -> Response:

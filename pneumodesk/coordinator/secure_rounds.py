@@ -92,7 +92,7 @@ class MessageStore:
             raise NotFound("No such message.")
         return self.root / sha256[:2] / sha256
 
-    def put(self, data: bytes, digest: str | None = None) -> str:
+    def put(self, data: bytes | memoryview, digest: str | None = None) -> str:
         digest = digest or sha256_hex(data)
         path = self._path(digest)
         if path.exists():
@@ -172,8 +172,10 @@ class SecureRounds:
         return self._receive(round_id, node_id, Phase.SHARE_KEYS, body,
                              lambda _s, _r, live: self._server(live).receive_shares(message))
 
-    def masked_input(self, round_id: int, node_id: str, body: bytes, claimed_sha256: str | None) -> SecureReceipt:
-        digest = sha256_hex(body)
+    def masked_input(self, round_id: int, node_id: str, body: bytes | bytearray | memoryview,
+                     claimed_sha256: str | None, *,
+                     received_sha256: str | None = None) -> SecureReceipt:
+        digest = received_sha256 or sha256_hex(body)
         if claimed_sha256 is not None and claimed_sha256.lower() != digest:
             raise InvalidInput("The masked input does not match its X-Content-SHA256 header: it was damaged in "
                                "transit.")
@@ -478,7 +480,7 @@ class SecureRounds:
     def _publish(self, session: Session, round_: Round, result: AggregateResult) -> None:
         parent = session.get(ModelVersion, round_.model_version)
         plan = session.get(Plan, round_.plan_sha256)
-        weights = bytes(self._apply(self._blobs.get(parent.sha256, cache=True), result, parent.architecture))
+        weights = self._apply(self._blobs.get(parent.sha256, cache=True), result, parent.architecture)
         weights_sha = self._blobs.put(weights, cache=True)
         card = json.loads(parent.card_json)
         card.update(weights_sha256=weights_sha, created=utcnow().isoformat(), training={
@@ -503,7 +505,7 @@ class SecureRounds:
         self._forget(session, round_)
 
     @staticmethod
-    def _apply(parent: bytes, result: AggregateResult, architecture: str) -> bytearray:
+    def _apply(parent: bytes | memoryview, result: AggregateResult, architecture: str) -> memoryview:
         """global + mean delta, each tensor in its own dtype (integers rounded), as safetensors bytes."""
         views = tensor_views(parent)
         vector, layout = flatten_state(views)

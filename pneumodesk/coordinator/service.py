@@ -306,7 +306,7 @@ class CoordinatorService:
         with self.sessions() as session:
             return [model_info(m) for m in session.scalars(select(ModelVersion).order_by(ModelVersion.version))]
 
-    def model_weights(self, version: int) -> tuple[bytes, str]:
+    def model_weights(self, version: int) -> tuple[bytes | memoryview, str]:
         with self.sessions() as session:
             model = session.get(ModelVersion, version)
             if model is None:
@@ -421,9 +421,10 @@ class CoordinatorService:
         with self.sessions() as session:
             return [self.rounds.info(session, r) for r in session.scalars(select(Round).order_by(Round.id))]
 
-    def submit_update(self, round_id: int, node_id: str, data: bytes, examples: int,
-                      claimed_sha256: str | None) -> UploadReceipt:
-        return self.rounds.submit_update(round_id, node_id, data, examples, claimed_sha256)
+    def submit_update(self, round_id: int, node_id: str, data: bytes | bytearray | memoryview, examples: int,
+                      claimed_sha256: str | None, *, received_sha256: str | None = None) -> UploadReceipt:
+        return self.rounds.submit_update(round_id, node_id, data, examples, claimed_sha256,
+                                         received_sha256=received_sha256)
 
     def sweep(self) -> None:
         """Settle rounds (deadlines, interrupted aggregations) and drop expired challenges."""

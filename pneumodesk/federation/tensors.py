@@ -52,12 +52,12 @@ def safetensors_header(data: bytes | memoryview) -> dict[str, Any]:
     return header
 
 
-def state_dict_from_bytes(data: bytes, expected_sha256: str | None = None) -> StateDict:
+def state_dict_from_bytes(data: bytes | bytearray | memoryview, expected_sha256: str | None = None) -> StateDict:
     """Parse safetensors bytes into numpy arrays, first checking the sha256 when one is given."""
     if expected_sha256 is not None and sha256_hex(data) != expected_sha256.lower():
         raise WeightsIntegrityError("The weights do not match their sha256: they were changed or damaged in transit.")
     try:
-        return _load_numpy(data)
+        return _load_numpy(data if isinstance(data, bytes) else bytes(data))  # the library takes bytes only
     except (SafetensorError, ValueError, TypeError) as error:
         raise WeightsIntegrityError(f"The weights are not valid safetensors ({error}).") from None
 
