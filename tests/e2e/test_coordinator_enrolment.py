@@ -90,3 +90,24 @@ def test_health_version_and_openapi_are_served(shared_coordinator):
     upload = paths["/api/v1/rounds/{round_id}/update"]["put"]
     assert "application/octet-stream" in upload["requestBody"]["content"]
     assert {p["name"] for p in upload["parameters"]} >= {"X-Example-Count", "X-Content-SHA256"}
+
+
+def test_error_answers_are_the_json_shape_the_openapi_description_promises(shared_coordinator):
+    coordinator = shared_coordinator
+    http = coordinator.session()
+    schema = http.get(f"{coordinator.url}/openapi.json", timeout=30).json()
+    fields = set(schema["components"]["schemas"]["ErrorBody"]["properties"])
+    answers = [
+        http.get(f"{coordinator.url}/nodes", timeout=30),  # no token
+        http.get(f"{coordinator.url}/nodes", headers={"Authorization": "Bearer not-a-token"}, timeout=30),
+        http.post(f"{coordinator.url}/operators/login", json={"username": "admin"}, timeout=30),  # no password
+        http.post(f"{coordinator.url}/operators/login", data=b"{not json",
+                  headers={"Content-Type": "application/json"}, timeout=30),
+        http.get(f"{coordinator.url}/no-such-endpoint", timeout=30),
+    ]
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, answer.text
+        assert answer.headers["content-type"].startswith("application/json")
+        body = answer.json()
+        assert {"error", "message"} <= set(body) <= fields, body
+        assert body["message"] and "Traceback" not in body["message"]
