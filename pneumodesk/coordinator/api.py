@@ -48,7 +48,7 @@ from pneumodesk.federation.messages import (
 )
 
 from .audit import AuditEntry
-from .bodies import receive_body
+from .bodies import BufferPool, pooled_body
 from .errors import CoordinatorError, Unauthorised
 from .http_limits import BodySizeLimit, RateLimiter
 from .secure_api import register_secure_routes
@@ -121,6 +121,7 @@ def create_app(service: CoordinatorService) -> FastAPI:
     notifier = ChangeNotifier()
     service.add_listener(notifier.notify_threadsafe)
     plan_states = SharedReads(service.plan_state)
+    update_buffers = BufferPool(config.idle_upload_buffers_mb * 1024 * 1024)
     limits = {
         "login": RateLimiter(config.login_attempts_per_minute),
         "token": RateLimiter(config.token_requests_per_minute),
@@ -362,11 +363,11 @@ def create_app(service: CoordinatorService) -> FastAPI:
         sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")],
     ) -> UploadReceipt:
         """Upload this node's update (safetensors) with its example count; an identical retry is counted once."""
-        body = await receive_body(request)
-        return await run_in_threadpool(partial(service.submit_update, received_sha256=body.sha256), round_id, who,
-                                       body.data, examples, sha256)
+        async with pooled_body(request, update_buffers) as body:  # the service keeps no view into the body
+            return await run_in_threadpool(partial(service.submit_update, received_sha256=body.sha256), round_id,
+                                           who, body.data, examples, sha256)
 
-    register_secure_routes(app, service.secure, node, _ERRORS)
+    register_secure_routes(app, service.secure, node, _ERRORS, update_buffers)
     return app
 
 

@@ -82,6 +82,7 @@ class CoordinatorConfig:
     sweep_seconds: float = 1.0
     long_poll_max_seconds: float = 60.0
     keep_alive_seconds: int = 75  # idle HTTPS connections stay open this long: nodes between phases keep theirs
+    idle_upload_buffers_mb: int = 1024  # received updates' buffers kept for reuse (the kernel need not zero them)
 
     @property
     def issuer(self) -> str:

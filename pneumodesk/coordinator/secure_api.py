@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from pneumodesk.federation.messages import API_PREFIX, SHA256_HEADER
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster
 
-from .bodies import receive_body
+from .bodies import BufferPool, pooled_body, receive_body
 from .secure_rounds import SecureRounds
 
 _JSON = "application/json"
@@ -27,8 +27,9 @@ def _json(model: Any) -> Response:
 
 
 def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..., Any],
-                           errors: dict[int | str, dict[str, Any]]) -> None:
-    """Add the secure-aggregation endpoints to ``app``; ``node`` is the dependency that authenticates a node."""
+                           errors: dict[int | str, dict[str, Any]], update_buffers: BufferPool) -> None:
+    """Add the secure-aggregation endpoints to ``app``; ``node`` is the dependency that authenticates a node;
+    masked inputs are received into ``update_buffers``."""
     base = f"{API_PREFIX}/rounds/{{round_id}}/secure"
     Node = Annotated[str, Depends(node)]
     tags = ["secure aggregation"]
@@ -63,9 +64,9 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
                            sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")]
                            ) -> SecureReceipt:
         """Phase masked_input: this node's masked input (a retry with the same bytes counts once)."""
-        received = await receive_body(request)
-        return await run_in_threadpool(partial(secure.masked_input, received_sha256=received.sha256), round_id, who,
-                                       received.data, sha256)
+        async with pooled_body(request, update_buffers) as received:  # only its sum and its hash are kept
+            return await run_in_threadpool(partial(secure.masked_input, received_sha256=received.sha256), round_id,
+                                           who, received.data, sha256)
 
     @app.get(f"{base}/unmask-request", responses=errors, tags=tags)
     async def unmask_request(round_id: int, who: Node) -> Response:

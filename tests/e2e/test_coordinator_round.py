@@ -149,3 +149,24 @@ def test_long_poll_until_round_end_is_not_woken_by_other_nodes_updates(coordinat
     assert answered - closed < 10
     bad = nodes[0].get(wait, params={"since": info["revision"], "until": "sometimes"})
     assert bad.status_code == 422 and bad.json()["error"] == "invalid_input"
+
+
+def test_consecutive_rounds_each_give_exactly_their_own_weighted_mean(coordinator):
+    """Upload buffers are reused from round to round: no round may see another round's bytes."""
+    nodes = approved_nodes(coordinator, 2)
+    operator = coordinator.operator_token()
+    base = model_list(coordinator, operator)[0]
+    plan = publish_via_api(coordinator, operator, plan_json(base["sha256"], min_nodes=2, rounds=3))
+    counts = [3, 1]
+    for number in range(1, 4):
+        joined = [node.join(plan["plan_sha256"]) for node in nodes]
+        assert joined[0]["number"] == number
+        weights = nodes[0].download(joined[0]["model_version"])
+        updates = [dyadic_update(weights, 10 * number + i) for i in range(2)]
+        receipts = [node.upload(joined[0]["round_id"], update, count).json()
+                    for node, update, count in zip(nodes, updates, counts, strict=True)]
+        assert receipts[-1]["round_state"] == "complete"
+        result = nodes[1].download(model_list(coordinator, operator)[-1]["version"])
+        expected = weighted_mean(updates, counts)
+        for name in expected:
+            np.testing.assert_array_equal(result[name], expected[name])

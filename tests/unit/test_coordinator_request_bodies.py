@@ -1,4 +1,5 @@
-"""Request bodies read into one buffer and hashed as they arrive: exact bytes, exact digest, framing checked."""
+"""Request bodies read into one buffer and hashed as they arrive: exact bytes, exact digest, framing checked; large
+buffers reused from a bounded pool only once the handler is done with them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import pytest
 from starlette.requests import Request
 
-from pneumodesk.coordinator.bodies import receive_body
+from pneumodesk.coordinator.bodies import BufferPool, pooled_body, receive_body
 from pneumodesk.coordinator.errors import InvalidInput
 
 
@@ -43,3 +44,40 @@ def test_an_empty_body_is_read_as_empty():
 def test_a_body_that_disagrees_with_its_content_length_is_refused(announced, message):
     with pytest.raises(InvalidInput, match=message):
         asyncio.run(receive_body(_request(CHUNKS, announced)))
+
+
+def _address(buffer: memoryview) -> int:
+    import numpy as np
+
+    return np.frombuffer(buffer, dtype=np.uint8).ctypes.data
+
+
+def test_a_pooled_buffer_is_reused_only_after_its_handler_finished():
+    pool = BufferPool(max_bytes=4 * len(BODY))
+
+    async def handle() -> tuple[int, int]:
+        async with pooled_body(_request(CHUNKS, len(BODY)), pool) as first:
+            assert bytes(first.data) == BODY and pool.idle_bytes == 0
+            async with pooled_body(_request(CHUNKS, len(BODY)), pool) as second:  # in use: not handed out twice
+                assert _address(second.data) != _address(first.data)
+            address = _address(first.data)
+        async with pooled_body(_request(list(reversed(CHUNKS)), len(BODY)), pool) as third:
+            assert third.sha256 == hashlib.sha256(b"".join(reversed(CHUNKS))).hexdigest()
+            return address, _address(third.data)
+
+    released, reused = asyncio.run(handle())
+    assert reused == released  # the most recently freed buffer, overwritten with the new body (checked above)
+    assert pool.idle_bytes == 2 * len(BODY)
+
+
+def test_the_pool_keeps_at_most_its_limit_and_takes_back_a_refused_body():
+    pool = BufferPool(max_bytes=len(BODY))
+    first, second = pool.take(len(BODY)), pool.take(len(BODY))
+    pool.give(first)
+    pool.give(second)  # over the limit: dropped
+    assert pool.idle_bytes == len(BODY) and pool.take(len(BODY)) is first
+
+    refusing = BufferPool(max_bytes=4 * len(BODY))
+    with pytest.raises(InvalidInput):
+        asyncio.run(receive_body(_request(CHUNKS, len(BODY) + 1), refusing))
+    assert refusing.idle_bytes == len(BODY) + 1  # the refused body's buffer came back
