@@ -171,8 +171,12 @@ class ParticipationEngine:
     # -- control (any thread) -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        """Stop after the step in hand; a request the engine is waiting on (a long poll) ends at once."""
         self._stop.set()
         self._running.set()
+        connection = self.connection
+        if connection is not None:
+            connection.client.transport.interrupt()
 
     def pause(self) -> None:
         self._running.clear()

@@ -11,6 +11,8 @@ Invariants:
 - Every attempt that reached the network is recorded in the egress log (method, path without query, bytes sent
   including headers and body, bytes received, status, purpose) and passed to the optional ``recorder``.
 - Tokens never appear in an egress record: the ``Authorization`` value is redacted before the recorder sees it.
+- ``interrupt()`` (any thread) ends the requests in flight at once — their sockets are shut down, they are recorded
+  as usual and not retried — so stopping never waits for a long poll; requests sent afterwards work normally.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,9 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from pneumodesk import __version__
@@ -111,17 +118,20 @@ def _header_bytes(start_line: str, headers: Mapping[str, str]) -> int:
 
 class _RecordingRetry(Retry):
     """urllib3 ``Retry`` that reports every attempt it is about to repeat, so retried attempts reach the egress log
-    too (the final attempt is recorded by ``Transport``)."""
+    too (the final attempt is recorded by ``Transport``), and gives up at once when ``allowed()`` says so."""
 
     observer: Callable[[Any, Exception | None], None] | None = None
+    allowed: Callable[[], bool] | None = None
 
     def new(self, **kwargs: Any) -> _RecordingRetry:
         fresh = super().new(**kwargs)
-        fresh.observer = self.observer
+        fresh.observer, fresh.allowed = self.observer, self.allowed
         return fresh
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
                   error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Retry:
+        if self.allowed is not None and not self.allowed():
+            raise MaxRetryError(_pool, url or "", error)
         fresh = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
         if self.observer is not None:
             self.observer(response, error if error is None or not self._is_connection_error(error) else _NOT_SENT)
@@ -148,6 +158,38 @@ def _nothing_sent(error: BaseException) -> bool:
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
+def _tracking_pool(connections: weakref.WeakSet) -> type[HTTPSConnectionPool]:
+    """An HTTPS connection pool class whose connections add themselves to ``connections`` once connected."""
+
+    class TrackedConnection(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            connections.add(self)
+
+    class TrackedPool(HTTPSConnectionPool):
+        ConnectionCls = TrackedConnection
+
+    return TrackedPool
+
+
+class _TrackingAdapter(HTTPAdapter):
+    """``HTTPAdapter`` whose HTTPS connections (direct or through a proxy) are tracked, for ``Transport.interrupt``."""
+
+    def __init__(self, connections: weakref.WeakSet, **kwargs: Any) -> None:
+        self._pool_class = _tracking_pool(connections)  # before super(): it builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
+                                                   "https": self._pool_class}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme, "https": self._pool_class}
+        return manager
+
+
 class Transport:
     """The node's only way to talk to the coordinator at ``base_url`` (``https://host:port``)."""
 
@@ -168,13 +210,28 @@ class Transport:
                       allowed_methods=IDEMPOTENT_METHODS, status_forcelist=RETRY_STATUSES, backoff_factor=backoff,
                       backoff_max=10.0, respect_retry_after_header=True, raise_on_status=False,
                       raise_on_redirect=True)
-        retry.observer = self._retried
+        retry.observer, retry.allowed = self._retried, self._may_retry
         self._current = threading.local()
-        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+        self._connections: weakref.WeakSet = weakref.WeakSet()
+        self._interruptions = 0  # attempts begun before the latest interrupt() are not retried
+        self.session.mount("https://", _TrackingAdapter(self._connections, max_retries=retry))
         self.session.mount("http://", HTTPAdapter(max_retries=0))  # never used for the coordinator
 
     def close(self) -> None:
         self.session.close()
+
+    def interrupt(self) -> None:
+        """End the requests in flight now (from any thread): they fail as ``CoordinatorUnreachable`` without retry.
+        Idle keep-alive connections close too; the next request opens a fresh one."""
+        self._interruptions += 1
+        for connection in list(self._connections):
+            sock = connection.sock
+            if sock is not None:  # the plain socket call: the TLS object stays to its own thread
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _may_retry(self) -> bool:
+        return getattr(self._current, "interruptions", None) == self._interruptions
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{API_PREFIX}{path}"
@@ -215,6 +272,7 @@ class Transport:
         received = 0
         sent_request = True
         self._current.attempt = (prepared, path, purpose)
+        self._current.interruptions = self._interruptions
         try:
             response = self.session.send(prepared, timeout=timeout, allow_redirects=False,
                                          proxies=settings["proxies"], verify=str(self.ca_path), stream=False)

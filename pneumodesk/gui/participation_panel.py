@@ -27,7 +27,7 @@ from pneumodesk.node import NodeService, Permission, UserSession
 
 from .workers import start_in_thread
 
-POLL_TIMEOUT_S = 10.0  # the engine's long poll: also the longest a Cancel waits while no round is open
+POLL_TIMEOUT_S = 10.0  # the engine's long poll (Cancel and closing the window end it at once)
 
 
 class ParticipationWorker(QObject):

@@ -4,6 +4,7 @@ node stopped between training and upload resumes with the same update (no second
 from __future__ import annotations
 
 import threading
+import time
 
 from pneumodesk.client import EngineOptions, Phase
 from pneumodesk.client.local_federation import run_engines
@@ -124,3 +125,33 @@ def test_an_unreachable_coordinator_gives_a_clear_status_until_stopped(node_coor
     assert [s.retry_in for s in retries] == [0.5, 1.0]
     assert "cannot be reached" in retries[0].message and node_coordinator.url in retries[0].message
     assert hospital.service.ledger.entries(dataset_id) == []
+
+
+def test_stopping_ends_a_long_poll_at_once_and_the_interrupted_request_is_logged(node_coordinator, tmp_path):
+    ((hospital, dataset_id),) = ready_hospitals(node_coordinator, tmp_path, 1)
+    plan = make_plan(node_coordinator, rounds=1, min_nodes=2)  # alone, this node waits for the others
+    node_coordinator.publish(plan)
+    hospital.approve_plan(plan, dataset_id)
+    sent: list = []
+    watch = Watch()
+    engine = hospital.engine(plan.sha256, options=EngineOptions(poll_timeout=60, candidates="none"),
+                             on_status=watch.for_hospital("h"), recorder=sent.append)
+    results: list = []
+    runner = threading.Thread(target=lambda: results.append(engine.run()))
+    runner.start()
+
+    def waiting_after_upload(events) -> bool:  # type: ignore[no-untyped-def]
+        phases = [s.phase for s in _phases(events, "h")]
+        return Phase.SUBMITTED in phases and phases[-1] == Phase.WAITING and phases.count(Phase.WAITING) >= 3
+
+    watch.wait_for(waiting_after_upload)
+    threading.Event().wait(1.0)  # let the long poll reach the coordinator (it would last 60 s)
+    asked = time.monotonic()
+    engine.stop()
+    runner.join(timeout=30)
+
+    assert not runner.is_alive() and time.monotonic() - asked < 10
+    assert results[0].phase == Phase.STOPPED
+    last = sent[-1]
+    assert last.endpoint.endswith("/wait") and last.status is None  # recorded although it got no answer
+    assert node_coordinator.rounds()[0].updates_received == 1  # the update stays counted
