@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -24,6 +21,7 @@ from pneumodesk.node.models import utcnow
 from pneumodesk.node.permissions import Permission
 
 from .gate import password_field, rules_label, text_field
+from .page_support import message_label, read_only_table
 from .role_editor import RoleEditor
 
 COLUMNS = ("User", "Name", "Role", "State", "Last sign-in")
@@ -47,14 +45,7 @@ class AccountsPage(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
         outer.addWidget(QLabel("<h2>Accounts</h2>"))
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setAccessibleName("Accounts")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table("Accounts", COLUMNS, stretch="all")
         outer.addWidget(self.table, 2)
 
         row = QHBoxLayout()
@@ -102,10 +93,7 @@ class AccountsPage(QWidget):
         lower.addWidget(create, 1)
         lower.addWidget(self.roles_box, 2)
         outer.addLayout(lower, 2)
-        self.message = QLabel()
-        self.message.setObjectName("muted")
-        self.message.setAccessibleName("Accounts message")
-        self.message.setWordWrap(True)
+        self.message = message_label("Accounts message")
         outer.addWidget(self.message)
 
     def set_session(self, session: UserSession | None) -> None:

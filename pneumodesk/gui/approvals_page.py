@@ -13,42 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from pneumodesk.node import NodeError, NodeService, Permission, UserSession
+from pneumodesk.node import NodeError, NodeService, Permission
 
 from .background import plain_error
+from .page_support import SessionPage, message_label, read_only_table
 from .plan_dialog import PlanReviewDialog
 from .policy_editor import PolicyEditor
 
 APPROVAL_COLUMNS = ("Plan", "Identity", "Dataset", "ε (whole plan)", "Approved by", "Approved", "State")
 LEDGER_COLUMNS = ("Dataset", "ε spent", "ε held by approvals", "Cap", "Left", "Rounds recorded")
-
-
-def _table(name: str, columns: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setAccessibleName(name)
-    table.setHorizontalHeaderLabels(columns)
-    table.verticalHeader().hide()
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
 
 
 def _when(value: Any) -> str:
@@ -61,17 +44,15 @@ def _number(value: float | None) -> str:
     return "∞" if math.isinf(value) else f"{value:.2f}"
 
 
-class ApprovalsPage(QWidget):
+class ApprovalsPage(SessionPage):
     changed = Signal()  # an approval or the policy changed (the Federation page shows approval states)
 
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.session: UserSession | None = None
         self.approvals: list[Any] = []
         self.dataset_names: dict[int, str] = {}
         self.dialogs: list[PlanReviewDialog] = []
-        self._stale = True
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -86,7 +67,7 @@ class ApprovalsPage(QWidget):
         columns.addWidget(self.policy_editor, 2)
         right = QVBoxLayout()
         right.addWidget(QLabel("<b>Approved plans</b>"))
-        self.approvals_table = _table("Approved plans", APPROVAL_COLUMNS)
+        self.approvals_table = read_only_table("Approved plans", APPROVAL_COLUMNS)
         right.addWidget(self.approvals_table, 2)
         buttons = QHBoxLayout()
         self.review_button = QPushButton("Review…")
@@ -101,28 +82,14 @@ class ApprovalsPage(QWidget):
         buttons.addStretch(1)
         right.addLayout(buttons)
         right.addWidget(QLabel("<b>Privacy ledger</b>: ε spent per dataset, recorded before each update leaves"))
-        self.ledger_table = _table("Privacy ledger", LEDGER_COLUMNS)
+        self.ledger_table = read_only_table("Privacy ledger", LEDGER_COLUMNS)
         right.addWidget(self.ledger_table, 1)
         columns.addLayout(right, 3)
         outer.addLayout(columns, 1)
-        self.message = QLabel()
-        self.message.setObjectName("muted")
-        self.message.setAccessibleName("Training message")
-        self.message.setWordWrap(True)
+        self.message = message_label("Training message")
         outer.addWidget(self.message)
 
-    # --- session ---
-    def set_session(self, session: UserSession | None) -> None:
-        self.session = session
-        self._stale = True
-        if session is not None and self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        if self._stale and self.session is not None:
-            self.refresh()
-
+    # --- session (set_session and showEvent: SessionPage) ---
     def refresh(self) -> None:
         """Re-read the policy, the approvals and the ledger."""
         if self.session is None:

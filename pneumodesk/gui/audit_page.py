@@ -7,15 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QDate
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDateEdit,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -25,6 +22,7 @@ from pneumodesk.node import AuditRecord, NodeError, NodeService, UserSession
 from pneumodesk.node.permissions import Permission
 
 from .export import default_export_name
+from .page_support import read_only_table
 
 COLUMNS = ("#", "Time", "User", "Action", "Target", "Outcome", "Details")
 ALL = ""
@@ -73,15 +71,7 @@ class AuditPage(QWidget):
             combo.currentIndexChanged.connect(lambda _=0: self.refresh())
         for edit in (self.since, self.until):
             edit.dateChanged.connect(lambda _=None: self.refresh())
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setAccessibleName("Audit entries")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        self.table = read_only_table("Audit entries", COLUMNS, single_selection=False)
         outer.addWidget(self.table, 1)
         self.message = QLabel()
         self.message.setObjectName("muted")

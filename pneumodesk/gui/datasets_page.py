@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -25,7 +23,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
@@ -37,6 +34,7 @@ from pneumodesk.node import NodeError, NodeService, Permission, UserSession
 
 from .background import BackgroundCalls, plain_error
 from .gate import text_field
+from .page_support import SessionPage, message_label, read_only_table
 
 COLUMNS = ("Name", "Kind", "Normal", "Pneumonia", "Training", "Validation", "Unreadable", "Registered", "By")
 
@@ -53,19 +51,17 @@ def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-class DatasetsPage(QWidget):
+class DatasetsPage(SessionPage):
     changed = Signal()  # a dataset was registered or removed (plan review offers the current list)
     registration_finished = Signal(bool)  # whether it succeeded
 
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.session: UserSession | None = None
         self.datasets: list[Any] = []
         self.ask: Callable[[str, str], bool] = lambda title, text: ask_yes_no(self, title, text)
         self.calls = BackgroundCalls("dataset-scan", self)
         self.calls.busy_changed.connect(self._on_busy)
-        self._stale = True
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -103,16 +99,7 @@ class DatasetsPage(QWidget):
         form.addRow("", action_row)
         outer.addWidget(box)
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setAccessibleName("Registered datasets")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table("Registered datasets", COLUMNS, stretch="first")
         outer.addWidget(self.table, 2)
 
         row = QHBoxLayout()
@@ -134,27 +121,20 @@ class DatasetsPage(QWidget):
         self.unreadable.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         outer.addWidget(self.unreadable, 1)
 
-        self.message = QLabel()
-        self.message.setObjectName("muted")
-        self.message.setAccessibleName("Datasets message")
-        self.message.setWordWrap(True)
+        self.message = message_label("Datasets message")
         outer.addWidget(self.message)
 
-    # --- session ---
+    # --- session (reading on show: SessionPage) ---
+    def may_refresh(self) -> bool:
+        return self.session is not None and self.session.can(Permission.MANAGE_DATASETS)
+
     def set_session(self, session: UserSession | None) -> None:
-        """Read the datasets now if the page is on screen, else when it is next shown (sign-in stays quick)."""
-        self.session = session
-        self._stale = True
-        if session is None or not session.can(Permission.MANAGE_DATASETS):
+        """Read the datasets now if the page is on screen, else when it is next shown (sign-in stays quick); a
+        user who may not manage datasets sees none."""
+        super().set_session(session)
+        if not self.may_refresh():
             self.datasets = []
             self._fill()
-        elif self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        if self._stale and self.session is not None and self.session.can(Permission.MANAGE_DATASETS):
-            self.refresh()
 
     def say(self, text: str, error: bool = False) -> None:
         self.message.setObjectName("error_text" if error else "muted")

@@ -8,14 +8,11 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -25,6 +22,7 @@ from pneumodesk.node import NodeService, UserSession
 
 from .background import plain_error
 from .export import default_export_name
+from .page_support import read_only_table
 
 COLUMNS = ("Time", "Request", "Endpoint", "Bytes sent", "Bytes received", "Answer", "Purpose")
 SHOWN = 500  # the newest requests shown; the CSV export has them all
@@ -48,15 +46,7 @@ class EgressPanel(QGroupBox):
                       "values are never sent.")
         note.setWordWrap(True)
         layout.addWidget(note)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setAccessibleName("Requests sent to the federation")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        self.table = read_only_table("Requests sent to the federation", COLUMNS, single_selection=False)
         layout.addWidget(self.table, 1)
         row = QHBoxLayout()
         self.totals = QLabel()

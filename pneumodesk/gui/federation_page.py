@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -35,6 +31,7 @@ from pneumodesk.node import NodeService, Permission, UserSession
 from .background import BackgroundCalls, plain_error
 from .egress_panel import EgressPanel
 from .gate import text_field
+from .page_support import SessionPage, message_label, read_only_table
 from .participation_panel import ParticipationPanel
 from .plan_dialog import PlanReviewDialog
 
@@ -69,7 +66,7 @@ def _check_status(node: NodeService, home: Path, keyring_backend: object | None)
         connection.close()
 
 
-class FederationPage(QWidget):
+class FederationPage(SessionPage):
     status_changed = Signal(str)  # the membership state shown: "none", "pending", "approved" or "revoked"
     plans_listed = Signal()
     approvals_changed = Signal()
@@ -78,7 +75,6 @@ class FederationPage(QWidget):
                  keyring_backend: object | None = None) -> None:
         super().__init__(parent)
         self.node, self.home, self.keyring_backend = node, home, keyring_backend
-        self.session: UserSession | None = None
         self.plans: list[Any] = []
         self.dialogs: list[PlanReviewDialog] = []
         self.calls = BackgroundCalls("federation", self)
@@ -86,7 +82,6 @@ class FederationPage(QWidget):
         self.poll = QTimer(self)
         self.poll.setInterval(POLL_INTERVAL_MS)
         self.poll.timeout.connect(self._poll)
-        self._stale = True
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -103,10 +98,7 @@ class FederationPage(QWidget):
         outer.addLayout(middle, 1)
         self.egress = EgressPanel(node)
         outer.addWidget(self.egress, 1)
-        self.message = QLabel()
-        self.message.setObjectName("muted")
-        self.message.setAccessibleName("Federation message")
-        self.message.setWordWrap(True)
+        self.message = message_label("Federation message")
         outer.addWidget(self.message)
 
     # --- layout ---
@@ -165,16 +157,7 @@ class FederationPage(QWidget):
     def _build_plans(self) -> QGroupBox:
         box = QGroupBox("Training plans offered by the coordinator")
         layout = QVBoxLayout(box)
-        self.plans_table = QTableWidget(0, len(PLAN_COLUMNS))
-        self.plans_table.setAccessibleName("Training plans offered")
-        self.plans_table.setHorizontalHeaderLabels(PLAN_COLUMNS)
-        self.plans_table.verticalHeader().hide()
-        self.plans_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.plans_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.plans_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        header = self.plans_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        self.plans_table = read_only_table("Training plans offered", PLAN_COLUMNS)
         layout.addWidget(self.plans_table, 1)
         row = QHBoxLayout()
         self.refresh_plans_button = QPushButton("Refresh plans")
@@ -188,21 +171,14 @@ class FederationPage(QWidget):
         layout.addLayout(row)
         return box
 
-    # --- session and state ---
+    # --- session and state (reading on show: SessionPage) ---
     def set_session(self, session: UserSession | None) -> None:
-        self.session = session
+        # The panels first: a refresh here also refreshes the egress log.
         self.egress.set_session(session)
         self.participation.set_session(session)
-        self._stale = True
+        super().set_session(session)
         if session is None:
             self.poll.stop()
-        elif self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        if self._stale and self.session is not None:
-            self.refresh()
 
     def say(self, text: str, error: bool = False) -> None:
         self.message.setObjectName("error_text" if error else "muted")

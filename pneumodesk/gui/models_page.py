@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -24,9 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import NodeService, Permission, UserSession
+from pneumodesk.node import NodeService, Permission
 
 from .background import BackgroundCalls, plain_error
+from .page_support import SessionPage, message_label, read_only_table
 
 MODEL_COLUMNS = ("#", "State", "Version", "Architecture", "From", "Round", "Global version", "Added", "Decided by")
 FIGURE_COLUMNS = ("Figure", "This model", "Model in use when it arrived", "Difference")
@@ -76,16 +76,14 @@ def figure_rows(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[tuple
     return rows
 
 
-class ModelsPage(QWidget):
+class ModelsPage(SessionPage):
     active_model_changed = Signal()
 
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.session: UserSession | None = None
         self.models: list[Any] = []
         self.calls = BackgroundCalls("model-registry", self)
-        self._stale = True
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -94,16 +92,7 @@ class ModelsPage(QWidget):
                        "and wait here. Accept one to make it the prediction model; earlier models can be restored.")
         intro.setWordWrap(True)
         outer.addWidget(intro)
-        self.table = QTableWidget(0, len(MODEL_COLUMNS))
-        self.table.setAccessibleName("Local models")
-        self.table.setHorizontalHeaderLabels(MODEL_COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        self.table = read_only_table("Local models", MODEL_COLUMNS)
         self.table.itemSelectionChanged.connect(self._show_selected)
         outer.addWidget(self.table, 2)
         row = QHBoxLayout()
@@ -130,25 +119,11 @@ class ModelsPage(QWidget):
         self.figures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.figures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         outer.addWidget(self.figures, 1)
-        self.message = QLabel()
-        self.message.setObjectName("muted")
-        self.message.setAccessibleName("Models message")
-        self.message.setWordWrap(True)
+        self.message = message_label("Models message")
         outer.addWidget(self.message)
         self._show_selected()
 
-    # --- session ---
-    def set_session(self, session: UserSession | None) -> None:
-        self.session = session
-        self._stale = True
-        if session is not None and self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        if self._stale and self.session is not None:
-            self.refresh()
-
+    # --- session (set_session and showEvent: SessionPage) ---
     def refresh(self) -> None:
         """Read the registry in the background (its first use registers the bundled default model: a copy)."""
         if self.session is None:
