@@ -82,6 +82,8 @@ def test_plans_show_approve_list_withdraw_and_refusal(tmp_path, home, monkeypatc
                    "--coordinator", "https://127.0.0.1:8443")
     refused = run(monkeypatch, capsys, home, "plans", "approve", str(outside), "--dataset", "1",
                   "--coordinator", "https://127.0.0.1:8443")
+    _, another = plan_file(tmp_path, learning_rate=0.2)
+    beside = run(monkeypatch, capsys, home, "plans", "show", str(another), "--dataset", "1")
     listed = run(monkeypatch, capsys, home, "plans", "list")
     withdrawn = run(monkeypatch, capsys, home, "plans", "withdraw", plan.sha256[:12])
     reapproved = run(monkeypatch, capsys, home, "plans", "approve", plan.sha256, "--dataset", "1",
@@ -91,6 +93,8 @@ def test_plans_show_approve_list_withdraw_and_refusal(tmp_path, home, monkeypatc
     assert no_coordinator[0] == 1 and "not enrolled" in no_coordinator[2]
     assert approved[0] == 0 and f"Approved plan {plan.sha256}" in approved[1]
     assert refused[0] == 1 and "does not use secure aggregation" in refused[2]
+    assert "spent ε = 0.00 so far and other approved plans may still spend ε = 8.00" in beside[1]
+    assert "other approved plans may still spend ε = 0.00" in shown[1]
     assert listed[0] == 0 and "ACTIVE" in listed[1]
     assert withdrawn[0] == 0 and reapproved[0] == 0
     node = NodeService.open(home)
