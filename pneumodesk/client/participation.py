@@ -343,13 +343,24 @@ class ParticipationEngine:
             if info.state not in SETTLED:
                 continue
             record.result_version = info.result_version if info.state == "complete" else None
-            record.stage = "settled" if record.stage == "uploaded" else "missed"
+            masked = self._forget_secure_state(record.round_id)
+            delivered = record.stage == "uploaded" or (masked and info.state == "complete")
+            record.stage = "settled" if delivered else "missed"
             self.store.drop_update(record.round_id)
             changed = True
         if changed:
             self.store.save(self.state)
             if self.options.candidates == "every":
                 self._offer_latest()
+
+    def _forget_secure_state(self, round_id: int) -> bool:
+        """Drop a settled round's secure-aggregation state; True when its masked input had been acknowledged."""
+        from .secure_upload import forget_finished_round
+
+        membership = self.connection.membership if self.connection is not None else None
+        if membership is None:
+            return False
+        return forget_finished_round(self.home, membership.federation, self.plan_sha256, round_id)
 
     def _offer_latest(self) -> None:
         """Offer the newest global version produced by a round we contributed to, once."""

@@ -300,6 +300,20 @@ class _Exchange:
             info = wait.round if wait.round is not None and wait.round.round_id == info.round_id else self.current()
 
 
+def forget_finished_round(home: Path, audience: str, plan_sha256: str, round_id: int) -> bool:
+    """Drop a finished round's saved state (its secrets are of no more use); True when it shows that the coordinator
+    acknowledged this node's masked input — a round that then completed counted this node's update, even if the node
+    was away for the rest of it (the other nodes' shares removed its self-mask)."""
+    store = SecureStateStore(home)
+    protocol_round = round_key(audience, plan_sha256, round_id)
+    try:
+        loaded = store.load(protocol_round)
+    except KeyStoreError:  # unreadable: nothing to learn from it
+        loaded = None
+    store.drop(protocol_round)
+    return loaded is not None and "masked_input" in loaded[1]
+
+
 def secure_uploader(home: Path, connection: Any, **options: Any) -> SecureUpload:
     """The strategy for an enrolled node's ``FederationConnection`` (key, node id, federation audience)."""
     membership = connection.membership

@@ -169,3 +169,94 @@ def test_a_node_that_stops_mid_round_resumes_from_its_saved_state(node_coordinat
     purposes = [e.purpose for e in recorder.events[last.name]]
     assert purposes.count(PURPOSE_KEYS) == 1 and purposes.count(PURPOSE_SHARES) == 1  # not sent twice
     assert second.rounds_trained == 0  # it did not train again: the saved update was masked
+
+
+def test_a_node_away_after_its_masked_input_has_the_completed_round_counted(node_coordinator, tmp_path):
+    from pneumodesk.client.enrolment import connect
+    from pneumodesk.client.participation import ParticipationEngine
+    from pneumodesk.client.secure_upload import secure_uploader
+    from pneumodesk.client.state import StateStore
+
+    hospitals = _hospitals(node_coordinator, tmp_path, 3)
+    plan = make_plan(node_coordinator, rounds=1, min_nodes=3, dp=False, target_epsilon=None,
+                     secure_aggregation=True, secure_phase_seconds=60)
+    node_coordinator.publish(plan)
+    for hospital, dataset_id in hospitals:
+        hospital.approve_plan(plan, dataset_id)
+    options = EngineOptions(poll_timeout=5, candidates="none", seed=3)
+    others = [h.engine(plan.sha256, options=options) for h, _ in hospitals[:2]]
+    results: list = []
+    threads = [threading.Thread(target=lambda e=e: results.append(e.run())) for e in others]
+    for thread in threads:
+        thread.start()
+    last = hospitals[2][0]
+    connection = connect(last.service, last.home)
+    leaving = ParticipationEngine(last.service, plan.sha256, home=last.home, options=options, connection=connection,
+                                  uploader=secure_uploader(last.home, connection, poll_timeout=5,
+                                                           stop_after="masked_input"))
+    assert leaving.run().phase == Phase.STOPPED
+    for thread in threads:  # the other two unmask without it: the round completes while it is away
+        thread.join(300)
+    assert [r.phase for r in results] == [Phase.FINISHED] * 2, [r.message for r in results]
+    assert node_coordinator.models()[-1].contributors == 3
+
+    back = last.engine(plan.sha256, options=options).run()
+
+    assert back.phase == Phase.FINISHED, back.message
+    (record,) = StateStore(last.home, plan.sha256).load().rounds.values()
+    assert record.stage == "settled" and record.result_version == node_coordinator.models()[-1].version
+    assert not list((last.home / "federation" / "secagg").glob("*.enc")), "the finished round's secrets are gone"
+
+
+def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(node_coordinator, tmp_path):
+    from pneumodesk.client.enrolment import connect
+    from pneumodesk.client.participation import ParticipationEngine
+    from pneumodesk.client.secure_upload import PURPOSE_UNMASK, secure_uploader
+    from pneumodesk.client.state import StateStore
+
+    recorder = Recorder()
+    hospitals = _hospitals(node_coordinator, tmp_path, 3, recorder)
+    plan = make_plan(node_coordinator, rounds=1, min_nodes=3, dp=False, target_epsilon=None,
+                     secure_aggregation=True, secure_phase_seconds=120)
+    node_coordinator.publish(plan)
+    for hospital, dataset_id in hospitals:
+        hospital.approve_plan(plan, dataset_id)
+    options = EngineOptions(poll_timeout=5, candidates="none", seed=3)
+    returned = threading.Event()
+
+    def hold_after_masking(step: str) -> None:  # the other two wait to unmask until the third node is back
+        if step == "sent masked_input":
+            assert returned.wait(300)
+
+    others = []
+    for hospital, _ in hospitals[:2]:
+        connection = connect(hospital.service, hospital.home, recorder=recorder.for_hospital(hospital.name))
+        others.append(ParticipationEngine(
+            hospital.service, plan.sha256, home=hospital.home, options=options, connection=connection,
+            uploader=secure_uploader(hospital.home, connection, poll_timeout=5, on_phase=hold_after_masking)))
+    results: list = []
+    threads = [threading.Thread(target=lambda e=e: results.append(e.run())) for e in others]
+    for thread in threads:
+        thread.start()
+    last = hospitals[2][0]
+    connection = connect(last.service, last.home, recorder=recorder.for_hospital(last.name))
+    leaving = ParticipationEngine(last.service, plan.sha256, home=last.home, options=options, connection=connection,
+                                  uploader=secure_uploader(last.home, connection, poll_timeout=5,
+                                                           stop_after="masked_input"))
+    assert leaving.run().phase == Phase.STOPPED
+    wait_until(lambda: node_coordinator.rounds()[0].phase == "unmasking", 120, what="every masked input in")
+    back = threading.Thread(target=lambda: results.append(
+        last.engine(plan.sha256, options=options, recorder=recorder.for_hospital(last.name)).run()))
+    back.start()
+    wait_until(lambda: PURPOSE_UNMASK in [e.purpose for e in recorder.events[last.name]], 120,
+               what="the returning node's unmasking shares")
+    returned.set()
+    for thread in (*threads, back):
+        thread.join(300)
+
+    assert [r.phase for r in results] == [Phase.FINISHED] * 3, [r.message for r in results]
+    assert node_coordinator.models()[-1].contributors == 3
+    purposes = [e.purpose for e in recorder.events[last.name]]
+    assert purposes.count(PURPOSE_MASKED) == 1 and purposes.count(PURPOSE_UNMASK) == 1
+    (record,) = StateStore(last.home, plan.sha256).load().rounds.values()
+    assert record.stage == "settled"
