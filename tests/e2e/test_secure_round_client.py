@@ -132,34 +132,55 @@ def test_a_substituted_round_key_is_detected_by_the_nodes(tmp_path, tiny_bundle_
         coordinator.stop()
 
 
-def test_a_node_that_stops_mid_round_resumes_from_its_saved_state(node_coordinator, tmp_path):
-    from pneumodesk.client.enrolment import connect
-    from pneumodesk.client.participation import ParticipationEngine
-    from pneumodesk.client.secure_upload import PURPOSE_KEYS, PURPOSE_SHARES, secure_uploader
+OPTIONS = EngineOptions(poll_timeout=5, candidates="none", seed=3)
 
-    recorder = Recorder()
-    hospitals = _hospitals(node_coordinator, tmp_path, 3, recorder)
-    plan = make_plan(node_coordinator, rounds=1, min_nodes=3, dp=False, target_epsilon=None,
-                     secure_aggregation=True, secure_phase_seconds=60)
-    node_coordinator.publish(plan)
+
+def _three_hospitals_on_a_secure_plan(coordinator, root: Path, recorder: Recorder | None = None,
+                                      phase_seconds: int = 60):  # type: ignore[no-untyped-def]
+    """Three hospitals, each with an approved one-round secure plan that needs all three."""
+    hospitals = _hospitals(coordinator, root, 3, recorder)
+    plan = make_plan(coordinator, rounds=1, min_nodes=3, dp=False, target_epsilon=None, secure_aggregation=True,
+                     secure_phase_seconds=phase_seconds)
+    coordinator.publish(plan)
     for hospital, dataset_id in hospitals:
         hospital.approve_plan(plan, dataset_id)
-    options = EngineOptions(poll_timeout=5, candidates="none", seed=3)
-    others = [h.engine(plan.sha256, options=options, recorder=recorder.for_hospital(h.name))
-              for h, _ in hospitals[:2]]
+    return [hospital for hospital, _ in hospitals], plan
+
+
+def _engine(hospital, plan, recorder: Recorder | None = None, **uploader_options):  # type: ignore[no-untyped-def]
+    """The hospital's engine with a secure uploader built with ``uploader_options`` (``stop_after``, ``on_phase``)."""
+    from pneumodesk.client.enrolment import connect
+    from pneumodesk.client.participation import ParticipationEngine
+    from pneumodesk.client.secure_upload import secure_uploader
+
+    connection = connect(hospital.service, hospital.home,
+                         recorder=recorder.for_hospital(hospital.name) if recorder else None)
+    return ParticipationEngine(hospital.service, plan.sha256, home=hospital.home, options=OPTIONS,
+                               connection=connection,
+                               uploader=secure_uploader(hospital.home, connection, poll_timeout=5, **uploader_options))
+
+
+def _start(engines: list) -> tuple[list[threading.Thread], list]:  # type: ignore[type-arg]
+    """Run each engine in a thread; their results land in the returned list."""
     results: list = []
-    threads = [threading.Thread(target=lambda e=e: results.append(e.run())) for e in others]
+    threads = [threading.Thread(target=lambda e=e: results.append(e.run())) for e in engines]
     for thread in threads:
         thread.start()
-    last = hospitals[2][0]
-    connection = connect(last.service, last.home, recorder=recorder.for_hospital(last.name))
-    leaving = ParticipationEngine(last.service, plan.sha256, home=last.home, options=options, connection=connection,
-                                  uploader=secure_uploader(last.home, connection, poll_timeout=5,
-                                                           stop_after="share_keys"))
-    first = leaving.run()
+    return threads, results
+
+
+def test_a_node_that_stops_mid_round_resumes_from_its_saved_state(node_coordinator, tmp_path):
+    from pneumodesk.client.secure_upload import PURPOSE_KEYS, PURPOSE_SHARES
+
+    recorder = Recorder()
+    hospitals, plan = _three_hospitals_on_a_secure_plan(node_coordinator, tmp_path, recorder)
+    threads, results = _start([h.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(h.name))
+                               for h in hospitals[:2]])
+    last = hospitals[2]
+    first = _engine(last, plan, recorder, stop_after="share_keys").run()
     assert first.phase == Phase.STOPPED, first.message
     assert list((last.home / "federation" / "secagg").glob("*.enc")), "its round state is saved (encrypted)"
-    second = last.engine(plan.sha256, options=options, recorder=recorder.for_hospital(last.name)).run()
+    second = last.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(last.name)).run()
     for thread in threads:
         thread.join(300)
 
@@ -172,35 +193,18 @@ def test_a_node_that_stops_mid_round_resumes_from_its_saved_state(node_coordinat
 
 
 def test_a_node_away_after_its_masked_input_has_the_completed_round_counted(node_coordinator, tmp_path):
-    from pneumodesk.client.enrolment import connect
-    from pneumodesk.client.participation import ParticipationEngine
-    from pneumodesk.client.secure_upload import secure_uploader
     from pneumodesk.client.state import StateStore
 
-    hospitals = _hospitals(node_coordinator, tmp_path, 3)
-    plan = make_plan(node_coordinator, rounds=1, min_nodes=3, dp=False, target_epsilon=None,
-                     secure_aggregation=True, secure_phase_seconds=60)
-    node_coordinator.publish(plan)
-    for hospital, dataset_id in hospitals:
-        hospital.approve_plan(plan, dataset_id)
-    options = EngineOptions(poll_timeout=5, candidates="none", seed=3)
-    others = [h.engine(plan.sha256, options=options) for h, _ in hospitals[:2]]
-    results: list = []
-    threads = [threading.Thread(target=lambda e=e: results.append(e.run())) for e in others]
-    for thread in threads:
-        thread.start()
-    last = hospitals[2][0]
-    connection = connect(last.service, last.home)
-    leaving = ParticipationEngine(last.service, plan.sha256, home=last.home, options=options, connection=connection,
-                                  uploader=secure_uploader(last.home, connection, poll_timeout=5,
-                                                           stop_after="masked_input"))
-    assert leaving.run().phase == Phase.STOPPED
+    hospitals, plan = _three_hospitals_on_a_secure_plan(node_coordinator, tmp_path)
+    threads, results = _start([h.engine(plan.sha256, options=OPTIONS) for h in hospitals[:2]])
+    last = hospitals[2]
+    assert _engine(last, plan, stop_after="masked_input").run().phase == Phase.STOPPED
     for thread in threads:  # the other two unmask without it: the round completes while it is away
         thread.join(300)
     assert [r.phase for r in results] == [Phase.FINISHED] * 2, [r.message for r in results]
     assert node_coordinator.models()[-1].contributors == 3
 
-    back = last.engine(plan.sha256, options=options).run()
+    back = last.engine(plan.sha256, options=OPTIONS).run()
 
     assert back.phase == Phase.FINISHED, back.message
     (record,) = StateStore(last.home, plan.sha256).load().rounds.values()
@@ -209,44 +213,23 @@ def test_a_node_away_after_its_masked_input_has_the_completed_round_counted(node
 
 
 def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(node_coordinator, tmp_path):
-    from pneumodesk.client.enrolment import connect
-    from pneumodesk.client.participation import ParticipationEngine
-    from pneumodesk.client.secure_upload import PURPOSE_UNMASK, secure_uploader
+    from pneumodesk.client.secure_upload import PURPOSE_UNMASK
     from pneumodesk.client.state import StateStore
 
     recorder = Recorder()
-    hospitals = _hospitals(node_coordinator, tmp_path, 3, recorder)
-    plan = make_plan(node_coordinator, rounds=1, min_nodes=3, dp=False, target_epsilon=None,
-                     secure_aggregation=True, secure_phase_seconds=120)
-    node_coordinator.publish(plan)
-    for hospital, dataset_id in hospitals:
-        hospital.approve_plan(plan, dataset_id)
-    options = EngineOptions(poll_timeout=5, candidates="none", seed=3)
+    hospitals, plan = _three_hospitals_on_a_secure_plan(node_coordinator, tmp_path, recorder, phase_seconds=120)
     returned = threading.Event()
 
     def hold_after_masking(step: str) -> None:  # the other two wait to unmask until the third node is back
         if step == "sent masked_input":
             assert returned.wait(300)
 
-    others = []
-    for hospital, _ in hospitals[:2]:
-        connection = connect(hospital.service, hospital.home, recorder=recorder.for_hospital(hospital.name))
-        others.append(ParticipationEngine(
-            hospital.service, plan.sha256, home=hospital.home, options=options, connection=connection,
-            uploader=secure_uploader(hospital.home, connection, poll_timeout=5, on_phase=hold_after_masking)))
-    results: list = []
-    threads = [threading.Thread(target=lambda e=e: results.append(e.run())) for e in others]
-    for thread in threads:
-        thread.start()
-    last = hospitals[2][0]
-    connection = connect(last.service, last.home, recorder=recorder.for_hospital(last.name))
-    leaving = ParticipationEngine(last.service, plan.sha256, home=last.home, options=options, connection=connection,
-                                  uploader=secure_uploader(last.home, connection, poll_timeout=5,
-                                                           stop_after="masked_input"))
-    assert leaving.run().phase == Phase.STOPPED
+    threads, results = _start([_engine(h, plan, recorder, on_phase=hold_after_masking) for h in hospitals[:2]])
+    last = hospitals[2]
+    assert _engine(last, plan, recorder, stop_after="masked_input").run().phase == Phase.STOPPED
     wait_until(lambda: node_coordinator.rounds()[0].phase == "unmasking", 120, what="every masked input in")
     back = threading.Thread(target=lambda: results.append(
-        last.engine(plan.sha256, options=options, recorder=recorder.for_hospital(last.name)).run()))
+        last.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(last.name)).run()))
     back.start()
     wait_until(lambda: PURPOSE_UNMASK in [e.purpose for e in recorder.events[last.name]], 120,
                what="the returning node's unmasking shares")
