@@ -1,10 +1,10 @@
-# PneumoDesk — `make run` starts the app, `make test` runs the whole suite. Both create .venv when it is missing.
+# PneumoDesk — `make run` starts the app, `make test` runs the whole gate. Both create .venv when it is missing.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint
+.PHONY: run test lint pytest bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/pneumodesk
 
-test: $(STAMP)
+# The gate CI runs (.ci/run): style, the import contracts, types, then the tests; it stops at the first that fails.
+test: lint pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/predict.py
 	$(PY) benchmarks/gui.py
-
-lint: $(STAMP)
-	$(VENV)/bin/ruff check .
