@@ -18,14 +18,38 @@ from .errors import (
     TlsFailure,
 )
 from .keys import NodeKey, NodeKeyStore, keyring_backend_status
-from .participation import EngineOptions, EngineResult, EngineStatus, ParticipationEngine, Phase
+from .participation import EngineOptions, EngineResult, EngineStage, EngineStatus, ParticipationEngine
 from .transport import EgressEvent, Timeouts, Transport
 from .upload import PlainUpload, PreparedUpdate, UpdateUploader
 
 __all__ = [
-    "ClientError", "CoordinatorUnreachable", "EgressEvent", "EngineOptions", "EngineResult", "EngineStatus",
-    "EnrolmentError", "FederationConnection", "KeyStoreError", "NodeKey", "NodeKeyStore", "NotAuthorised",
-    "ParticipationEngine", "ParticipationRefused", "Phase", "PlainUpload", "PreparedUpdate", "ProtocolError",
-    "Refused", "Timeouts", "TlsFailure", "Transport", "UpdateUploader", "connect", "enrol", "keyring_backend_status",
-    "pin_ca", "refresh_status", "wait_for_approval",
+    "ClientError",
+    "CoordinatorUnreachable",
+    "EgressEvent",
+    "EngineOptions",
+    "EngineResult",
+    "EngineStage",
+    "EngineStatus",
+    "EnrolmentError",
+    "FederationConnection",
+    "KeyStoreError",
+    "NodeKey",
+    "NodeKeyStore",
+    "NotAuthorised",
+    "ParticipationEngine",
+    "ParticipationRefused",
+    "PlainUpload",
+    "PreparedUpdate",
+    "ProtocolError",
+    "Refused",
+    "Timeouts",
+    "TlsFailure",
+    "Transport",
+    "UpdateUploader",
+    "connect",
+    "enrol",
+    "keyring_backend_status",
+    "pin_ca",
+    "refresh_status",
+    "wait_for_approval",
 ]

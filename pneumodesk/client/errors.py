@@ -5,8 +5,10 @@ Invariant: no message carries a token, a key, a password or anything read from a
 
 from __future__ import annotations
 
+from pneumodesk.errors import PneumoDeskError
 
-class ClientError(Exception):
+
+class ClientError(PneumoDeskError):
     """Base of every error raised by ``pneumodesk.client``."""
 
 

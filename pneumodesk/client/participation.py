@@ -57,7 +57,7 @@ ACCEPTING = ("open", "collecting")
 SETTLED = ("complete", "failed")
 
 
-class Phase(enum.StrEnum):
+class EngineStage(enum.StrEnum):
     STARTING = "starting"
     WAITING = "waiting"            # for the plan's next round (long poll)
     CHECKING = "checking"          # approval, policy, privacy budget
@@ -75,14 +75,14 @@ class Phase(enum.StrEnum):
     FAILED = "failed"              # TLS failure, unknown plan, or an unexpected error (message says which)
 
 
-TERMINAL = frozenset({Phase.FINISHED, Phase.REFUSED, Phase.STOPPED, Phase.FAILED})
+TERMINAL = frozenset({EngineStage.FINISHED, EngineStage.REFUSED, EngineStage.STOPPED, EngineStage.FAILED})
 
 
 @dataclass(frozen=True)
 class EngineStatus:
     """What the engine is doing, in words for the GUI (``message``) and fields for widgets."""
 
-    phase: Phase
+    phase: EngineStage
     message: str
     plan_sha256: str
     round_number: int | None = None
@@ -94,7 +94,7 @@ class EngineStatus:
 
 @dataclass(frozen=True)
 class EngineResult:
-    phase: Phase
+    phase: EngineStage
     message: str
     rounds_trained: int
     candidates: tuple[int, ...] = ()  # local model ids added to service.models by this run
@@ -161,7 +161,7 @@ class ParticipationEngine:
         self._connect_options = dict(connect_options or {})
         self.store = StateStore(self.home, self.plan_sha256)
         self.state: ParticipationState = self.store.load()
-        self.status = EngineStatus(Phase.STARTING, "Starting.", self.plan_sha256)
+        self.status = EngineStatus(EngineStage.STARTING, "Starting.", self.plan_sha256)
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -193,7 +193,7 @@ class ParticipationEngine:
 
     # -- status ---------------------------------------------------------------------------------------------------
 
-    def _emit(self, phase: Phase, message: str, **fields: Any) -> None:
+    def _emit(self, phase: EngineStage, message: str, **fields: Any) -> None:
         self.status = EngineStatus(phase, message, self.plan_sha256, rounds_trained=self._run.trained, **fields)
         if self.on_status is not None:
             self.on_status(self.status)
@@ -203,7 +203,7 @@ class ParticipationEngine:
     def run(self) -> EngineResult:
         """Run until the plan ends, ``max_rounds`` are done, a refusal, a stop, or a failure; never raises for
         those (the result and the last status say what happened)."""
-        self._emit(Phase.STARTING, "Connecting to the federation.")
+        self._emit(EngineStage.STARTING, "Connecting to the federation.")
         owned = self.connection is None
         try:
             if self.connection is None:
@@ -214,28 +214,28 @@ class ParticipationEngine:
                     if not self._approved_by_operator():
                         continue
                     if self._step():
-                        return self._finish(Phase.FINISHED, self._finished_message())
+                        return self._finish(EngineStage.FINISHED, self._finished_message())
                     self._run.failures = 0
                 except CoordinatorUnreachable as error:
                     self._wait_before_retry(str(error))
                 except _RetryNow:
                     continue
         except (_StopRequested, Stopped):
-            return self._finish(Phase.STOPPED, "Stopped. Any round in progress resumes on the next start.")
+            return self._finish(EngineStage.STOPPED, "Stopped. Any round in progress resumes on the next start.")
         except ParticipationRefused as error:
-            return self._finish(Phase.REFUSED, str(error), reason=error.reason)
+            return self._finish(EngineStage.REFUSED, str(error), reason=error.reason)
         except NotAuthorised as error:
             reason = "revoked" if "revoked" in str(error).lower() else "not_authorised"
             if reason == "revoked":
                 self.service.membership.set_status("revoked")
-            return self._finish(Phase.REFUSED, str(error), reason=reason)
+            return self._finish(EngineStage.REFUSED, str(error), reason=reason)
         except TlsFailure as error:
-            return self._finish(Phase.FAILED, str(error), reason="tls")
+            return self._finish(EngineStage.FAILED, str(error), reason="tls")
         except ClientError as error:
-            return self._finish(Phase.FAILED, str(error))
+            return self._finish(EngineStage.FAILED, str(error))
         except Exception as error:  # the GUI shows it; the log keeps the traceback (no data values in it)
             log.exception("The participation engine failed")
-            return self._finish(Phase.FAILED, f"Training stopped after an unexpected error: {error}")
+            return self._finish(EngineStage.FAILED, f"Training stopped after an unexpected error: {error}")
         finally:
             if owned and self.connection is not None:  # idle keep-alive connections would hold the server up
                 self.connection.close()
@@ -257,13 +257,13 @@ class ParticipationEngine:
         delays = self.options.retry_delays
         delay = delays[min(self._run.failures, len(delays) - 1)]
         self._run.failures += 1
-        self._emit(Phase.WAITING, f"Waiting for the federation operator to approve this node; asking again in "
+        self._emit(EngineStage.WAITING, f"Waiting for the federation operator to approve this node; asking again in "
                    f"{delay:g} s.", retry_in=delay)
         if self._stop.wait(delay):
             raise _StopRequested
         return False
 
-    def _finish(self, phase: Phase, message: str, reason: str | None = None) -> EngineResult:
+    def _finish(self, phase: EngineStage, message: str, reason: str | None = None) -> EngineResult:
         self._emit(phase, message, reason=reason)
         return EngineResult(phase, message, self._run.trained, tuple(self._run.candidates), reason)
 
@@ -279,7 +279,7 @@ class ParticipationEngine:
         if self._stop.is_set():
             raise _StopRequested
         if not self._running.is_set():
-            self._emit(Phase.PAUSED, "Paused.")
+            self._emit(EngineStage.PAUSED, "Paused.")
             self._running.wait()
             if self._stop.is_set():
                 raise _StopRequested
@@ -288,7 +288,8 @@ class ParticipationEngine:
         delays = self.options.retry_delays
         delay = delays[min(self._run.failures, len(delays) - 1)]
         self._run.failures += 1
-        self._emit(Phase.UNREACHABLE, f"Coordinator unreachable, retrying in {delay:g} s. ({why})", retry_in=delay)
+        self._emit(EngineStage.UNREACHABLE, f"Coordinator unreachable, retrying in {delay:g} s. ({why})",
+                   retry_in=delay)
         if self._stop.wait(delay):
             raise _StopRequested
 
@@ -301,7 +302,7 @@ class ParticipationEngine:
 
     def _step(self) -> bool:
         """One poll and what follows from it; True when the run is over."""
-        self._emit(Phase.WAITING, "Waiting for the next round.", round_number=None)
+        self._emit(EngineStage.WAITING, "Waiting for the next round.", round_number=None)
         wait = self.client.wait(self.plan_sha256, self._run.since, self.options.poll_timeout)
         self._run.since = wait.round.revision if wait.round is not None else "finished"
         self._settle(wait.round)
@@ -321,7 +322,7 @@ class ParticipationEngine:
             elif record.stage == "trained":
                 self._deliver(current, record)
         elif record is not None and record.stage in ("uploaded",):
-            self._emit(Phase.SUBMITTED, f"Round {current.number}: update sent; waiting for the other hospitals "
+            self._emit(EngineStage.SUBMITTED, f"Round {current.number}: update sent; waiting for the other hospitals "
                        f"({current.updates_received} of {current.min_nodes} in).", round_number=current.number)
         return False
 
@@ -374,7 +375,7 @@ class ParticipationEngine:
         if version in self.state.candidates:
             return
         record = next(r for r in self.state.rounds.values() if r.result_version == version)
-        self._emit(Phase.EVALUATING, f"Checking the new global model (version {version}) on this hospital's "
+        self._emit(EngineStage.EVALUATING, f"Checking the new global model (version {version}) on this hospital's "
                    "validation images.", round_number=record.number)
         try:
             local_id = self._build_candidate(version, record)
@@ -382,7 +383,7 @@ class ParticipationEngine:
             raise
         except Exception as error:  # e.g. a validation split with one class: training itself went fine
             log.warning("The new global model could not be checked locally: %s", error)
-            self._emit(Phase.EVALUATING, f"The new global model (version {version}) could not be checked on this "
+            self._emit(EngineStage.EVALUATING, f"The new global model (version {version}) could not be checked on this "
                        f"hospital's validation images, so it is not offered: {error}", round_number=record.number)
             local_id = None
         self.state.candidates.append(version)
@@ -487,7 +488,7 @@ class ParticipationEngine:
         return approval, plan, cost, done, epsilon
 
     def _participate(self, current: RoundInfo) -> None:
-        self._emit(Phase.CHECKING, f"Round {current.number}: checking approval, policy and privacy budget.",
+        self._emit(EngineStage.CHECKING, f"Round {current.number}: checking approval, policy and privacy budget.",
                    round_number=current.number)
         approval, plan, cost, _done, epsilon = self._checked()
         try:
@@ -497,7 +498,7 @@ class ParticipationEngine:
                 return
             raise
         number = joined.number
-        self._emit(Phase.DOWNLOADING, f"Round {number}: downloading the global model.", round_number=number)
+        self._emit(EngineStage.DOWNLOADING, f"Round {number}: downloading the global model.", round_number=number)
         weights = self.client.weights(joined.model_version, joined.model_sha256)
         inputs, labels = self._training_arrays(approval.dataset_id, plan.input_size)
         update = self._train(weights, inputs, labels, plan, cost, number)
@@ -518,7 +519,7 @@ class ParticipationEngine:
 
         key = (dataset_id, input_size)
         if key not in self._arrays:
-            self._emit(Phase.TRAINING, "Reading the approved dataset's training images.", progress=0.0)
+            self._emit(EngineStage.TRAINING, "Reading the approved dataset's training images.", progress=0.0)
             files = self.service.datasets.files(dataset_id, "training")
             self._arrays = {key: load_training_arrays(files, input_size)}
         return self._arrays[key]
@@ -535,10 +536,10 @@ class ParticipationEngine:
         def progress(fraction: float) -> None:
             if fraction - last[0] >= 0.02 or fraction >= 1.0:
                 last[0] = fraction
-                self._emit(Phase.TRAINING, f"Round {number}: training on this hospital's images "
+                self._emit(EngineStage.TRAINING, f"Round {number}: training on this hospital's images "
                            f"({fraction:.0%}).", round_number=number, progress=fraction)
 
-        self._emit(Phase.TRAINING, f"Round {number}: training on this hospital's images.", round_number=number,
+        self._emit(EngineStage.TRAINING, f"Round {number}: training on this hospital's images.", round_number=number,
                    progress=0.0)
         try:
             return train_local_round(initial, inputs, labels, plan, cost, seed=seed, progress=progress,
@@ -560,7 +561,7 @@ class ParticipationEngine:
         from .secure_upload import secure_uploader
 
         def on_phase(step: str) -> None:
-            self._emit(Phase.UPLOADING, f"Round {current.number}: secure aggregation — {step.replace('_', ' ')}.",
+            self._emit(EngineStage.UPLOADING, f"Round {current.number}: secure aggregation — {step.replace('_', ' ')}.",
                        round_number=current.number)
 
         return secure_uploader(self.home, self.connection, plan=plan, poll_timeout=self.options.poll_timeout,
@@ -573,7 +574,8 @@ class ParticipationEngine:
             record.stage = "missed"
             self.store.save(self.state)
             return
-        self._emit(Phase.UPLOADING, f"Round {record.number}: sending the model update.", round_number=record.number)
+        self._emit(EngineStage.UPLOADING, f"Round {record.number}: sending the model update.",
+                   round_number=record.number)
         update = PreparedUpdate(data, record.update_sha256, record.examples,
                                 arrays=lambda: state_dict_from_bytes(data))
         try:
@@ -584,12 +586,12 @@ class ParticipationEngine:
                 record.stage = "missed"
                 self.store.drop_update(record.round_id)
                 self.store.save(self.state)
-                self._emit(Phase.WAITING, f"Round {record.number} closed before the update arrived: "
+                self._emit(EngineStage.WAITING, f"Round {record.number} closed before the update arrived: "
                            f"{error}", round_number=record.number)
                 return
             raise
         record.stage = "uploaded"
         self.store.drop_update(record.round_id)
         self.store.save(self.state)
-        self._emit(Phase.SUBMITTED, f"Round {record.number}: update sent ({receipt.round_state}).",
+        self._emit(EngineStage.SUBMITTED, f"Round {record.number}: update sent ({receipt.round_state}).",
                    round_number=record.number)

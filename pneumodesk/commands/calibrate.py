@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pneumodesk.model import ModelError, default_bundle_path, load_bundle
-from pneumodesk.training import DatasetError
+from pneumodesk.training import TrainingDataError
 from pneumodesk.training.recalibration import recalibrate_bundle
 
 
@@ -16,7 +16,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         result = recalibrate_bundle(
             bundle, args.data, args.split, args.out, version=args.model_version, command=args.command_line
         )
-    except (ModelError, DatasetError, ValueError) as error:
+    except (ModelError, TrainingDataError, ValueError) as error:
         print(f"pneumodesk calibrate: {error}", file=sys.stderr)
         return 2
     card = result.card

@@ -53,7 +53,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from pneumodesk.client.errors import ClientError
     from pneumodesk.commands.demo_federation import run_federation_demo
     from pneumodesk.node import NodeError
-    from pneumodesk.training.datasets import DatasetError
+    from pneumodesk.training.datasets import TrainingDataError
 
     if args.hospitals < 1 or args.rounds < 1:
         print("pneumodesk demo: --hospitals and --rounds must be at least 1.", file=sys.stderr)
@@ -65,7 +65,7 @@ def demo_command(args: argparse.Namespace) -> int:
         return 2
     try:
         figures = run_federation_demo(args)
-    except (ClientError, NodeError, DatasetError, TimeoutError) as error:
+    except (ClientError, NodeError, TrainingDataError, TimeoutError) as error:
         print(f"pneumodesk demo: {error}", file=sys.stderr)
         return 1
     import json

@@ -41,17 +41,17 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:
 def _shares_from_npz(path: Path, hospitals: int, root: Path, seed: int) -> Shares:
     """Write each hospital's non-IID share of the npz's training split as NORMAL/PNEUMONIA PNG folders (named by
     patient, so the node's validation split keeps patients whole) and the npz's validation split once."""
-    from pneumodesk.training.datasets import DatasetError
+    from pneumodesk.training.datasets import TrainingDataError
     from pneumodesk.training.demo_data import non_iid_shares
 
     try:
         with np.load(path) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError) as error:
-        raise DatasetError(f"{path} cannot be read as an npz file ({error}).") from None
+        raise TrainingDataError(f"{path} cannot be read as an npz file ({error}).") from None
     needed = ("train_images", "train_labels", "val_images", "val_labels")
     if any(key not in arrays for key in needed):
-        raise DatasetError(f"{path} is not in the PneumoniaMNIST layout ({', '.join(needed)}).")
+        raise TrainingDataError(f"{path} is not in the PneumoniaMNIST layout ({', '.join(needed)}).")
     labels = arrays["train_labels"].reshape(-1).astype(np.int64)
     groups = arrays.get("train_groups", np.arange(len(labels))).reshape(-1).astype(np.int64)
     sources = []
@@ -79,7 +79,7 @@ def _shares_from_folder(path: Path, hospitals: int, root: Path, seed: int) -> Sh
     (absolute paths into the folder: nothing copied)."""
     from pneumodesk.imaging import is_supported_file
     from pneumodesk.imaging.patient_groups import patient_group
-    from pneumodesk.training.datasets import DatasetError
+    from pneumodesk.training.datasets import TrainingDataError
     from pneumodesk.training.demo_data import non_iid_shares
     from pneumodesk.training.split import grouped_split
 
@@ -87,7 +87,7 @@ def _shares_from_folder(path: Path, hospitals: int, root: Path, seed: int) -> Sh
     for label, name in enumerate(("NORMAL", "PNEUMONIA")):
         folder = path / name
         if not folder.is_dir():
-            raise DatasetError(f"{path} has no {name} folder.")
+            raise TrainingDataError(f"{path} has no {name} folder.")
         files += [(p.resolve(), label) for p in sorted(folder.rglob("*")) if p.is_file() and is_supported_file(p)]
     labels = np.array([label for _, label in files], dtype=np.int64)
     names = [patient_group(p.name) for p, _ in files]
@@ -164,10 +164,10 @@ def run_federation_demo(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from pneumodesk.client.local_federation import LocalCoordinator, LocalHospital, run_engines
-    from pneumodesk.client.participation import EngineOptions, Phase
+    from pneumodesk.client.participation import EngineOptions, EngineStage
     from pneumodesk.federation.plan import DifferentialPrivacy, TrainingPlan
     from pneumodesk.federation.tensors import state_dict_from_bytes
-    from pneumodesk.training.datasets import DatasetError
+    from pneumodesk.training.datasets import TrainingDataError
     from pneumodesk.training.demo_data import DEMO_ARCHITECTURE, DEMO_INPUT_SIZE, demo_npz_path
     from pneumodesk.training.local_round import load_training_arrays, train_local_round
     from pneumodesk.training.privacy import plan_privacy_cost
@@ -184,7 +184,7 @@ def run_federation_demo(args: argparse.Namespace) -> dict[str, Any]:
             shares = make(data, args.hospitals, root, args.seed)
             _say(shares.description)
             if len({label for _, label in shares.validation}) < 2:
-                raise DatasetError("The validation images are all of one class; ROC-AUC needs both.")
+                raise TrainingDataError("The validation images are all of one class; ROC-AUC needs both.")
             bundle = _initial_bundle(root / "initial-model", DEMO_ARCHITECTURE, DEMO_INPUT_SIZE, args.seed)
             _say("creating and starting the coordinator (TLS on 127.0.0.1)")
             coordinator = LocalCoordinator.create(root / "coordinator", bundle).start()
@@ -224,7 +224,7 @@ def run_federation_demo(args: argparse.Namespace) -> dict[str, Any]:
                 results = run_engines(engines, timeout=args.timeout)
                 federated_seconds = time.perf_counter() - federated_started
             failed = [r.message for i, r in enumerate(results)
-                      if r.phase != (Phase.STOPPED if i in vanishing else Phase.FINISHED)]
+                      if r.phase != (EngineStage.STOPPED if i in vanishing else EngineStage.FINISHED)]
             if vanishing:
                 _say(f"hospital(s) {', '.join(map(str, sorted(vanishing)))} vanished right after sending their "
                      f"masked input in round {args.rounds}")
@@ -332,20 +332,20 @@ class _VanishAfterMasking:
 
 def _progress_printer(index: int, training_seconds: list[float]):  # type: ignore[no-untyped-def]
     """Prints phase changes to stderr and adds this hospital's time spent training to ``training_seconds[index]``."""
-    from pneumodesk.client.participation import Phase
+    from pneumodesk.client.participation import EngineStage
 
     shown: list[Any] = [None]
     began: list[float | None] = [None]
 
     def show(status) -> None:  # type: ignore[no-untyped-def]
         now = time.perf_counter()
-        if status.phase == Phase.TRAINING and began[0] is None:
+        if status.phase == EngineStage.TRAINING and began[0] is None:
             began[0] = now
-        elif status.phase != Phase.TRAINING and began[0] is not None:
+        elif status.phase != EngineStage.TRAINING and began[0] is not None:
             training_seconds[index] += now - began[0]
             began[0] = None
         key = (status.phase, status.round_number)
-        if status.phase in (Phase.TRAINING, Phase.WAITING, Phase.SUBMITTED) and shown[0] == key:
+        if status.phase in (EngineStage.TRAINING, EngineStage.WAITING, EngineStage.SUBMITTED) and shown[0] == key:
             return
         shown[0] = key
         _say(f"hospital {index}: {status.message}")

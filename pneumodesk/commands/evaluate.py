@@ -7,7 +7,7 @@ import json
 import sys
 
 from pneumodesk.model import ModelError, default_bundle_path, load_bundle
-from pneumodesk.training import DatasetError
+from pneumodesk.training import TrainingDataError
 from pneumodesk.training.evaluation import evaluate_bundle
 
 
@@ -15,7 +15,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(args.model or default_bundle_path())
         metrics = evaluate_bundle(bundle, args.data, args.split)
-    except (ModelError, DatasetError, ValueError) as error:
+    except (ModelError, TrainingDataError, ValueError) as error:
         print(f"pneumodesk evaluate: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -152,7 +152,7 @@ def _plan_to_run(service, requested: str | None) -> str:  # type: ignore[no-unty
 
 
 def _run(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from pneumodesk.client.participation import EngineOptions, ParticipationEngine, Phase
+    from pneumodesk.client.participation import EngineOptions, EngineStage, ParticipationEngine
 
     plan = _plan_to_run(service, args.plan)
     if args.threads:
@@ -164,7 +164,7 @@ def _run(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-d
     last: list[tuple[str, str]] = []
 
     def show(status) -> None:  # type: ignore[no-untyped-def]
-        key = (str(status.phase), status.message if status.phase != Phase.TRAINING else str(status.round_number))
+        key = (str(status.phase), status.message if status.phase != EngineStage.TRAINING else str(status.round_number))
         if last and last[-1] == key:
             return
         last[:] = [key]
@@ -181,6 +181,6 @@ def _run(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-d
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if result.phase == Phase.FINISHED:
+    if result.phase == EngineStage.FINISHED:
         return 0
-    return 130 if result.phase == Phase.STOPPED else 1
+    return 130 if result.phase == EngineStage.STOPPED else 1

@@ -8,7 +8,7 @@ import sys
 from tqdm import tqdm
 
 from pneumodesk.model import ModelError
-from pneumodesk.training import DatasetError, TrainingRecipe, train_bundle
+from pneumodesk.training import TrainingDataError, TrainingRecipe, train_bundle
 from pneumodesk.training.trainer import EpochReport
 
 
@@ -72,7 +72,7 @@ def train_command(args: argparse.Namespace) -> int:
             on_epoch=progress.epoch,
             on_image=progress.image,
         )
-    except (DatasetError, ModelError) as error:
+    except (TrainingDataError, ModelError) as error:
         print(f"pneumodesk train: {error}", file=sys.stderr)
         return 2
     card = bundle.card

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pneumodesk.errors import PneumoDeskError
 
-class CoordinatorError(Exception):
+
+class CoordinatorError(PneumoDeskError):
     """An error a node or operator can act on; ``str(error)`` is the message they see."""
 
     status = 400

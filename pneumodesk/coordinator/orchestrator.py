@@ -34,7 +34,7 @@ from pneumodesk.federation.tensors import check_compatible, sha256_hex
 from .blobs import BlobStore
 from .db import ModelVersion, Plan, Round, Submission, utcnow
 from .errors import Conflict, InvalidInput, NotFound
-from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, Phase, RoundState, check_transition
+from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, RoundPhase, RoundState, check_transition
 from .running_sums import RoundSums, RunningSum
 from .safetensors_io import tensor_views
 from .views import round_info
@@ -59,7 +59,8 @@ class RoundOrchestrator:
         """Add the plan's round ``number`` starting from ``model_version`` (caller commits)."""
         spec = TrainingPlan.model_validate_json(plan.canonical_json)
         now = utcnow()
-        phase = Phase.ADVERTISE_KEYS if spec.secure_aggregation else Phase.PLAIN_INPUT  # secure: see secure_rounds
+        # secure: see secure_rounds
+        phase = RoundPhase.ADVERTISE_KEYS if spec.secure_aggregation else RoundPhase.PLAIN_INPUT
         round_ = Round(plan_sha256=plan.sha256, number=number, state=RoundState.OPEN.value,
                        phase=phase.value, model_version=model_version, opened=now,
                        deadline=now + dt.timedelta(seconds=spec.round_deadline_seconds), revision=0)
@@ -115,7 +116,7 @@ class RoundOrchestrator:
                 return self._replay(existing, digest, examples, round_)
             if RoundState(round_.state) not in ACCEPTS_SUBMISSIONS:
                 raise Conflict(f"Round {round_.number} is {round_.state} and accepts no more updates.")
-            if round_.phase != Phase.PLAIN_INPUT:
+            if round_.phase != RoundPhase.PLAIN_INPUT:
                 raise Conflict(f"Round {round_.number} uses secure aggregation: only masked inputs are accepted.")
             base_sha = session.get(ModelVersion, round_.model_version).sha256
         check_compatible(data, self._reference(base_sha))
@@ -155,7 +156,7 @@ class RoundOrchestrator:
                 raise
             state, phase = round_.state, round_.phase
         try:
-            running = self._sums.get(round_id) if phase == Phase.PLAIN_INPUT else None
+            running = self._sums.get(round_id) if phase == RoundPhase.PLAIN_INPUT else None
             if running is not None:
                 with running.lock:
                     running.add(node_id, views, examples)
@@ -218,7 +219,7 @@ class RoundOrchestrator:
             plan = session.get(Plan, round_.plan_sha256)
             parent = session.get(ModelVersion, round_.model_version)
             submissions = session.scalars(select(Submission).where(
-                Submission.round_id == round_id, Submission.phase == Phase.PLAIN_INPUT.value)).all()
+                Submission.round_id == round_id, Submission.phase == RoundPhase.PLAIN_INPUT.value)).all()
             inputs = sorted((s.blob_sha256, s.node_id, s.examples) for s in submissions)
             number, plan_sha, parent_version, parent_card = round_.number, plan.sha256, parent.version, parent.card_json
             architecture = parent.architecture
@@ -311,7 +312,7 @@ class RoundOrchestrator:
             pending = session.scalars(select(Round).where(Round.state.in_(
                 [RoundState.OPEN.value, RoundState.COLLECTING.value, RoundState.AGGREGATING.value]))).all()
             work = [(r.id, r.state, r.deadline, self.info(session, r)) for r in pending
-                    if r.phase == Phase.PLAIN_INPUT]  # secure rounds: SecureRounds.sweep
+                    if r.phase == RoundPhase.PLAIN_INPUT]  # secure rounds: SecureRounds.sweep
         self._sums.retain({r.id for r in pending}, newest)  # rounds another worker finished: drop their sums here
         for round_id, state, deadline, info in work:
             if state == RoundState.AGGREGATING:

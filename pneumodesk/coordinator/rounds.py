@@ -1,38 +1,35 @@
 """The round state machine: states, phases and the transitions allowed between them.
 
-A round goes open → collecting → aggregating → complete, or to failed from any unfinished state. ``Phase`` names what
-the coordinator expects from nodes while a round collects. Plain FedAvg has one phase (``plain_input``); secure
-aggregation will add advertise_keys → share_keys → masked_input → unmasking as further phases of the same collecting
-state, each with its own rows in the submissions table (unique per round, phase and node), so no existing state or
-table changes when it arrives.
+A round goes open → collecting → aggregating → complete, or to failed from any unfinished state. ``RoundPhase`` names
+what the coordinator expects from nodes while a round collects; both enums live in ``federation.vocabulary``. Plain
+FedAvg has one phase (``plain_input``); secure aggregation goes advertise_keys → share_keys → masked_input → unmasking
+within the same collecting state, each phase with its own rows in the submissions table (unique per round, phase and
+node).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from pneumodesk.federation.vocabulary import (
+    ACCEPTS_SUBMISSIONS,
+    FINISHED,
+    PHASES_PLAIN,
+    PHASES_SECURE,
+    RoundPhase,
+    RoundState,
+)
 
 from .errors import Conflict
 
-
-class RoundState(StrEnum):
-    OPEN = "open"  # accepting joins and submissions; nothing received yet
-    COLLECTING = "collecting"  # at least one submission received
-    AGGREGATING = "aggregating"  # enough inputs; the coordinator is computing (resumed after a restart)
-    COMPLETE = "complete"  # a new model version exists
-    FAILED = "failed"  # deadline passed without enough inputs, or aggregation failed
-
-
-class Phase(StrEnum):
-    PLAIN_INPUT = "plain_input"
-    # Secure aggregation (``secure_rounds``): the round stays open/collecting through these, in this order.
-    ADVERTISE_KEYS = "advertise_keys"
-    SHARE_KEYS = "share_keys"
-    MASKED_INPUT = "masked_input"
-    UNMASKING = "unmasking"
-
-
-ACCEPTS_SUBMISSIONS = frozenset({RoundState.OPEN, RoundState.COLLECTING})
-FINISHED = frozenset({RoundState.COMPLETE, RoundState.FAILED})
+__all__ = [
+    "ACCEPTS_SUBMISSIONS",
+    "FINISHED",
+    "PHASES_PLAIN",
+    "PHASES_SECURE",
+    "TRANSITIONS",
+    "RoundPhase",
+    "RoundState",
+    "check_transition",
+]
 
 TRANSITIONS: dict[RoundState, frozenset[RoundState]] = {
     RoundState.OPEN: frozenset({RoundState.COLLECTING, RoundState.AGGREGATING, RoundState.FAILED}),
@@ -41,9 +38,6 @@ TRANSITIONS: dict[RoundState, frozenset[RoundState]] = {
     RoundState.COMPLETE: frozenset(),
     RoundState.FAILED: frozenset(),
 }
-
-PHASES_PLAIN: tuple[Phase, ...] = (Phase.PLAIN_INPUT,)
-PHASES_SECURE: tuple[Phase, ...] = (Phase.ADVERTISE_KEYS, Phase.SHARE_KEYS, Phase.MASKED_INPUT, Phase.UNMASKING)
 
 
 def check_transition(current: str, target: RoundState) -> None:

@@ -39,7 +39,7 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
 
     @app.post(f"{base}/advertisement", response_model=SecureReceipt, responses=errors, tags=tags)
     async def advertisement(round_id: int, request: Request, who: Node) -> SecureReceipt:
-        """Phase advertise_keys: this node's two round public keys, signed with its enrolled identity key."""
+        """RoundPhase advertise_keys: this node's two round public keys, signed with its enrolled identity key."""
         return await run_in_threadpool(secure.advertise, round_id, who, await body(request))
 
     @app.get(f"{base}/roster", response_model=SecureRoster, responses=errors, tags=tags)
@@ -49,7 +49,7 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
 
     @app.post(f"{base}/shares", response_model=SecureReceipt, responses=errors, tags=tags)
     async def shares(round_id: int, request: Request, who: Node) -> SecureReceipt:
-        """Phase share_keys: this node's encrypted shares, one per other node (opaque to the coordinator)."""
+        """RoundPhase share_keys: this node's encrypted shares, one per other node (opaque to the coordinator)."""
         return await run_in_threadpool(secure.shares, round_id, who, await body(request))
 
     @app.get(f"{base}/delivery", responses=errors, tags=tags)
@@ -63,7 +63,7 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
     async def masked_input(round_id: int, request: Request, who: Node,
                            sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")]
                            ) -> SecureReceipt:
-        """Phase masked_input: this node's masked input (a retry with the same bytes counts once)."""
+        """RoundPhase masked_input: this node's masked input (a retry with the same bytes counts once)."""
         async with pooled_body(request, update_buffers) as received:  # only its sum and its hash are kept
             return await run_in_threadpool(partial(secure.masked_input, received_sha256=received.sha256), round_id,
                                            who, received.data, sha256)
@@ -75,5 +75,5 @@ def register_secure_routes(app: FastAPI, secure: SecureRounds, node: Callable[..
 
     @app.post(f"{base}/unmask", response_model=SecureReceipt, responses=errors, tags=tags)
     async def unmask(round_id: int, request: Request, who: Node) -> SecureReceipt:
-        """Phase unmasking: self-mask shares of survivors and mask-key shares of dropped nodes."""
+        """RoundPhase unmasking: self-mask shares of survivors and mask-key shares of dropped nodes."""
         return await run_in_threadpool(secure.unmask, round_id, who, await body(request))

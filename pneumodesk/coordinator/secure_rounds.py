@@ -72,7 +72,7 @@ from pneumodesk.federation.tensors import sha256_hex
 from .blobs import BlobStore, write_atomically
 from .db import ModelVersion, Node, Plan, Round, Submission, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
-from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, Phase, RoundState, check_transition
+from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, RoundPhase, RoundState, check_transition
 from .safetensors_io import tensor_views, write_safetensors
 
 log = logging.getLogger(__name__)
@@ -163,13 +163,13 @@ class SecureRounds:
                 raise InvalidInput(str(error)) from None
             live.advertisements[node_id] = message
 
-        return self._receive(round_id, node_id, Phase.ADVERTISE_KEYS, body, accept)
+        return self._receive(round_id, node_id, RoundPhase.ADVERTISE_KEYS, body, accept)
 
     def shares(self, round_id: int, node_id: str, body: bytes) -> SecureReceipt:
         message = _parse(ShareKeysMessage, body)
         if message.sender != node_id:
             raise Forbidden("A node may only send its own shares.")
-        return self._receive(round_id, node_id, Phase.SHARE_KEYS, body,
+        return self._receive(round_id, node_id, RoundPhase.SHARE_KEYS, body,
                              lambda _s, _r, live: self._server(live).receive_shares(message))
 
     def masked_input(self, round_id: int, node_id: str, body: bytes | bytearray | memoryview,
@@ -186,7 +186,7 @@ class SecureRounds:
         if message.node_id != node_id:
             raise Forbidden("A node may only send its own masked input.")
         words = hashlib.sha256(memoryview(np.ascontiguousarray(message.words)).cast("B")).digest()
-        return self._receive(round_id, node_id, Phase.MASKED_INPUT, body,
+        return self._receive(round_id, node_id, RoundPhase.MASKED_INPUT, body,
                              lambda _s, _r, live: self._server(live).receive_masked_input(message, words), digest,
                              prestore=True)
 
@@ -194,14 +194,14 @@ class SecureRounds:
         message = _parse(UnmaskResponse, body)
         if message.sender != node_id:
             raise Forbidden("A node may only send its own unmasking shares.")
-        return self._receive(round_id, node_id, Phase.UNMASKING, body,
+        return self._receive(round_id, node_id, RoundPhase.UNMASKING, body,
                              lambda _s, _r, live: self._server(live).receive_unmask(message))
 
     # -- what nodes fetch -----------------------------------------------------------------------------------------
 
     def roster(self, round_id: int, node_id: str) -> SecureRoster:
         with self._lock, self._sessions() as session:
-            _round, live = self._readable(session, round_id, Phase.SHARE_KEYS)
+            _round, live = self._readable(session, round_id, RoundPhase.SHARE_KEYS)
             roster = self._server(live).roster
             assert roster is not None
             if node_id not in roster.node_ids:
@@ -211,7 +211,7 @@ class SecureRounds:
 
     def delivery(self, round_id: int, node_id: str) -> ShareDelivery:
         with self._lock, self._sessions() as session:
-            _round, live = self._readable(session, round_id, Phase.MASKED_INPUT)
+            _round, live = self._readable(session, round_id, RoundPhase.MASKED_INPUT)
             try:
                 return self._server(live).delivery_for(node_id)
             except ProtocolViolation as error:
@@ -219,7 +219,7 @@ class SecureRounds:
 
     def unmask_request(self, round_id: int, node_id: str) -> UnmaskRequest:
         with self._lock, self._sessions() as session:
-            _round, live = self._readable(session, round_id, Phase.UNMASKING)
+            _round, live = self._readable(session, round_id, RoundPhase.UNMASKING)
             request = self._server(live).unmask_request
             assert request is not None
             if node_id not in request.survivors:
@@ -277,7 +277,7 @@ class SecureRounds:
         if RoundState(round_.state) in FINISHED or round_.state == RoundState.AGGREGATING:
             raise Conflict(f"Round {round_.number} is {round_.state}; it needs nothing more from this node.")
 
-    def _readable(self, session: Session, round_id: int, earliest: Phase) -> tuple[Round, _Live]:
+    def _readable(self, session: Session, round_id: int, earliest: RoundPhase) -> tuple[Round, _Live]:
         round_ = self._locked(session, round_id)
         self._check_open(round_)
         order = [p.value for p in PHASES_SECURE]
@@ -285,7 +285,7 @@ class SecureRounds:
             raise Conflict(f"Round {round_.number} is still in phase {round_.phase}; ask again when it moves on.")
         return round_, self._live_for(session, round_)
 
-    def _receive(self, round_id: int, node_id: str, phase: Phase, body: bytes,
+    def _receive(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes,
                  accept: Callable[[Session, Round, _Live], object], digest: str | None = None, *,
                  prestore: bool = False) -> SecureReceipt:
         """Count one message once. ``prestore``: write the (large) body before taking the lock; it is removed again
@@ -306,7 +306,7 @@ class SecureRounds:
                         self._store.delete(digest)
             raise
 
-    def _receive_locked(self, round_id: int, node_id: str, phase: Phase, body: bytes,
+    def _receive_locked(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes,
                         accept: Callable[[Session, Round, _Live], object], digest: str) -> SecureReceipt:
         with self._lock, self._sessions() as session:
             round_ = self._locked(session, round_id)
@@ -348,7 +348,7 @@ class SecureRounds:
         return receipt
 
     @staticmethod
-    def _receipt(round_: Round, phase: Phase, *, counted: bool) -> SecureReceipt:
+    def _receipt(round_: Round, phase: RoundPhase, *, counted: bool) -> SecureReceipt:
         return SecureReceipt(round_id=round_.id, phase=phase.value, counted=counted, round_state=round_.state,
                              round_phase=round_.phase)
 
@@ -374,7 +374,7 @@ class SecureRounds:
         by_phase: dict[str, list[Submission]] = {}
         for row in rows:
             by_phase.setdefault(row.phase, []).append(row)
-        for row in by_phase.get(Phase.ADVERTISE_KEYS.value, []):
+        for row in by_phase.get(RoundPhase.ADVERTISE_KEYS.value, []):
             live.advertisements[row.node_id] = KeyAdvertisement.model_validate_json(self._store.get(row.blob_sha256))
         order = [p.value for p in PHASES_SECURE]
         reached = order.index(round_.phase)
@@ -382,17 +382,17 @@ class SecureRounds:
             return live
         server = live.server = self._new_server(session, round_, live.advertisements)
         server.close_advertising()
-        for row in by_phase.get(Phase.SHARE_KEYS.value, []):
+        for row in by_phase.get(RoundPhase.SHARE_KEYS.value, []):
             server.receive_shares(ShareKeysMessage.model_validate_json(self._store.get(row.blob_sha256)))
         if reached == 1:
             return live
         server.close_sharing()
-        for row in by_phase.get(Phase.MASKED_INPUT.value, []):
+        for row in by_phase.get(RoundPhase.MASKED_INPUT.value, []):
             server.receive_masked_input(MaskedInput.from_bytes(self._store.get(row.blob_sha256)))
         if reached == 2:
             return live
         server.close_masking()
-        for row in by_phase.get(Phase.UNMASKING.value, []):
+        for row in by_phase.get(RoundPhase.UNMASKING.value, []):
             server.receive_unmask(UnmaskResponse.model_validate_json(self._store.get(row.blob_sha256)))
         return live
 
@@ -419,9 +419,9 @@ class SecureRounds:
     def _advance(self, session: Session, round_: Round, live: _Live, *, deadline_passed: bool) -> None:
         """Close the current phase when it is complete (or its deadline passed); commits any change."""
         spec = self._spec(session, round_)
-        phase, count = Phase(round_.phase), self._count(session, round_)
+        phase, count = RoundPhase(round_.phase), self._count(session, round_)
         try:
-            if phase == Phase.ADVERTISE_KEYS:
+            if phase == RoundPhase.ADVERTISE_KEYS:
                 if count < spec.min_nodes:
                     if deadline_passed:
                         self._fail(session, round_, f"deadline passed with {count} of {spec.min_nodes} nodes "
@@ -429,16 +429,16 @@ class SecureRounds:
                     return
                 live.server = self._new_server(session, round_, live.advertisements)
                 live.server.close_advertising()
-                self._next_phase(session, round_, live, Phase.SHARE_KEYS, spec)
-            elif phase == Phase.SHARE_KEYS:
+                self._next_phase(session, round_, live, RoundPhase.SHARE_KEYS, spec)
+            elif phase == RoundPhase.SHARE_KEYS:
                 if count == len(self._server(live).u1) or deadline_passed:
                     self._server(live).close_sharing()
-                    self._next_phase(session, round_, live, Phase.MASKED_INPUT, spec)
-            elif phase == Phase.MASKED_INPUT:
+                    self._next_phase(session, round_, live, RoundPhase.MASKED_INPUT, spec)
+            elif phase == RoundPhase.MASKED_INPUT:
                 if count == len(self._server(live).u2) or deadline_passed:
                     self._server(live).close_masking()
-                    self._next_phase(session, round_, live, Phase.UNMASKING, spec)
-            elif phase == Phase.UNMASKING:
+                    self._next_phase(session, round_, live, RoundPhase.UNMASKING, spec)
+            elif phase == RoundPhase.UNMASKING:
                 threshold = self._server(live).threshold or 0
                 if count >= threshold or deadline_passed:
                     check_transition(round_.state, RoundState.AGGREGATING)
@@ -449,7 +449,7 @@ class SecureRounds:
         except SecAggError as error:  # too few survivors, a failed reconstruction, an impossible number format
             self._fail(session, round_, str(error))
 
-    def _next_phase(self, session: Session, round_: Round, live: _Live, phase: Phase, spec: TrainingPlan) -> None:
+    def _next_phase(self, session: Session, round_: Round, live: _Live, phase: RoundPhase, spec: TrainingPlan) -> None:
         round_.phase = live.phase = phase.value
         round_.deadline = utcnow() + dt.timedelta(seconds=spec.secure_phase_seconds)
         round_.revision += 1

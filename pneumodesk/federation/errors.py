@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pneumodesk.errors import PneumoDeskError
 
-class FederationError(Exception):
+
+class FederationError(PneumoDeskError):
     """A federation problem a user or operator can act on."""
 
 

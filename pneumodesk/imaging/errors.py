@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pneumodesk.errors import PneumoDeskError
 
-class XRayReadError(Exception):
+
+class XRayReadError(PneumoDeskError):
     """An image file could not be turned into an X-ray. ``str(error)`` is a plain-language reason."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pneumodesk.errors import PneumoDeskError
 
-class ModelError(Exception):
+
+class ModelError(PneumoDeskError):
     """A model or model bundle problem; ``str(error)`` is a plain-language reason."""
 
 

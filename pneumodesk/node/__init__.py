@@ -24,7 +24,6 @@ if TYPE_CHECKING:
         AccountLocked,
         ApprovalError,
         AuthenticationFailed,
-        DatasetError,
         LastOwnerError,
         MembershipError,
         ModelRegistryError,
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
         PlanOutsidePolicy,
         PolicyError,
         PrivacyBudgetExceeded,
+        RegisteredDatasetError,
         SetupError,
     )
     from .ledger import LedgerEntry, PrivacyLedger
@@ -52,7 +52,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("DatasetInfo", "DatasetService"), "datasets"),
     **dict.fromkeys(("EgressLog", "EgressRecord"), "egress"),
     **dict.fromkeys((
-        "AccountDisabled", "AccountError", "AccountLocked", "ApprovalError", "AuthenticationFailed", "DatasetError",
+        "AccountDisabled", "AccountError", "AccountLocked", "ApprovalError", "AuthenticationFailed",
+        "RegisteredDatasetError",
         "LastOwnerError", "MembershipError", "ModelRegistryError", "NodeError", "PasswordRejected",
         "PermissionDenied", "PlanOutsidePolicy", "PolicyError", "PrivacyBudgetExceeded", "SetupError",
     ), "errors"),
@@ -81,7 +82,6 @@ __all__ = [
     "AuditRecord",
     "AuthenticationFailed",
     "ChainReport",
-    "DatasetError",
     "DatasetInfo",
     "DatasetService",
     "EgressLog",
@@ -106,6 +106,7 @@ __all__ = [
     "PolicyService",
     "PrivacyBudgetExceeded",
     "PrivacyLedger",
+    "RegisteredDatasetError",
     "SetupError",
     "UserSession",
     "plan_violations",

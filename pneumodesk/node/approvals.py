@@ -20,7 +20,7 @@ from pneumodesk.federation.plan import TrainingPlan
 
 from .accounts import AccountService
 from .audit import DENIED, AuditLog
-from .errors import ApprovalError, DatasetError, PlanOutsidePolicy, PrivacyBudgetExceeded
+from .errors import ApprovalError, PlanOutsidePolicy, PrivacyBudgetExceeded, RegisteredDatasetError
 from .ledger import PrivacyLedger
 from .models import ApprovalRow, Dataset, utcnow
 from .permissions import Permission
@@ -70,7 +70,7 @@ class ApprovalService:
         with self.store.session() as session:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None or dataset.removed is not None:
-                raise DatasetError(f"There is no dataset {dataset_id}.")
+                raise RegisteredDatasetError(f"There is no dataset {dataset_id}.")
             if self._active_row(session, sha) is not None:
                 raise ApprovalError("This plan is already approved. Withdraw the approval first to change it.")
         cap = self.policy.get().epsilon_cap_per_dataset

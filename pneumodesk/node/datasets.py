@@ -35,7 +35,7 @@ from pneumodesk.imaging.patient_groups import patient_group
 
 from .accounts import AccountService
 from .audit import AuditLog
-from .errors import DatasetError
+from .errors import RegisteredDatasetError
 from .models import ApprovalRow, Dataset, DatasetFile, utcnow
 from .permissions import Permission
 from .session import UserSession
@@ -80,7 +80,9 @@ def _folder_candidates(root: Path) -> tuple[list[_Candidate], list[tuple[str, st
 
     missing = [name for name in CLASS_NAMES if not (root / name).is_dir()]
     if missing:
-        raise DatasetError(f"The dataset folder needs NORMAL and PNEUMONIA subfolders; missing: {', '.join(missing)}.")
+        raise RegisteredDatasetError(
+            f"The dataset folder needs NORMAL and PNEUMONIA subfolders; missing: {', '.join(missing)}."
+        )
     found: list[_Candidate] = []
     for label, name in enumerate(CLASS_NAMES):
         for path in sorted((root / name).rglob("*")):
@@ -94,7 +96,7 @@ def _csv_candidates(source: Path) -> tuple[list[_Candidate], list[tuple[str, str
         with source.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise DatasetError(f"The CSV file cannot be read ({error}).") from None
+        raise RegisteredDatasetError(f"The CSV file cannot be read ({error}).") from None
     found: list[_Candidate] = []
     problems: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
@@ -207,7 +209,7 @@ def validation_mask(labels: np.ndarray, groups: list[str], seed: int = SPLIT_SEE
     largest_class = int(np.bincount(labels).max()) if len(labels) else 0
     folds = min(VALIDATION_FOLDS, distinct, largest_class)  # scikit-learn refuses more folds than that
     if folds < 2:
-        raise DatasetError("A validation split needs images of at least two different patients.")
+        raise RegisteredDatasetError("A validation split needs images of at least two different patients.")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only n members"
@@ -232,7 +234,7 @@ class DatasetService:
         self.accounts.require(actor, Permission.MANAGE_DATASETS, "dataset")
         name = name.strip()
         if not name or len(name) > 120:
-            raise DatasetError("A dataset needs a name of 1 to 120 characters.")
+            raise RegisteredDatasetError("A dataset needs a name of 1 to 120 characters.")
         source = Path(source).expanduser().resolve()
         if source.is_dir():
             kind: Literal["folder", "csv"] = "folder"
@@ -241,11 +243,11 @@ class DatasetService:
             kind = "csv"
             candidates, problems = _csv_candidates(source)
         else:
-            raise DatasetError(f"There is no folder or CSV file at {source}.")
+            raise RegisteredDatasetError(f"There is no folder or CSV file at {source}.")
         with self.store.session() as session:
             taken = session.scalar(select(Dataset.id).where(Dataset.name == name, Dataset.removed.is_(None)))
         if taken is not None:
-            raise DatasetError(f"A dataset named {name!r} is already registered.")
+            raise RegisteredDatasetError(f"A dataset named {name!r} is already registered.")
 
         full = len(candidates) <= FULL_DECODE_LIMIT
 
@@ -269,8 +271,10 @@ class DatasetService:
         labels = np.array([c.label for c in readable], dtype=np.int64)
         missing = [CLASS_NAMES[k] for k in (0, 1) if not (labels == k).any()]
         if missing:
-            raise DatasetError(f"The dataset has no readable {' or '.join(missing)} images; both classes are needed "
-                               f"({len(unreadable)} file(s) could not be used).")
+            raise RegisteredDatasetError(
+                f"The dataset has no readable {' or '.join(missing)} images; both classes are needed "
+                f"({len(unreadable)} file(s) could not be used)."
+            )
         mask = validation_mask(labels, _groups(readable, digests))
 
         with self.store.session() as session:
@@ -314,8 +318,9 @@ class DatasetService:
             in_use = session.scalar(select(ApprovalRow.plan_sha256).where(
                 ApprovalRow.dataset_id == dataset_id, ApprovalRow.withdrawn_at.is_(None)))
             if in_use is not None:
-                raise DatasetError(f"Dataset {dataset_id} is used by the approved plan {in_use[:12]}…; withdraw "
-                                   "that approval first.")
+                raise RegisteredDatasetError(
+                    f"Dataset {dataset_id} is used by the approved plan {in_use[:12]}…; withdraw that approval first."
+                )
             dataset.removed = utcnow()
             name = dataset.name
             session.execute(delete(DatasetFile).where(DatasetFile.dataset_id == dataset_id))
@@ -339,7 +344,7 @@ class DatasetService:
     def _row(session, dataset_id: int) -> Dataset:  # type: ignore[no-untyped-def]
         dataset = session.get(Dataset, dataset_id)
         if dataset is None or dataset.removed is not None:
-            raise DatasetError(f"There is no dataset {dataset_id}.")
+            raise RegisteredDatasetError(f"There is no dataset {dataset_id}.")
         return dataset
 
     def _info(self, dataset_id: int) -> DatasetInfo:

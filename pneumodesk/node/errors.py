@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pneumodesk.errors import PneumoDeskError
 
-class NodeError(Exception):
+
+class NodeError(PneumoDeskError):
     """Base of every error the node's services raise; ``str(error)`` is a plain sentence for the user."""
 
 
@@ -61,7 +63,7 @@ class SetupError(NodeError):
     """First-start set-up refused (e.g. an Owner already exists)."""
 
 
-class DatasetError(NodeError):
+class RegisteredDatasetError(NodeError):
     """A dataset cannot be registered, found or removed; the message says why in plain words."""
 
 

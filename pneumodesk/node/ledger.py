@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from .audit import AuditLog
-from .errors import DatasetError, PrivacyBudgetExceeded
+from .errors import PrivacyBudgetExceeded, RegisteredDatasetError
 from .models import Dataset, LedgerRow, utcnow
 from .store import NodeStore
 
@@ -54,7 +54,7 @@ class PrivacyLedger:
             raise ValueError(f"ε must be a finite number ≥ 0, not {epsilon!r}")
         with self.store.session() as session:
             if session.get(Dataset, dataset_id) is None:
-                raise DatasetError(f"There is no dataset {dataset_id}.")
+                raise RegisteredDatasetError(f"There is no dataset {dataset_id}.")
             session.add(LedgerRow(time=utcnow(), dataset_id=dataset_id, plan_sha256=plan_sha256,
                                   round_number=int(round_number), epsilon=float(epsilon), delta=float(delta),
                                   noise_multiplier=float(noise_multiplier), sample_rate=float(sample_rate),

@@ -19,7 +19,7 @@ import torch
 
 from pneumodesk.model import ModelBundle, ModelCard, build_model, load_bundle
 
-from .datasets import DatasetError
+from .datasets import TrainingDataError
 from .local_round import load_training_arrays
 from .metrics import expected_calibration_error, roc_auc_with_ci, sensitivity_specificity, sigmoid
 from .model_card import calibrate_and_describe
@@ -36,7 +36,7 @@ def _validation_arrays(validation: Validation, input_size: int) -> tuple[np.ndar
         inputs, labels = load_training_arrays(list(validation), input_size)  # type: ignore[arg-type]
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(set(labels.tolist())) < 2:
-        raise DatasetError("The validation split needs images of both classes (NORMAL and PNEUMONIA).")
+        raise TrainingDataError("The validation split needs images of both classes (NORMAL and PNEUMONIA).")
     return inputs, labels
 
 

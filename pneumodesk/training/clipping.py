@@ -30,10 +30,12 @@ import torch.nn.functional as F
 from opacus.utils.tensor_utils import unfold2d
 from torch import nn
 
+from pneumodesk.errors import PneumoDeskError
+
 _SUPPORTED = (nn.Conv2d, nn.Linear, nn.GroupNorm)
 
 
-class UnsupportedLayerError(RuntimeError):
+class UnsupportedLayerError(PneumoDeskError, RuntimeError):
     """The model has a trainable layer (or uses one in a way) that ``PerExampleClipping`` does not handle."""
 
 

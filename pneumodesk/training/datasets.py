@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumodesk.errors import PneumoDeskError
 from pneumodesk.imaging import SourceFacts, XRay, XRayReadError, is_supported_file, preprocess, read_xray
 from pneumodesk.imaging.patient_groups import patient_group  # one definition, shared with dataset registration
 
 CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
 
 
-class DatasetError(Exception):
+class TrainingDataError(PneumoDeskError):
     """The dataset location or layout is unusable; ``str(error)`` says why in plain words."""
 
 
@@ -43,10 +44,10 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderDataset:
     """Index ``root/NORMAL`` and ``root/PNEUMONIA`` (recursively). Byte-identical files share a group."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"The dataset folder {root} does not exist.")
+        raise TrainingDataError(f"The dataset folder {root} does not exist.")
     missing = [name for name in CLASS_NAMES if not (root / name).is_dir()]
     if missing:
-        raise DatasetError(
+        raise TrainingDataError(
             f"The dataset folder needs NORMAL/ and PNEUMONIA/ subfolders; missing: {', '.join(missing)}."
         )
     images: list[LabelledImage] = []
@@ -55,7 +56,7 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderDataset:
             if path.is_file() and is_supported_file(path):
                 images.append(LabelledImage(path, label, patient_group(path.name)))
     if not images:
-        raise DatasetError(f"No images were found under {root}/NORMAL or {root}/PNEUMONIA.")
+        raise TrainingDataError(f"No images were found under {root}/NORMAL or {root}/PNEUMONIA.")
     return FolderDataset(root, _merge_identical_files(images))
 
 
@@ -120,7 +121,7 @@ def load_npz(path: str | os.PathLike[str], input_size: int) -> tuple[ArraySplit,
         with np.load(path) as data:
             arrays = {key: data[key] for key in ("train_images", "train_labels", "val_images", "val_labels")}
     except (OSError, ValueError, KeyError) as error:
-        raise DatasetError(f"{path} is not a PneumoniaMNIST-style npz file ({error}).") from None
+        raise TrainingDataError(f"{path} is not a PneumoniaMNIST-style npz file ({error}).") from None
 
     def split(images: np.ndarray, labels: np.ndarray) -> ArraySplit:
         inputs = [

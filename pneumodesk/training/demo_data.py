@@ -18,7 +18,7 @@ import numpy as np
 
 from pneumodesk.model.default import RESOURCES
 
-from .datasets import CLASS_NAMES, DatasetError, load_npz, patient_group
+from .datasets import CLASS_NAMES, TrainingDataError, load_npz, patient_group
 from .split import DEFAULT_SEED, grouped_split
 
 DEMO_ARCHITECTURE = "pneumonet-tiny"
@@ -81,7 +81,7 @@ def non_iid_shares(
     groups = np.asarray(groups).reshape(-1)
     unique, inverse = np.unique(groups, return_inverse=True)
     if hospitals > len(unique):
-        raise DatasetError(f"{len(unique)} patients cannot be shared between {hospitals} hospitals.")
+        raise TrainingDataError(f"{len(unique)} patients cannot be shared between {hospitals} hospitals.")
     group_label = np.zeros(len(unique), dtype=np.int64)  # a patient's majority label
     np.add.at(group_label, inverse, labels)
     group_size = np.bincount(inverse, minlength=len(unique))
@@ -99,7 +99,7 @@ def non_iid_shares(
     shares = [np.flatnonzero(owner[inverse] == hospital) for hospital in range(hospitals)]
     empty = [index for index, share in enumerate(shares) if not len(share)]
     if empty:
-        raise DatasetError("There is too little data to give every hospital a share.")
+        raise TrainingDataError("There is too little data to give every hospital a share.")
     return shares
 
 

@@ -33,7 +33,7 @@ from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.model import build_model
 
 from .clipping import PerExampleClipping, supports
-from .datasets import DatasetError, load_model_inputs
+from .datasets import TrainingDataError, load_model_inputs
 from .privacy import PrivacyCost, epsilon_for
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def load_training_arrays(files: Sequence[tuple[Path, int]], input_size: int) -> 
         logger.warning("%d of %d training images could not be read and were skipped.", len(failures), len(files))
     labels = np.array([label for path, label in files if path not in bad], dtype=np.int64)
     if not len(labels):
-        raise DatasetError("None of the dataset's images could be read, so there is nothing to train on.")
+        raise TrainingDataError("None of the dataset's images could be read, so there is nothing to train on.")
     return inputs.astype(np.float32), labels
 
 
@@ -92,11 +92,11 @@ def _optimiser(plan: TrainingPlan, parameters: list[nn.Parameter]) -> torch.opti
 def _check_inputs(inputs: np.ndarray, labels: np.ndarray, plan: TrainingPlan) -> None:
     expected = (1, plan.input_size, plan.input_size)
     if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:
-        raise DatasetError(
+        raise TrainingDataError(
             f"The training images were prepared at {tuple(inputs.shape[1:])}, but the plan needs {expected}."
         )
     if len(inputs) != len(labels) or not len(labels):
-        raise DatasetError("There must be at least one training image and exactly one label per image.")
+        raise TrainingDataError("There must be at least one training image and exactly one label per image.")
 
 
 def train_local_round(

@@ -18,13 +18,14 @@ from functools import lru_cache
 from opacus.accountants import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
+from pneumodesk.errors import PneumoDeskError
 from pneumodesk.federation.plan import TrainingPlan
 
 # Opacus' default RDP orders plus larger ones: few steps at high ε need orders beyond 63 for a tight bound.
 RDP_ORDERS: list[float] = [*RDPAccountant.DEFAULT_ALPHAS, 80, 96, 128, 192, 256, 384, 512]
 
 
-class PrivacyBudgetError(ValueError):
+class PrivacyBudgetError(PneumoDeskError, ValueError):
     """A privacy budget cannot be met with these settings (plain-language message)."""
 
 

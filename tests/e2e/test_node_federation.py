@@ -3,7 +3,7 @@ global model becomes a local candidate that an admin accepts and that then predi
 
 from __future__ import annotations
 
-from pneumodesk.client import EngineOptions, Phase
+from pneumodesk.client import EngineOptions, EngineStage
 from pneumodesk.client.local_federation import run_engines
 from pneumodesk.imaging import read_xray
 from pneumodesk.inference import Predictor
@@ -22,7 +22,7 @@ def test_three_hospitals_two_dp_rounds_then_an_accepted_model_predicts(node_coor
     assert summary.plan_sha256 == plan.sha256
     for hospital, dataset_id in hospitals:
         hospital.approve_plan(plan, dataset_id)
-    statuses: dict[str, list[Phase]] = {}
+    statuses: dict[str, list[EngineStage]] = {}
     engines = [h.engine(plan.sha256, options=EngineOptions(poll_timeout=10),
                         on_status=lambda s, n=h.name: statuses.setdefault(n, []).append(s.phase))
                for h, _ in hospitals]
@@ -31,7 +31,7 @@ def test_three_hospitals_two_dp_rounds_then_an_accepted_model_predicts(node_coor
     results = run_engines(engines, timeout=300)
 
     # Assert: every hospital trained both rounds and has one candidate; the coordinator made versions 2 and 3.
-    assert [r.phase for r in results] == [Phase.FINISHED] * 3, [r.message for r in results]
+    assert [r.phase for r in results] == [EngineStage.FINISHED] * 3, [r.message for r in results]
     assert [r.rounds_trained for r in results] == [2, 2, 2]
     versions = node_coordinator.models()
     assert [m.version for m in versions] == [1, 2, 3] and versions[-1].contributors == 3
@@ -42,7 +42,7 @@ def test_three_hospitals_two_dp_rounds_then_an_accepted_model_predicts(node_coor
         entries = service.ledger.entries(dataset_id)
         assert [e.round_number for e in entries] == [1, 2]
         assert 0 < service.ledger.spent(dataset_id) <= 4.0 + 1e-6  # the plan's whole ε, RDP-composed
-        assert {Phase.TRAINING, Phase.UPLOADING, Phase.EVALUATING} <= set(statuses[hospital.name])
+        assert {EngineStage.TRAINING, EngineStage.UPLOADING, EngineStage.EVALUATING} <= set(statuses[hospital.name])
         (candidate_id,) = result.candidates
         candidate = service.models.get(candidate_id)
         assert candidate.status == "candidate" and candidate.global_version == 3

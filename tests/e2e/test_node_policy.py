@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pneumodesk.client import EngineOptions, Phase
+from pneumodesk.client import EngineOptions, EngineStage
 from pneumodesk.node import PlanOutsidePolicy
 
 from .node_harness import Recorder, make_plan, ready_hospitals, shared_node_coordinator_fixture  # noqa: F401 - fixture
@@ -35,7 +35,7 @@ def test_a_plan_outside_policy_is_refused_at_approval_and_again_before_training(
     events: list = []
     result = hospital.engine(plan.sha256, options=ONCE, recorder=events.append).run()
 
-    assert result.phase == Phase.REFUSED and result.reason == "outside_policy"
+    assert result.phase == EngineStage.REFUSED and result.reason == "outside_policy"
     assert "learning rate 0.05 is above the largest allowed" in result.message
     assert result.rounds_trained == 0 and hospital.service.ledger.entries(dataset_id) == []
     assert not any("/join" in p or "/update" in p or "/weights" in p for p in _paths(events))
@@ -51,7 +51,7 @@ def test_a_withdrawn_approval_stops_the_engine_before_it_joins(shared_node_coord
 
     result = hospital.engine(plan.sha256, options=ONCE, recorder=events.append).run()
 
-    assert result.phase == Phase.REFUSED and result.reason == "not_approved"
+    assert result.phase == EngineStage.REFUSED and result.reason == "not_approved"
     assert not any("/join" in p for p in _paths(events))
 
 
@@ -66,14 +66,14 @@ def test_the_privacy_budget_cap_stops_training_before_it_starts(shared_node_coor
     hospital.set_policy(epsilon_cap_per_dataset=6.0)  # the admin lowers the cap after approving both
 
     spent = hospital.engine(first.sha256, options=ONCE).run()
-    assert spent.phase == Phase.FINISHED and spent.rounds_trained == 1
+    assert spent.phase == EngineStage.FINISHED and spent.rounds_trained == 1
     assert 3.9 < hospital.service.ledger.spent(dataset_id) <= 4.0 + 1e-9
     events: list = []
     statuses: list = []
     refused = hospital.engine(second.sha256, options=ONCE, recorder=events.append, on_status=statuses.append).run()
 
-    assert refused.phase == Phase.REFUSED and refused.reason == "budget"
+    assert refused.phase == EngineStage.REFUSED and refused.reason == "budget"
     assert "budget" in refused.message.lower() or "ε" in refused.message
-    assert Phase.TRAINING not in {s.phase for s in statuses}
+    assert EngineStage.TRAINING not in {s.phase for s in statuses}
     assert not any("/join" in p or "/update" in p for p in _paths(events))
     assert len(hospital.service.ledger.entries(dataset_id)) == 1

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from pneumodesk.client import EngineOptions, Phase
+from pneumodesk.client import EngineOptions, EngineStage
 from pneumodesk.client.local_federation import run_engines
 from pneumodesk.federation.messages import EXAMPLES_HEADER, SHA256_HEADER
 from pneumodesk.federation.tensors import safetensors_header, state_dict_from_bytes
@@ -48,7 +48,7 @@ def test_only_protocol_messages_counts_and_model_updates_leave(node_coordinator,
     engines = [h.engine(plan.sha256, options=EngineOptions(poll_timeout=5, candidates="none"),
                         recorder=recorder.for_hospital(h.name)) for h, _ in hospitals]
     results = run_engines(engines, timeout=300)
-    assert [r.phase for r in results] == [Phase.FINISHED] * 2
+    assert [r.phase for r in results] == [EngineStage.FINISHED] * 2
     model_keys = set(state_dict_from_bytes(node_coordinator.weights(1)))
 
     for index, (hospital, dataset_id) in enumerate(hospitals):

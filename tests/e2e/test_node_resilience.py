@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from pneumodesk.client import EngineOptions, Phase
+from pneumodesk.client import EngineOptions, EngineStage
 from pneumodesk.client.local_federation import run_engines
 
 from .node_harness import make_plan, node_coordinator_fixture, ready_hospitals  # noqa: F401 - fixture
@@ -52,12 +52,12 @@ def test_the_coordinator_killed_mid_round_comes_back_and_the_round_completes(nod
     runner.start()
 
     # Two hospitals have sent their updates; the round waits for the third. Then the coordinator dies (SIGKILL).
-    watch.wait_for(lambda ev: all(any(s.phase == Phase.SUBMITTED for s in _phases(ev, h.name))
+    watch.wait_for(lambda ev: all(any(s.phase == EngineStage.SUBMITTED for s in _phases(ev, h.name))
                                   for h, _ in hospitals[:2]))
     node_coordinator.stop(crash=True)
-    watch.wait_for(lambda ev: all(any(s.phase == Phase.UNREACHABLE for s in _phases(ev, h.name))
+    watch.wait_for(lambda ev: all(any(s.phase == EngineStage.UNREACHABLE for s in _phases(ev, h.name))
                                   for h, _ in hospitals[:2]))
-    unreachable = next(s for _, s in watch.events if s.phase == Phase.UNREACHABLE)
+    unreachable = next(s for _, s in watch.events if s.phase == EngineStage.UNREACHABLE)
     assert unreachable.message.startswith("Coordinator unreachable, retrying in ") and unreachable.retry_in > 0
 
     # It comes back on the same address; the third hospital joins and the round completes for everyone.
@@ -65,7 +65,7 @@ def test_the_coordinator_killed_mid_round_comes_back_and_the_round_completes(nod
     final = last.run()
     runner.join(300)
 
-    assert final.phase == Phase.FINISHED and [r.phase for r in results] == [Phase.FINISHED] * 2
+    assert final.phase == EngineStage.FINISHED and [r.phase for r in results] == [EngineStage.FINISHED] * 2
     (round_info,) = node_coordinator.rounds()
     assert round_info.state == "complete" and round_info.updates_received == 3
     assert node_coordinator.models()[-1].contributors == 3
@@ -78,11 +78,11 @@ def test_a_node_stopped_between_training_and_upload_resumes_with_the_same_update
     hospital.approve_plan(plan, dataset_id)
     first_events: list = []
     engine = hospital.engine(plan.sha256, options=FAST_RETRY, recorder=first_events.append)
-    engine.on_status = lambda s: engine.stop() if s.phase == Phase.TRAINING and s.progress == 1.0 else None
+    engine.on_status = lambda s: engine.stop() if s.phase == EngineStage.TRAINING and s.progress == 1.0 else None
 
     stopped = engine.run()
 
-    assert stopped.phase == Phase.STOPPED and stopped.rounds_trained == 1
+    assert stopped.phase == EngineStage.STOPPED and stopped.rounds_trained == 1
     assert not any(e.endpoint.endswith("/update") for e in first_events)
     assert len(hospital.service.ledger.entries(dataset_id)) == 1  # ε is recorded before anything leaves
     pending = list((hospital.home / "federation" / "participation").rglob("round-*.safetensors"))
@@ -94,8 +94,8 @@ def test_a_node_stopped_between_training_and_upload_resumes_with_the_same_update
     resumed = hospital.engine(plan.sha256, options=FAST_RETRY, recorder=second_events.append,
                               on_status=statuses.append).run()
 
-    assert resumed.phase == Phase.FINISHED and resumed.rounds_trained == 0
-    assert Phase.TRAINING not in {s.phase for s in statuses}
+    assert resumed.phase == EngineStage.FINISHED and resumed.rounds_trained == 0
+    assert EngineStage.TRAINING not in {s.phase for s in statuses}
     (upload,) = [e for e in second_events if e.endpoint.endswith("/update")]
     assert upload.body == kept
     assert len(hospital.service.ledger.entries(dataset_id)) == 1
@@ -114,14 +114,14 @@ def test_an_unreachable_coordinator_gives_a_clear_status_until_stopped(node_coor
 
     def stop_after_two_retries(status) -> None:  # type: ignore[no-untyped-def]
         statuses.append(status)
-        if sum(s.phase == Phase.UNREACHABLE for s in statuses) >= 2:
+        if sum(s.phase == EngineStage.UNREACHABLE for s in statuses) >= 2:
             engine.stop()
 
     engine.on_status = stop_after_two_retries
     result = engine.run()
 
-    assert result.phase == Phase.STOPPED
-    retries = [s for s in statuses if s.phase == Phase.UNREACHABLE]
+    assert result.phase == EngineStage.STOPPED
+    retries = [s for s in statuses if s.phase == EngineStage.UNREACHABLE]
     assert [s.retry_in for s in retries] == [0.5, 1.0]
     assert "cannot be reached" in retries[0].message and node_coordinator.url in retries[0].message
     assert hospital.service.ledger.entries(dataset_id) == []
@@ -142,7 +142,8 @@ def test_stopping_ends_a_long_poll_at_once_and_the_interrupted_request_is_logged
 
     def waiting_after_upload(events) -> bool:  # type: ignore[no-untyped-def]
         phases = [s.phase for s in _phases(events, "h")]
-        return Phase.SUBMITTED in phases and phases[-1] == Phase.WAITING and phases.count(Phase.WAITING) >= 3
+        return (EngineStage.SUBMITTED in phases and phases[-1] == EngineStage.WAITING
+                and phases.count(EngineStage.WAITING) >= 3)
 
     watch.wait_for(waiting_after_upload)
     threading.Event().wait(1.0)  # let the long poll reach the coordinator (it would last 60 s)
@@ -151,7 +152,7 @@ def test_stopping_ends_a_long_poll_at_once_and_the_interrupted_request_is_logged
     runner.join(timeout=30)
 
     assert not runner.is_alive() and time.monotonic() - asked < 10
-    assert results[0].phase == Phase.STOPPED
+    assert results[0].phase == EngineStage.STOPPED
     last = sent[-1]
     assert last.endpoint.endswith("/wait") and last.status is None  # recorded although it got no answer
     assert node_coordinator.rounds()[0].updates_received == 1  # the update stays counted

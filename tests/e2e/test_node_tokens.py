@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pneumodesk.client import EngineOptions, NotAuthorised, Phase, connect, refresh_status, wait_for_approval
+from pneumodesk.client import EngineOptions, EngineStage, NotAuthorised, connect, refresh_status, wait_for_approval
 from pneumodesk.client.local_federation import LocalHospital
 
 from .node_harness import make_plan, node_coordinator_fixture, ready_hospitals  # noqa: F401 - fixture
@@ -36,7 +36,7 @@ def test_enrolment_waits_for_the_operator_and_a_revocation_stops_the_engine(node
     node_coordinator.publish(plan)
     result = hospital.engine(plan.sha256, options=EngineOptions(poll_timeout=5)).run()
 
-    assert result.phase == Phase.REFUSED and result.reason == "revoked" and "revoked" in result.message
+    assert result.phase == EngineStage.REFUSED and result.reason == "revoked" and "revoked" in result.message
     assert hospital.service.membership.get().status == "revoked"
     actions = [r.action for r in hospital.service.read_audit(hospital.owner)]
     assert "federation_enrolled" in actions and actions.count("federation_status") == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pneumodesk.client import EngineOptions, Phase
+from pneumodesk.client import EngineOptions, EngineStage
 from pneumodesk.client.local_federation import LocalCoordinator, run_engines
 from pneumodesk.client.secure_upload import PURPOSE_MASKED
 from pneumodesk.federation.messages import API_PREFIX
@@ -52,7 +52,7 @@ def test_hospitals_run_a_secure_round_by_default_and_only_masked_updates_leave(n
 
     results = run_engines(engines, timeout=300)
 
-    assert [r.phase for r in results] == [Phase.FINISHED] * 3, [r.message for r in results]
+    assert [r.phase for r in results] == [EngineStage.FINISHED] * 3, [r.message for r in results]
     models = node_coordinator.models()
     assert [m.version for m in models] == [1, 2] and models[-1].contributors == 3
     base, new = (state_dict_from_bytes(node_coordinator.weights(v)) for v in (1, 2))
@@ -121,7 +121,7 @@ def test_a_substituted_round_key_is_detected_by_the_nodes(tmp_path, tiny_bundle_
         engines = [h.engine(plan.sha256, options=EngineOptions(poll_timeout=5, candidates="none", max_rounds=1))
                    for h, _ in hospitals]
         results = run_engines(engines, timeout=300)
-        refused = [r for r in results if r.phase == Phase.REFUSED]
+        refused = [r for r in results if r.phase == EngineStage.REFUSED]
         assert len(refused) >= 2, [r.message for r in results]
         assert all(r.reason == "secure_aggregation" and "substituted" in r.message for r in refused)
         assert [m.version for m in coordinator.models()] == [1]  # nothing was aggregated
@@ -178,14 +178,14 @@ def test_a_node_that_stops_mid_round_resumes_from_its_saved_state(node_coordinat
                                for h in hospitals[:2]])
     last = hospitals[2]
     first = _engine(last, plan, recorder, stop_after="share_keys").run()
-    assert first.phase == Phase.STOPPED, first.message
+    assert first.phase == EngineStage.STOPPED, first.message
     assert list((last.home / "federation" / "secagg").glob("*.enc")), "its round state is saved (encrypted)"
     second = last.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(last.name)).run()
     for thread in threads:
         thread.join(300)
 
-    assert second.phase == Phase.FINISHED, second.message
-    assert [r.phase for r in results] == [Phase.FINISHED] * 2, [r.message for r in results]
+    assert second.phase == EngineStage.FINISHED, second.message
+    assert [r.phase for r in results] == [EngineStage.FINISHED] * 2, [r.message for r in results]
     assert node_coordinator.models()[-1].contributors == 3  # nothing was lost by the restart
     purposes = [e.purpose for e in recorder.events[last.name]]
     assert purposes.count(PURPOSE_KEYS) == 1 and purposes.count(PURPOSE_SHARES) == 1  # not sent twice
@@ -198,15 +198,15 @@ def test_a_node_away_after_its_masked_input_has_the_completed_round_counted(node
     hospitals, plan = _three_hospitals_on_a_secure_plan(node_coordinator, tmp_path)
     threads, results = _start([h.engine(plan.sha256, options=OPTIONS) for h in hospitals[:2]])
     last = hospitals[2]
-    assert _engine(last, plan, stop_after="masked_input").run().phase == Phase.STOPPED
+    assert _engine(last, plan, stop_after="masked_input").run().phase == EngineStage.STOPPED
     for thread in threads:  # the other two unmask without it: the round completes while it is away
         thread.join(300)
-    assert [r.phase for r in results] == [Phase.FINISHED] * 2, [r.message for r in results]
+    assert [r.phase for r in results] == [EngineStage.FINISHED] * 2, [r.message for r in results]
     assert node_coordinator.models()[-1].contributors == 3
 
     back = last.engine(plan.sha256, options=OPTIONS).run()
 
-    assert back.phase == Phase.FINISHED, back.message
+    assert back.phase == EngineStage.FINISHED, back.message
     (record,) = StateStore(last.home, plan.sha256).load().rounds.values()
     assert record.stage == "settled" and record.result_version == node_coordinator.models()[-1].version
     assert not list((last.home / "federation" / "secagg").glob("*.enc")), "the finished round's secrets are gone"
@@ -226,7 +226,7 @@ def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(nod
 
     threads, results = _start([_engine(h, plan, recorder, on_phase=hold_after_masking) for h in hospitals[:2]])
     last = hospitals[2]
-    assert _engine(last, plan, recorder, stop_after="masked_input").run().phase == Phase.STOPPED
+    assert _engine(last, plan, recorder, stop_after="masked_input").run().phase == EngineStage.STOPPED
     wait_until(lambda: node_coordinator.rounds()[0].phase == "unmasking", 120, what="every masked input in")
     back = threading.Thread(target=lambda: results.append(
         last.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(last.name)).run()))
@@ -237,7 +237,7 @@ def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(nod
     for thread in (*threads, back):
         thread.join(300)
 
-    assert [r.phase for r in results] == [Phase.FINISHED] * 3, [r.message for r in results]
+    assert [r.phase for r in results] == [EngineStage.FINISHED] * 3, [r.message for r in results]
     assert node_coordinator.models()[-1].contributors == 3
     purposes = [e.purpose for e in recorder.events[last.name]]
     assert purposes.count(PURPOSE_MASKED) == 1 and purposes.count(PURPOSE_UNMASK) == 1

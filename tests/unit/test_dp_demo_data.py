@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumodesk.training.datasets import DatasetError
+from pneumodesk.training.datasets import TrainingDataError
 from pneumodesk.training.demo_data import (
     DEMO_ARCHITECTURE,
     DEMO_INPUT_SIZE,
@@ -40,7 +40,7 @@ def test_shares_keep_patients_within_one_hospital_and_differ_in_class_mix():
 def test_one_hospital_gets_everything_and_too_many_are_refused():
     labels, groups = toy_patients(10)
     assert np.array_equal(non_iid_shares(labels, groups, 1)[0], np.arange(len(labels)))
-    with pytest.raises(DatasetError):
+    with pytest.raises(TrainingDataError):
         non_iid_shares(labels, groups, 11)
 
 

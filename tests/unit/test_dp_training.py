@@ -18,7 +18,7 @@ from pneumodesk.inference import Predictor
 from pneumodesk.model import architecture_names, build_model, load_bundle
 from pneumodesk.training.acceptance import candidate_bundle, evaluate_bundle_locally, evaluate_weights
 from pneumodesk.training.clipping import PerExampleClipping, UnsupportedLayerError, supports
-from pneumodesk.training.datasets import DatasetError, scan_folder
+from pneumodesk.training.datasets import TrainingDataError, scan_folder
 from pneumodesk.training.local_round import TrainingCancelled, load_training_arrays, train_local_round
 from pneumodesk.training.privacy import plan_privacy_cost
 from tests.builders import make_tiny_bundle
@@ -273,7 +273,7 @@ def test_cancellation_stops_the_round():
 
 def test_inputs_of_the_wrong_size_are_refused():
     inputs, labels = synthetic(size=32)
-    with pytest.raises(DatasetError, match="plan needs"):
+    with pytest.raises(TrainingDataError, match="plan needs"):
         train_local_round(initial_weights(), inputs, labels, make_plan(), plan_privacy_cost(make_plan(), 96), seed=0)
 
 
@@ -313,5 +313,5 @@ def test_candidate_bundle_is_a_calibrated_bundle_that_predicts(tmp_path, labelle
 
 def test_acceptance_needs_both_classes():
     inputs, _ = synthetic(8)
-    with pytest.raises(DatasetError, match="both classes"):
+    with pytest.raises(TrainingDataError, match="both classes"):
         evaluate_weights(initial_weights(), "pneumonet-tiny", SIZE, (inputs, np.zeros(8, dtype=np.int64)))

@@ -148,10 +148,10 @@ def test_approval_refusals_happen_before_anything_is_recorded(tmp_path, node, ow
 
 
 def test_a_dataset_in_use_by_an_approval_cannot_be_removed(node, owner, dataset_id):
-    from pneumodesk.node import DatasetError
+    from pneumodesk.node import RegisteredDatasetError
 
     node.approvals.approve(owner, make_plan(), dataset_id, COORDINATOR, epsilon_total=1.0)
-    with pytest.raises(DatasetError, match="withdraw that approval first"):
+    with pytest.raises(RegisteredDatasetError, match="withdraw that approval first"):
         node.datasets.remove(owner, dataset_id)
 
 

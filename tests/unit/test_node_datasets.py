@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pneumodesk.imaging.patient_groups import patient_group
-from pneumodesk.node import DatasetError, NodeService, PermissionDenied
+from pneumodesk.node import NodeService, PermissionDenied, RegisteredDatasetError
 from pneumodesk.node.datasets import validation_mask
 from tests.builders import chest_like, write_png
 from tests.node_builders import CLINICIAN, OWNER, seed_node, sign_in
@@ -141,7 +141,7 @@ def test_unusable_sources_are_refused_in_plain_words(tmp_path, node, owner, layo
         (root / "PNEUMONIA").mkdir()
         (root / "PNEUMONIA" / "p9.png").write_bytes(b"junk")
 
-    with pytest.raises(DatasetError, match=message):
+    with pytest.raises(RegisteredDatasetError, match=message):
         node.datasets.register(owner, "bad", root)
     assert node.datasets.list(owner) == []
 
@@ -155,7 +155,7 @@ def test_permissions_names_listing_removal_and_audit(tmp_path, node, owner):
     with pytest.raises(PermissionDenied):
         node.datasets.list(clinician)
     info = node.datasets.register(owner, "Ward", root)
-    with pytest.raises(DatasetError, match="already registered"):
+    with pytest.raises(RegisteredDatasetError, match="already registered"):
         node.datasets.register(owner, " Ward ", root)
     with pytest.raises(PermissionDenied):
         node.datasets.remove(clinician, info.id)
@@ -164,7 +164,7 @@ def test_permissions_names_listing_removal_and_audit(tmp_path, node, owner):
     node.datasets.remove(owner, info.id)
 
     assert node.datasets.list(owner) == [] and root.is_dir()
-    with pytest.raises(DatasetError, match=f"no dataset {info.id}"):
+    with pytest.raises(RegisteredDatasetError, match=f"no dataset {info.id}"):
         node.datasets.files(info.id, "training")
     actions = [(r.action, r.outcome) for r in node.audit.read()]
     assert ("dataset_registered", "ok") in actions and ("dataset_removed", "ok") in actions
@@ -194,5 +194,5 @@ def test_a_tiny_dataset_still_gets_a_split_and_one_too_small_is_refused_in_words
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # four images per class, each its own patient
     mask = validation_mask(labels, [f"p{i}" for i in range(8)])
     assert 0 < mask.sum() < len(labels)
-    with pytest.raises(DatasetError, match="at least two different patients"):
+    with pytest.raises(RegisteredDatasetError, match="at least two different patients"):
         validation_mask(np.array([0, 1]), ["p0", "p0"])

@@ -15,11 +15,11 @@ from pneumodesk.federation.secagg import (
     KeyRoster,
     KeySubstitutionDetected,
     MaskedInput,
-    Phase,
     ProtocolViolation,
     QuantisationSpec,
     SecAggNode,
     SecAggServer,
+    ServerStage,
     ShareDecryptionFailed,
     ShareDelivery,
     TooFewSurvivors,
@@ -97,7 +97,7 @@ def test_dropouts_after_sharing_and_after_masking_up_to_n_minus_t() -> None:
     for node in cohort.ids[:4]:  # hospital-04 vanishes after its masked input
         cohort.server.receive_unmask(cohort.nodes[node].unmask(request))
     result = cohort.server.finish()
-    assert cohort.server.phase == Phase.DONE
+    assert cohort.server.phase == ServerStage.DONE
     assert np.max(np.abs(result.mean - cohort.expected(cohort.ids[:5]))) <= cohort.spec.error_bound
 
 
@@ -107,7 +107,7 @@ def test_fewer_than_t_masked_inputs_fail_cleanly_without_an_unmasking_request() 
     cohort.mask(cohort.ids[:2])
     with pytest.raises(TooFewSurvivors, match="only 2 nodes sent a masked input; at least 3"):
         cohort.server.close_masking()
-    assert cohort.server.phase == Phase.FAILED and cohort.server.unmask_request is None
+    assert cohort.server.phase == ServerStage.FAILED and cohort.server.unmask_request is None
     with pytest.raises(TooFewSurvivors):
         cohort.server.receive_masked_input(MaskedInput(ROUND, "hospital-04", np.zeros(17, np.uint32)))
 

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from pneumodesk.model import load_bundle
-from pneumodesk.training import DatasetError, TrainingRecipe, grouped_split, patient_group, scan_folder, train_bundle
+from pneumodesk.training import (
+    TrainingDataError,
+    TrainingRecipe,
+    grouped_split,
+    patient_group,
+    scan_folder,
+    train_bundle,
+)
 from pneumodesk.training.datasets import load_npz
 from pneumodesk.training.evaluation import evaluate_bundle
 from pneumodesk.training.metrics import (
@@ -38,7 +45,7 @@ def test_patient_group(name, group):
 
 
 def test_scan_folder_groups_duplicates_and_refuses_bad_layouts(tmp_path):
-    with pytest.raises(DatasetError, match="NORMAL/ and PNEUMONIA/"):
+    with pytest.raises(TrainingDataError, match="NORMAL/ and PNEUMONIA/"):
         scan_folder(tmp_path)
     for label in ("NORMAL", "PNEUMONIA"):
         (tmp_path / label).mkdir()
@@ -114,7 +121,7 @@ def test_npz_layout(tmp_path):
     train, validation = load_npz(path, 32)
     assert train.inputs.shape == (10, 1, 32, 32) and validation.labels.shape == (4,)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(DatasetError):
+    with pytest.raises(TrainingDataError):
         load_npz(tmp_path / "bad.npz", 32)
 
 

@@ -25,7 +25,7 @@ PublicKey = Annotated[bytes, Field(min_length=32, max_length=32)]
 ShareBytes = Annotated[bytes, Field(min_length=SHARE_BYTES, max_length=SHARE_BYTES)]
 
 
-class Phase(StrEnum):
+class ServerStage(StrEnum):
     """Server phases, in order; ``done`` and ``failed`` are final."""
 
     ADVERTISE_KEYS = "advertise_keys"
@@ -41,7 +41,7 @@ class _Message(BaseModel):
 
 
 class KeyAdvertisement(_Message):
-    """Phase advertise_keys, node → coordinator: the node's two fresh X25519 public keys, signed (Ed25519)."""
+    """Stage advertise_keys, node → coordinator: the node's two fresh X25519 public keys, signed (Ed25519)."""
 
     round_id: RoundId
     node_id: NodeId
@@ -92,7 +92,7 @@ class EncryptedShare(_Message):
 
 
 class ShareKeysMessage(_Message):
-    """Phase share_keys, node → coordinator: one encrypted share for every other node of the roster."""
+    """Stage share_keys, node → coordinator: one encrypted share for every other node of the roster."""
 
     round_id: RoundId
     sender: NodeId
@@ -117,7 +117,7 @@ class UnmaskRequest(_Message):
 
 
 class UnmaskResponse(_Message):
-    """Phase unmasking, node → coordinator: self-mask-seed shares of survivors, mask-key shares of dropped nodes."""
+    """Stage unmasking, node → coordinator: self-mask-seed shares of survivors, mask-key shares of dropped nodes."""
 
     round_id: RoundId
     sender: NodeId
@@ -131,7 +131,7 @@ _HEADER = struct.Struct("<8sHHBQ")  # magic, len(round_id), len(node_id), word b
 
 @dataclass(frozen=True)
 class MaskedInput:
-    """Phase masked_input, node → coordinator: y_u = x_u + PRG(b_u) + Σ ± PRG(s_uv) mod 2^k, ``vector_length + 1``
+    """Stage masked_input, node → coordinator: y_u = x_u + PRG(b_u) + Σ ± PRG(s_uv) mod 2^k, ``vector_length + 1``
     words (the last is the masked example count). Wire form: a 21-byte header, the two ids, raw little-endian words.
     """
 

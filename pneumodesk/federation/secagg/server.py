@@ -30,7 +30,7 @@ from .messages import (
     KeyAdvertisement,
     KeyRoster,
     MaskedInput,
-    Phase,
+    ServerStage,
     ShareDelivery,
     ShareKeysMessage,
     UnmaskRequest,
@@ -55,7 +55,7 @@ class SecAggServer:
         self._identity_keys = dict(identity_keys)
         self._requested_threshold = threshold
         self.threshold: int | None = None
-        self.phase = Phase.ADVERTISE_KEYS
+        self.phase = ServerStage.ADVERTISE_KEYS
         self.failure: str | None = None
         self._advertisements: dict[str, KeyAdvertisement] = {}
         self.roster: KeyRoster | None = None
@@ -69,8 +69,8 @@ class SecAggServer:
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
-    def _require(self, phase: Phase) -> None:
-        if self.phase == Phase.FAILED:
+    def _require(self, phase: ServerStage) -> None:
+        if self.phase == ServerStage.FAILED:
             raise TooFewSurvivors(f"The secure round has failed ({self.failure}).")
         if self.phase != phase:
             raise ProtocolViolation(f"The secure round is in phase {self.phase.value}, not {phase.value}.")
@@ -81,7 +81,7 @@ class SecAggServer:
 
     def fail(self, reason: str) -> None:
         """Move to ``failed`` and forget everything that could help reveal an input."""
-        self.phase, self.failure = Phase.FAILED, reason
+        self.phase, self.failure = ServerStage.FAILED, reason
         self._masked_sum, self._unmask, self._shares = None, {}, {}
 
     def _enough(self, count: int, what: str) -> None:
@@ -102,7 +102,7 @@ class SecAggServer:
     # -- advertise_keys -----------------------------------------------------------------------------------------
 
     def receive_advertisement(self, advertisement: KeyAdvertisement) -> None:
-        self._require(Phase.ADVERTISE_KEYS)
+        self._require(ServerStage.ADVERTISE_KEYS)
         node = advertisement.node_id
         if node not in self._identity_keys:
             raise ProtocolViolation(f"Node {node} is not a member allowed in this round.")
@@ -113,7 +113,7 @@ class SecAggServer:
         self._advertisements[node] = advertisement
 
     def close_advertising(self) -> KeyRoster:
-        self._require(Phase.ADVERTISE_KEYS)
+        self._require(ServerStage.ADVERTISE_KEYS)
         count = len(self._advertisements)
         threshold = self._requested_threshold or default_threshold(count)
         if count < 2 or not count / 2 < threshold <= count:
@@ -125,13 +125,13 @@ class SecAggServer:
             quantisation=self.quantisation,
             advertisements=tuple(self._advertisements[node] for node in sorted(self._advertisements)),
         )
-        self.phase = Phase.SHARE_KEYS
+        self.phase = ServerStage.SHARE_KEYS
         return self.roster
 
     # -- share_keys ---------------------------------------------------------------------------------------------
 
     def receive_shares(self, message: ShareKeysMessage) -> None:
-        self._require(Phase.SHARE_KEYS)
+        self._require(ServerStage.SHARE_KEYS)
         self._check_round(message.round_id)
         assert self.roster is not None
         sender = message.sender
@@ -149,15 +149,15 @@ class SecAggServer:
 
     def close_sharing(self) -> tuple[str, ...]:
         """Fix U2 (the nodes whose shares are relayed); afterwards ``delivery_for`` serves each of them."""
-        self._require(Phase.SHARE_KEYS)
+        self._require(ServerStage.SHARE_KEYS)
         self._enough(len(self._shares), "shared their keys")
         self.u2 = tuple(sorted(self._shares))
-        self.phase = Phase.MASKED_INPUT
+        self.phase = ServerStage.MASKED_INPUT
         return self.u2
 
     def delivery_for(self, node_id: str) -> ShareDelivery:
-        if self.phase not in (Phase.MASKED_INPUT, Phase.UNMASKING, Phase.DONE):
-            self._require(Phase.MASKED_INPUT)
+        if self.phase not in (ServerStage.MASKED_INPUT, ServerStage.UNMASKING, ServerStage.DONE):
+            self._require(ServerStage.MASKED_INPUT)
         if node_id not in self.u2:
             raise ProtocolViolation(f"Node {node_id} did not share its keys in time and is out of this round.")
         shares = tuple(share for sender in self.u2 if sender != node_id
@@ -171,7 +171,7 @@ class SecAggServer:
 
         ``sha256``: the digest of the input's words, when the caller already has one (saves hashing them again).
         """
-        self._require(Phase.MASKED_INPUT)
+        self._require(ServerStage.MASKED_INPUT)
         self._check_round(masked.round_id)
         node = masked.node_id
         if node not in self.u2:
@@ -193,18 +193,18 @@ class SecAggServer:
         return True
 
     def close_masking(self) -> UnmaskRequest:
-        self._require(Phase.MASKED_INPUT)
+        self._require(ServerStage.MASKED_INPUT)
         self._enough(len(self._masked_from), "sent a masked input")
         survivors = self.u3
         dropped = tuple(node for node in self.u2 if node not in self._masked_from)
         self.unmask_request = UnmaskRequest(round_id=self.round_id, survivors=survivors, dropped=dropped)
-        self.phase = Phase.UNMASKING
+        self.phase = ServerStage.UNMASKING
         return self.unmask_request
 
     # -- unmasking ----------------------------------------------------------------------------------------------
 
     def receive_unmask(self, response: UnmaskResponse) -> None:
-        self._require(Phase.UNMASKING)
+        self._require(ServerStage.UNMASKING)
         self._check_round(response.round_id)
         request = self.unmask_request
         assert request is not None
@@ -221,7 +221,7 @@ class SecAggServer:
 
     def finish(self) -> AggregateResult:
         """Reconstruct the survivors' self-mask seeds and the dropped nodes' mask keys, unmask, decode the mean."""
-        self._require(Phase.UNMASKING)
+        self._require(ServerStage.UNMASKING)
         self._enough(len(self._unmask), "answered the unmasking request")
         roster, request, total = self.roster, self.unmask_request, self._masked_sum
         assert roster is not None and request is not None and total is not None and self.threshold is not None
@@ -243,7 +243,7 @@ class SecAggServer:
             raise
         self.result = AggregateResult(mean=mean, total_examples=count, contributors=request.survivors,
                                       dropped=request.dropped, error_bound=self.quantisation.error_bound)
-        self._masked_sum, self._unmask, self.phase = None, {}, Phase.DONE
+        self._masked_sum, self._unmask, self.phase = None, {}, ServerStage.DONE
         return self.result
 
     def _reconstruct(self, node: str, kind: str) -> bytes:
