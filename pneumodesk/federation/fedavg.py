@@ -34,7 +34,7 @@ class FedAvgAccumulator:
         return self._scratch[:size]
 
     def add(self, state: Mapping[str, Any], examples: int) -> None:
-        if not isinstance(examples, int) or examples <= 0:
+        if type(examples) is not int or examples <= 0:  # not isinstance: refuses bools and numpy integers too
             raise ValueError("every update must come with a positive whole number of examples")
         arrays = {name: _as_numpy(value) for name, value in state.items()}
         if self.count == 0:

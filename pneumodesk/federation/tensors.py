@@ -18,7 +18,7 @@ from .errors import IncompatibleUpdateError, WeightsIntegrityError
 StateDict = dict[str, np.ndarray]
 
 
-def sha256_hex(data: bytes | memoryview) -> str:
+def sha256_hex(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
