@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pneumodesk.federation.messages import RoundInfo
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, state_dict_to_bytes
+from pneumodesk.federation.vocabulary import MembershipStatus
 
 from .enrolment import FederationConnection, connect
 from .errors import (
@@ -227,7 +228,7 @@ class ParticipationEngine:
         except NotAuthorised as error:
             reason = "revoked" if "revoked" in str(error).lower() else "not_authorised"
             if reason == "revoked":
-                self.service.membership.set_status("revoked")
+                self.service.membership.set_status(MembershipStatus.REVOKED)
             return self._finish(EngineStage.REFUSED, str(error), reason=reason)
         except TlsFailure as error:
             return self._finish(EngineStage.FAILED, str(error), reason="tls")

@@ -349,8 +349,8 @@ class SecureRounds:
 
     @staticmethod
     def _receipt(round_: Round, phase: RoundPhase, *, counted: bool) -> SecureReceipt:
-        return SecureReceipt(round_id=round_.id, phase=phase.value, counted=counted, round_state=round_.state,
-                             round_phase=round_.phase)
+        return SecureReceipt(round_id=round_.id, phase=phase, counted=counted, round_state=RoundState(round_.state),
+                             round_phase=RoundPhase(round_.phase))
 
     def _count(self, session: Session, round_: Round) -> int:
         return int(session.scalar(select(func.count()).select_from(Submission).where(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import numpy as np
 
 from .errors import IncompatibleUpdateError
-from .tensors import StateDict, _as_numpy
+from .tensors import StateDict, TensorLike, as_numpy
 
 
 class FedAvgAccumulator:
@@ -33,10 +32,10 @@ class FedAvgAccumulator:
             self._scratch = np.empty(size, dtype=np.float64)
         return self._scratch[:size]
 
-    def add(self, state: Mapping[str, Any], examples: int) -> None:
-        if not isinstance(examples, int) or examples <= 0:
+    def add(self, state: Mapping[str, TensorLike], examples: int) -> None:
+        if type(examples) is not int or examples <= 0:  # not isinstance: refuses bools and numpy integers too
             raise ValueError("every update must come with a positive whole number of examples")
-        arrays = {name: _as_numpy(value) for name, value in state.items()}
+        arrays = {name: as_numpy(value) for name, value in state.items()}
         if self.count == 0:
             for name, array in arrays.items():
                 self._dtypes[name], self._shapes[name] = array.dtype, array.shape
@@ -67,7 +66,7 @@ class FedAvgAccumulator:
         return averaged
 
 
-def fedavg(updates: Iterable[tuple[Mapping[str, Any], int]]) -> StateDict:
+def fedavg(updates: Iterable[tuple[Mapping[str, TensorLike], int]]) -> StateDict:
     """Weighted mean of ``(state_dict, example_count)`` pairs; see ``FedAvgAccumulator`` for the exact rule."""
     accumulator = FedAvgAccumulator()
     for state, examples in updates:

@@ -19,10 +19,10 @@ class DifferentialPrivacy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    noise_multiplier: float = Field(1.0, ge=0.0, le=100.0)
-    max_grad_norm: float = Field(1.0, gt=0.0, le=1000.0)
-    target_epsilon: float | None = Field(8.0, gt=0.0, le=1000.0)
-    target_delta: float = Field(1e-5, gt=0.0, lt=1.0)
+    noise_multiplier: float = Field(default=1.0, ge=0.0, le=100.0)
+    max_grad_norm: float = Field(default=1.0, gt=0.0, le=1000.0)
+    target_epsilon: float | None = Field(default=8.0, gt=0.0, le=1000.0)
+    target_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
 
 
 class TrainingPlan(BaseModel):
@@ -36,30 +36,32 @@ class TrainingPlan(BaseModel):
 
     schema_version: Literal[1] = 1
     name: str = Field(min_length=1, max_length=120)
-    description: str = Field("", max_length=2000)
+    description: str = Field(default="", max_length=2000)
     architecture: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     input_size: int = Field(ge=16, le=2048)
     base_model_sha256: str = Field(pattern=_SHA256, description="sha256 of the safetensors weights to start from")
     optimiser: Literal["sgd", "adam", "adamw"] = "sgd"
     learning_rate: float = Field(gt=0.0, le=10.0)
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
-    batch_size: int = Field(32, ge=1, le=4096)
-    local_epochs: int = Field(1, ge=1, le=100)
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    local_epochs: int = Field(default=1, ge=1, le=100)
     dp: DifferentialPrivacy = DifferentialPrivacy()
     rounds: int = Field(ge=1, le=10_000)
     min_nodes: int = Field(ge=1, le=10_000, description="updates needed before a round is aggregated")
-    round_deadline_seconds: int = Field(3600, ge=5, le=30 * 24 * 3600)
+    round_deadline_seconds: int = Field(default=3600, ge=5, le=30 * 24 * 3600)
     secure_aggregation: bool = True
     secure_aggregation_threshold: int | None = Field(
-        None, ge=2, le=10_000,
+        default=None, ge=2, le=10_000,
         description="t: surviving nodes needed to unmask the sum; None = a strict majority of the round's nodes")
     secure_aggregation_clip: float = Field(
-        1.0, gt=0.0, le=1000.0, description="each coordinate of a node's delta (local − global) is clipped to ±clip")
+        default=1.0, gt=0.0, le=1000.0,
+        description="each coordinate of a node's delta (local − global) is clipped to ±clip")
     secure_aggregation_max_examples: int = Field(
-        10_000, ge=1, le=1_000_000, description="a node's weight in the sum is min(its example count, this cap)")
+        default=10_000, ge=1, le=1_000_000,
+        description="a node's weight in the sum is min(its example count, this cap)")
     secure_phase_seconds: int = Field(
-        120, ge=2, le=24 * 3600, description="deadline of each secure-aggregation phase after key advertising")
+        default=120, ge=2, le=24 * 3600, description="deadline of each secure-aggregation phase after key advertising")
 
     @model_validator(mode="after")
     def _sane(self) -> TrainingPlan:

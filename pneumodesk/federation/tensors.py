@@ -6,7 +6,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 from safetensors import SafetensorError
@@ -15,24 +15,28 @@ from safetensors.numpy import save as _save_numpy
 
 from .errors import IncompatibleUpdateError, WeightsIntegrityError
 
+if TYPE_CHECKING:
+    import torch  # an optional import at run time: the coordinator's weights are numpy only
+
 StateDict = dict[str, np.ndarray]
+# What a state dict may hold on the way in: numpy arrays, or the node's torch tensors (moved to CPU on conversion).
+TensorLike: TypeAlias = "np.ndarray | torch.Tensor"
 
 
-def sha256_hex(data: bytes | memoryview) -> str:
+def sha256_hex(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _as_numpy(value: Any) -> np.ndarray:
+def as_numpy(value: TensorLike) -> np.ndarray:
+    """The array itself, or a torch tensor's values as a numpy array (detached, on the CPU, contiguous)."""
     if isinstance(value, np.ndarray):
         return value
-    if hasattr(value, "detach"):  # a torch tensor; torch stays an optional import here
-        return value.detach().cpu().contiguous().numpy()
-    return np.asarray(value)
+    return value.detach().cpu().contiguous().numpy()  # torch stays an optional import here
 
 
-def state_dict_to_bytes(state: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> bytes:
+def state_dict_to_bytes(state: Mapping[str, TensorLike], metadata: Mapping[str, str] | None = None) -> bytes:
     """Serialise numpy arrays or torch tensors as safetensors bytes."""
-    arrays = {name: np.ascontiguousarray(_as_numpy(value)) for name, value in state.items()}
+    arrays = {name: np.ascontiguousarray(as_numpy(value)) for name, value in state.items()}
     return _save_numpy(arrays, metadata=dict(metadata) if metadata else None)
 
 

@@ -29,8 +29,8 @@ def read_raster(path: Path) -> XRay:
                     )
                 image_format = image.format or path.suffix.lstrip(".").upper()
                 image.load()
-                image = ImageOps.exif_transpose(image)
-                pixels, bit_depth, photometric = _grey_pixels(image)
+                upright = ImageOps.exif_transpose(image)
+                pixels, bit_depth, photometric = _grey_pixels(upright)
         except UnidentifiedImageError:
             raise UnsupportedImageError(
                 "The file is not an image PneumoDesk can read (expected DICOM, PNG or JPEG)."

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from . import passwords
 from .audit import DENIED, FAILED, OK, AuditLog
@@ -69,12 +70,20 @@ class AccountService:
         self.clock = clock
 
     # --- checks ---
-    def _role_permissions(self, session, role: str) -> frozenset[Permission]:  # type: ignore[no-untyped-def]
+    def _role_permissions(self, session: Session, role: str) -> frozenset[Permission]:
         names = session.scalars(select(RolePermission.permission).where(RolePermission.role_name == role))
         return frozenset(Permission(n) for n in names if n in Permission._value2member_map_)
 
-    def _user(self, session, username: str) -> User:  # type: ignore[no-untyped-def]
+    def _user(self, session: Session, username: str) -> User:
         user = session.scalar(select(User).where(User.username == username.strip().lower()))
+        if user is None:
+            raise AccountError(f"There is no account named {username!r}.")
+        return user
+
+    @staticmethod
+    def _user_by_id(session: Session, user_id: int, username: str) -> User:
+        """The account read by ``_target`` earlier; it may have been deleted since (another admin, same node)."""
+        user = session.get(User, user_id)
         if user is None:
             raise AccountError(f"There is no account named {username!r}.")
         return user
@@ -123,7 +132,7 @@ class AccountService:
         if problems:
             raise PasswordRejected(problems)
 
-    def _session_for(self, session, user: User) -> UserSession:  # type: ignore[no-untyped-def]
+    def _session_for(self, session: Session, user: User) -> UserSession:
         return UserSession(user.id, user.username, user.display_name, user.role_name,
                            self._role_permissions(session, user.role_name), user.must_change_password, self.clock())
 
@@ -222,7 +231,7 @@ class AccountService:
             raise AccountError(f"User names must be {USERNAME_RULE}.")
         return name
 
-    def _insert(self, session, username: str, display_name: str, password: str, role: str,  # type: ignore[no-untyped-def]
+    def _insert(self, session: Session, username: str, display_name: str, password: str, role: str,
                 must_change: bool) -> None:
         if session.get(Role, role) is None:
             raise AccountError(f"There is no role named {role!r}.")
@@ -256,11 +265,11 @@ class AccountService:
             user = self._user(session, username)
             return user.id, user.username, user.role_name
 
-    def _is_last_owner(self, session, user: User) -> bool:  # type: ignore[no-untyped-def]
+    def _is_last_owner(self, session: Session, user: User) -> bool:
         if user.role_name != OWNER or user.disabled:
             return False
         enabled_owners = select(func.count()).select_from(User).where(User.role_name == OWNER, User.disabled.is_(False))
-        return session.scalar(enabled_owners) <= 1
+        return (session.scalar(enabled_owners) or 0) <= 1
 
     def set_disabled(self, actor: UserSession, username: str, disabled: bool) -> None:
         action = "account_disabled" if disabled else "account_enabled"
@@ -272,7 +281,7 @@ class AccountService:
             raise AccountError("You cannot disable your own account.")
         try:
             with self.store.session() as session:
-                user = session.get(User, user_id)
+                user = self._user_by_id(session, user_id, name)
                 if disabled and self._is_last_owner(session, user):
                     raise LastOwnerError()
                 user.disabled = disabled
@@ -290,7 +299,7 @@ class AccountService:
             self._require_owner(actor, "role_changed", name)
         try:
             with self.store.session() as session:
-                user = session.get(User, user_id)
+                user = self._user_by_id(session, user_id, name)
                 if role != OWNER and self._is_last_owner(session, user):
                     raise LastOwnerError()
                 user.role_name = role
@@ -306,7 +315,7 @@ class AccountService:
         if role == OWNER:
             self._require_owner(actor, "password_reset", name)
         with self.store.session() as session:
-            user = session.get(User, user_id)
+            user = self._user_by_id(session, user_id, name)
             self._check_password(new_password, user.username, user.display_name)
             user.password_hash = passwords.hash_password(new_password)
             user.must_change_password, user.failed_logins, user.locked_until = True, 0, None

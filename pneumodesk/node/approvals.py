@@ -10,11 +10,13 @@ once (``active`` is asked before every round); every approval and withdrawal is 
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import math
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pneumodesk.federation.plan import TrainingPlan
 
@@ -130,13 +132,13 @@ class ApprovalService:
                    for a in self.active_for_dataset(dataset_id)
                    if a.plan_sha256 != excluding and a.epsilon_total is not None and math.isfinite(a.epsilon_total))
 
-    def active_for_dataset(self, dataset_id: int) -> list[Approval]:
+    def active_for_dataset(self, dataset_id: int) -> builtins.list[Approval]:  # ``list`` is the method above
         with self.store.session() as session:
             query = select(ApprovalRow).where(ApprovalRow.dataset_id == dataset_id, ApprovalRow.withdrawn_at.is_(None))
             return [_approval(r) for r in session.scalars(query)]
 
     @staticmethod
-    def _active_row(session, plan_sha256: str) -> ApprovalRow | None:  # type: ignore[no-untyped-def]
+    def _active_row(session: Session, plan_sha256: str) -> ApprovalRow | None:
         query = (select(ApprovalRow).where(ApprovalRow.plan_sha256 == plan_sha256, ApprovalRow.withdrawn_at.is_(None))
                  .order_by(ApprovalRow.id.desc()))
         return session.scalars(query).first()

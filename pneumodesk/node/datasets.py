@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import builtins
 import csv
 import datetime as dt
 import hashlib
@@ -30,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from pneumodesk.imaging.patient_groups import patient_group
 
@@ -46,6 +48,7 @@ SPLIT_SEED = 20261127
 VALIDATION_FOLDS = 10  # one fold of ten ≈ 10 % for validation
 FULL_DECODE_LIMIT = 3000  # above this many files, readability is checked by header only
 Split = Literal["training", "validation"]
+DatasetKind = Literal["folder", "csv"]  # a folder of NORMAL/PNEUMONIA sub-folders, or a CSV of (path, label)
 _LABELS = {"normal": 0, "0": 0, "pneumonia": 1, "1": 1}
 
 
@@ -54,7 +57,7 @@ class DatasetInfo:
     id: int
     name: str
     source: str
-    kind: Literal["folder", "csv"]
+    kind: DatasetKind
     normal: int
     pneumonia: int
     training_count: int
@@ -69,6 +72,15 @@ class _Candidate:
     relative: str  # as stored: relative to the base folder (POSIX), or absolute when the CSV said so
     path: Path
     label: int
+
+
+def _stored_kind(value: str) -> DatasetKind:
+    """The ``kind`` column read back as the literal it was written from."""
+    if value == "folder":
+        return "folder"
+    if value == "csv":
+        return "csv"
+    raise RegisteredDatasetError(f"The node store names an unknown dataset kind {value!r}.")
 
 
 def _base(kind: str, source: Path) -> Path:
@@ -237,7 +249,7 @@ class DatasetService:
             raise RegisteredDatasetError("A dataset needs a name of 1 to 120 characters.")
         source = Path(source).expanduser().resolve()
         if source.is_dir():
-            kind: Literal["folder", "csv"] = "folder"
+            kind: DatasetKind = "folder"
             candidates, problems = _folder_candidates(source)
         elif source.is_file():
             kind = "csv"
@@ -326,7 +338,7 @@ class DatasetService:
             session.execute(delete(DatasetFile).where(DatasetFile.dataset_id == dataset_id))
         self.audit.append(actor.username, "dataset_removed", f"dataset {dataset_id}", details={"name": name})
 
-    def files(self, dataset_id: int, split: Split) -> list[tuple[Path, int]]:
+    def files(self, dataset_id: int, split: Split) -> builtins.list[tuple[Path, int]]:  # ``list``: the method above
         """The readable files of one side of the split, as (absolute path, label 1 = pneumonia), in stored order.
 
         No actor: the participation engine calls this only after checking an approval."""
@@ -341,7 +353,7 @@ class DatasetService:
 
     # --- helpers ---
     @staticmethod
-    def _row(session, dataset_id: int) -> Dataset:  # type: ignore[no-untyped-def]
+    def _row(session: Session, dataset_id: int) -> Dataset:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None or dataset.removed is not None:
             raise RegisteredDatasetError(f"There is no dataset {dataset_id}.")
@@ -354,5 +366,5 @@ class DatasetService:
                 select(DatasetFile.path, DatasetFile.reason)
                 .where(DatasetFile.dataset_id == dataset_id, DatasetFile.split == "unreadable")
                 .order_by(DatasetFile.id)))
-            return DatasetInfo(d.id, d.name, d.source, d.kind, d.normal, d.pneumonia,  # type: ignore[arg-type]
+            return DatasetInfo(d.id, d.name, d.source, _stored_kind(d.kind), d.normal, d.pneumonia,
                                d.training_count, d.validation_count, unreadable, d.registered, d.registered_by)

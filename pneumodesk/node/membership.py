@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+
+from pneumodesk.federation.vocabulary import MembershipStatus
 
 from .accounts import AccountService
 from .audit import AuditLog
@@ -22,8 +23,13 @@ from .permissions import Permission
 from .session import UserSession
 from .store import NodeStore
 
-MembershipStatus = Literal["pending", "approved", "revoked"]
-STATUSES: tuple[str, ...] = ("pending", "approved", "revoked")
+
+def _known_status(value: str) -> MembershipStatus:
+    """``value`` as a ``MembershipStatus``; a stored or passed-in word outside the vocabulary is refused."""
+    try:
+        return MembershipStatus(value)
+    except ValueError:
+        raise MembershipError(f"Unknown membership status {value!r}.") from None
 
 
 @dataclass(frozen=True)
@@ -50,38 +56,36 @@ class FederationMembership:
             if row is None:
                 return None
             return Membership(row.coordinator_url, row.federation, row.node_id, row.node_name, row.ca_pem_sha256,
-                              Path(row.ca_path), row.status, row.enrolled_at)  # type: ignore[arg-type]
+                              Path(row.ca_path), _known_status(row.status), row.enrolled_at)
 
     def save(self, actor: UserSession, membership: Membership) -> None:
         """Record (or replace) the membership after enrolment."""
         self.accounts.require(actor, Permission.MANAGE_FEDERATION, "federation")
-        if membership.status not in STATUSES:
-            raise MembershipError(f"Unknown membership status {membership.status!r}.")
+        status = _known_status(membership.status)
         with self.store.session() as session:
             row = session.get(MembershipRow, 1) or MembershipRow(id=1)
             row.coordinator_url, row.federation = membership.coordinator_url, membership.federation
             row.node_id, row.node_name = membership.node_id, membership.node_name
             row.ca_pem_sha256, row.ca_path = membership.ca_pem_sha256, str(membership.ca_path)
-            row.status, row.enrolled_at = membership.status, membership.enrolled_at
+            row.status, row.enrolled_at = status.value, membership.enrolled_at
             session.add(row)
         self.audit.append(actor.username, "federation_enrolled", membership.federation, details={
             "coordinator_url": membership.coordinator_url, "node_id": membership.node_id,
-            "ca_pem_sha256": membership.ca_pem_sha256, "status": membership.status,
+            "ca_pem_sha256": membership.ca_pem_sha256, "status": status.value,
         })
 
     def set_status(self, status: MembershipStatus) -> None:
         """The coordinator's answer about this node (client only); audited when it changes."""
-        if status not in STATUSES:
-            raise MembershipError(f"Unknown membership status {status!r}.")
+        status = _known_status(status)  # also refuses a bare word from untyped callers
         with self.store.session() as session:
             row = session.get(MembershipRow, 1)
             if row is None:
                 raise MembershipError("This node is not enrolled with a federation.")
-            previous, row.status = row.status, status
+            previous, row.status = row.status, status.value
             federation = row.federation
         if previous != status:
             self.audit.append(SYSTEM_ACTOR, "federation_status", federation,
-                              details={"from": previous, "to": status})
+                              details={"from": previous, "to": status.value})
 
     def leave(self, actor: UserSession) -> None:
         """Forget the membership (the node stops taking part); the CA file is left for the client to remove."""

@@ -14,10 +14,12 @@ import datetime as dt
 import json
 import shutil
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from .accounts import AccountService
 from .audit import AuditLog
@@ -28,7 +30,15 @@ from .permissions import Permission
 from .session import UserSession
 from .store import NodeStore
 
-ModelStatus = Literal["active", "candidate", "retired", "rejected"]
+
+class ModelStatus(StrEnum):
+    """A local model's standing; exactly one is ``active`` (the prediction model). Stored by value."""
+
+    ACTIVE = "active"
+    CANDIDATE = "candidate"  # a new global model awaiting an admin's decision
+    RETIRED = "retired"  # was active; can be restored
+    REJECTED = "rejected"  # never used
+
 MODELS_FOLDER = "models"
 DEFAULT_SOURCE = "bundled default"
 
@@ -80,7 +90,7 @@ class LocalModelRegistry:
     def active(self) -> LocalModel:
         self._ensure_default()
         with self.store.session() as session:
-            row = session.scalars(select(LocalModelRow).where(LocalModelRow.status == "active")).one()
+            row = session.scalars(select(LocalModelRow).where(LocalModelRow.status == ModelStatus.ACTIVE.value)).one()
             return self._model(row)
 
     def active_bundle_dir(self) -> Path:
@@ -99,8 +109,9 @@ class LocalModelRegistry:
             card = load_bundle(bundle_dir).card
         except ModelError as error:
             raise ModelRegistryError(f"The new model cannot be added: {error}") from None
-        model_id = self._insert(bundle_dir, "candidate", source, card.version, card.architecture, card.weights_sha256,
-                                plan_sha256, round_number, global_version, metrics, baseline_metrics)
+        model_id = self._insert(bundle_dir, ModelStatus.CANDIDATE, source, card.version, card.architecture,
+                                card.weights_sha256, plan_sha256, round_number, global_version, metrics,
+                                baseline_metrics)
         self.audit.append(SYSTEM_ACTOR, "model_candidate", f"model {model_id}", details={
             "model_version": card.version, "global_version": global_version, "plan_sha256": plan_sha256,
         })
@@ -108,38 +119,39 @@ class LocalModelRegistry:
 
     def accept(self, actor: UserSession, model_id: int) -> LocalModel:
         """Make a candidate the prediction model; the current one is retired."""
-        return self._activate(actor, model_id, "candidate", "model_accepted")
+        return self._activate(actor, model_id, ModelStatus.CANDIDATE, "model_accepted")
 
     def restore(self, actor: UserSession, model_id: int) -> LocalModel:
         """Make an earlier (retired) model the prediction model again; the current one is retired."""
-        return self._activate(actor, model_id, "retired", "model_restored")
+        return self._activate(actor, model_id, ModelStatus.RETIRED, "model_restored")
 
     def reject(self, actor: UserSession, model_id: int) -> LocalModel:
         self.accounts.require(actor, Permission.APPROVE_TRAINING, f"model {model_id}")
         self._ensure_default()
         with self.store.session() as session:
             row = self._row(session, model_id)
-            if row.status != "candidate":
+            if row.status != ModelStatus.CANDIDATE:
                 raise ModelRegistryError(f"Model {model_id} is {row.status}; only a new (candidate) model can be "
                                          "rejected.")
-            row.status, row.decided_by, row.decided_at = "rejected", actor.username, utcnow()
+            row.status, row.decided_by, row.decided_at = ModelStatus.REJECTED.value, actor.username, utcnow()
             version = row.model_version
         self.audit.append(actor.username, "model_rejected", f"model {model_id}", details={"model_version": version})
         return self.get(model_id)
 
     # --- helpers ---
-    def _activate(self, actor: UserSession, model_id: int, expected: str, action: str) -> LocalModel:
+    def _activate(self, actor: UserSession, model_id: int, expected: ModelStatus, action: str) -> LocalModel:
         self.accounts.require(actor, Permission.APPROVE_TRAINING, f"model {model_id}")
         self._ensure_default()
         with self.store.session() as session:
             row = self._row(session, model_id)
             if row.status != expected:
-                verb = "accepted" if expected == "candidate" else "restored"
+                verb = "accepted" if expected == ModelStatus.CANDIDATE else "restored"
                 raise ModelRegistryError(f"Model {model_id} is {row.status}; only a {expected} model can be {verb}.")
-            previous = session.scalars(select(LocalModelRow).where(LocalModelRow.status == "active")).one()
-            previous.status = "retired"
-            row.status, row.decided_by, row.decided_at = "active", actor.username, utcnow()
-            details = {"model_version": row.model_version, "previous_model": previous.id}
+            current = select(LocalModelRow).where(LocalModelRow.status == ModelStatus.ACTIVE.value)
+            previous = session.scalars(current).one()
+            previous.status = ModelStatus.RETIRED.value
+            row.status, row.decided_by, row.decided_at = ModelStatus.ACTIVE.value, actor.username, utcnow()
+            details: dict[str, str | int] = {"model_version": row.model_version, "previous_model": previous.id}
         self.audit.append(actor.username, action, f"model {model_id}", details=details)
         return self.get(model_id)
 
@@ -153,23 +165,23 @@ class LocalModelRegistry:
 
         source = self._default_bundle or default_bundle_path()
         card = load_bundle(source).card
-        model_id = self._insert(source, "active", DEFAULT_SOURCE, card.version, card.architecture,
+        model_id = self._insert(source, ModelStatus.ACTIVE, DEFAULT_SOURCE, card.version, card.architecture,
                                 card.weights_sha256, None, None, None, dict(card.validation), {})
         if model_id == 0:
             return
         self.audit.append(SYSTEM_ACTOR, "model_registered", f"model {model_id}",
-                          details={"model_version": card.version, "status": "active"})
+                          details={"model_version": card.version, "status": ModelStatus.ACTIVE.value})
 
-    def _insert(self, bundle_dir: Path, status: str, source: str, version: str, architecture: str, sha: str,
+    def _insert(self, bundle_dir: Path, status: ModelStatus, source: str, version: str, architecture: str, sha: str,
                 plan_sha256: str | None, round_number: int | None, global_version: int | None,
                 metrics: dict[str, Any], baseline: dict[str, Any]) -> int:
         """Row first (its id names the folder), then the copy; a failed copy leaves no row behind."""
         from pneumodesk.model import CARD_FILE, WEIGHTS_FILE
 
         with self.store.session() as session:
-            if status == "active" and session.scalar(select(func.count()).select_from(LocalModelRow)):
+            if status == ModelStatus.ACTIVE and session.scalar(select(func.count()).select_from(LocalModelRow)):
                 return 0  # another process registered the default meanwhile
-            row = LocalModelRow(status=status, source=source[:128], model_version=version[:128],
+            row = LocalModelRow(status=status.value, source=source[:128], model_version=version[:128],
                                 architecture=architecture, weights_sha256=sha, plan_sha256=plan_sha256,
                                 round_number=round_number, global_version=global_version, metrics=_clean(metrics),
                                 baseline_metrics=_clean(baseline), added=utcnow(), decided_by=None, decided_at=None)
@@ -184,13 +196,13 @@ class LocalModelRegistry:
             return row.id
 
     @staticmethod
-    def _row(session, model_id: int) -> LocalModelRow:  # type: ignore[no-untyped-def]
+    def _row(session: Session, model_id: int) -> LocalModelRow:
         row = session.get(LocalModelRow, model_id)
         if row is None:
             raise ModelRegistryError(f"There is no local model {model_id}.")
         return row
 
     def _model(self, r: LocalModelRow) -> LocalModel:
-        return LocalModel(r.id, r.status, r.source, r.model_version, r.architecture,  # type: ignore[arg-type]
+        return LocalModel(r.id, ModelStatus(r.status), r.source, r.model_version, r.architecture,
                           r.weights_sha256, r.plan_sha256, r.round_number, r.global_version, json.loads(r.metrics),
                           json.loads(r.baseline_metrics), r.added, r.decided_by, r.decided_at, self.root / str(r.id))

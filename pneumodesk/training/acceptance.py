@@ -33,7 +33,7 @@ def _validation_arrays(validation: Validation, input_size: int) -> tuple[np.ndar
     if isinstance(validation, tuple) and len(validation) == 2 and isinstance(validation[0], np.ndarray):
         inputs, labels = validation
     else:
-        inputs, labels = load_training_arrays(list(validation), input_size)  # type: ignore[arg-type]
+        inputs, labels = load_training_arrays(list(validation), input_size)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(set(labels.tolist())) < 2:
         raise TrainingDataError("The validation split needs images of both classes (NORMAL and PNEUMONIA).")

@@ -22,17 +22,21 @@ Invariants the numbers rely on (checked when the clipper is built or used; ``sup
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from opacus.utils.tensor_utils import unfold2d
 from torch import nn
+from torch.nn.grad import conv2d_weight
 
 from pneumodesk.errors import PneumoDeskError
 
 _SUPPORTED = (nn.Conv2d, nn.Linear, nn.GroupNorm)
+
+# weights (one per example) ↦ {parameter: Σ_i weights_i · g_i restricted to that parameter}
+Finish = Callable[[torch.Tensor], dict[torch.Tensor, torch.Tensor]]
 
 
 class UnsupportedLayerError(PneumoDeskError, RuntimeError):
@@ -54,6 +58,11 @@ def _layer_problem(module: nn.Module) -> str | None:
 def supports(model: nn.Module) -> bool:
     """Whether every trainable parameter of ``model`` sits in a layer ``PerExampleClipping`` handles."""
     return all(_layer_problem(module) is None for module in model.modules())
+
+
+def _trainable(parameter: torch.Tensor | None) -> bool:
+    """Whether a layer's ``bias`` (or weight) exists and is trained; torch types ``bias`` as always present."""
+    return parameter is not None and parameter.requires_grad
 
 
 def _clip_factors(squared_norms: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
@@ -142,35 +151,38 @@ def _squared_norms(rows: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(rows, dim=1).square()
 
 
-def _per_example(layer: nn.Module, inputs: torch.Tensor, grad: torch.Tensor):
+def _per_example(layer: nn.Module, inputs: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, Finish]:
     """(per-example squared gradient norm of the layer's parameters, weights ↦ {parameter: weighted sum})."""
     if isinstance(layer, nn.Conv2d):
         return _conv(layer, inputs, grad)
     if isinstance(layer, nn.Linear):
         return _linear(layer, inputs, grad)
-    return _group_norm(layer, inputs, grad)
+    if isinstance(layer, nn.GroupNorm):
+        return _group_norm(layer, inputs, grad)
+    raise UnsupportedLayerError(f"{layer!r} is not a layer per-example clipping handles.")
 
 
-def _linear(layer: nn.Linear, inputs: torch.Tensor, grad: torch.Tensor):
+def _linear(layer: nn.Linear, inputs: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, Finish]:
     # Per-example weight gradient is the outer product grad_i ⊗ input_i: ‖·‖² = ‖grad_i‖² ‖input_i‖².
     grad_squared = _squared_norms(grad)
     squared = grad_squared * _squared_norms(inputs)
-    if layer.bias is not None and layer.bias.requires_grad:
+    train_bias = _trainable(layer.bias)
+    if train_bias:
         squared = squared + grad_squared
 
-    def finish(weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+    def finish(weights: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
         scaled = grad * weights[:, None]
-        sums = {}
+        sums: dict[torch.Tensor, torch.Tensor] = {}
         if layer.weight.requires_grad:
             sums[layer.weight] = scaled.t() @ inputs
-        if layer.bias is not None and layer.bias.requires_grad:
+        if train_bias:
             sums[layer.bias] = scaled.sum(0)
         return sums
 
     return squared, finish
 
 
-def _group_norm(layer: nn.GroupNorm, inputs: torch.Tensor, grad: torch.Tensor):
+def _group_norm(layer: nn.GroupNorm, inputs: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, Finish]:
     examples = inputs.shape[0]
     spatial = tuple(range(2, inputs.dim()))
     per_weight = (F.group_norm(inputs, layer.num_groups, eps=layer.eps) * grad).sum(spatial).reshape(examples, -1)
@@ -181,8 +193,8 @@ def _group_norm(layer: nn.GroupNorm, inputs: torch.Tensor, grad: torch.Tensor):
     if layer.bias.requires_grad:
         squared += _squared_norms(per_bias)
 
-    def finish(weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
-        sums = {}
+    def finish(weights: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
+        sums: dict[torch.Tensor, torch.Tensor] = {}
         if layer.weight.requires_grad:
             sums[layer.weight] = weights @ per_weight
         if layer.bias.requires_grad:
@@ -207,13 +219,13 @@ def _conv_route(layer: nn.Conv2d, positions: int) -> str:
     return "grouped"
 
 
-def _conv(layer: nn.Conv2d, inputs: torch.Tensor, grad: torch.Tensor):
+def _conv(layer: nn.Conv2d, inputs: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, Finish]:
     examples, channels_out = grad.shape[:2]
     flat_grad = grad.reshape(examples, channels_out, -1)  # (N, C_out, T)
     positions = flat_grad.shape[2]
     train_weight = layer.weight.requires_grad
-    train_bias = layer.bias is not None and layer.bias.requires_grad
-    per_bias = flat_grad.sum(2) if train_bias else None
+    bias = layer.bias if _trainable(layer.bias) else None
+    per_bias = flat_grad.sum(2) if bias is not None else None
     squared = torch.zeros(examples, dtype=grad.dtype, device=grad.device)
     if per_bias is not None:
         squared = squared + _squared_norms(per_bias)
@@ -253,18 +265,18 @@ def _conv(layer: nn.Conv2d, inputs: torch.Tensor, grad: torch.Tensor):
                 gram_grads = torch.bmm(flat_grad.transpose(1, 2), flat_grad)
                 squared = squared + (gram_inputs * gram_grads).sum((1, 2))
 
-    def finish(weights: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
-        sums = {}
+    def finish(weights: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
+        sums: dict[torch.Tensor, torch.Tensor] = {}
         if train_weight:
             if per_weight is not None:
                 sums[layer.weight] = weights @ per_weight
             else:
-                sums[layer.weight] = torch.nn.grad.conv2d_weight(
+                sums[layer.weight] = conv2d_weight(
                     inputs, layer.weight.shape, grad * weights.view(-1, 1, 1, 1), layer.stride, layer.padding,
                     layer.dilation, layer.groups,
                 )
-        if per_bias is not None:
-            sums[layer.bias] = weights @ per_bias
+        if bias is not None and per_bias is not None:
+            sums[bias] = weights @ per_bias
         return sums
 
     return squared, finish

@@ -310,7 +310,8 @@ class _OpacusPerSample:
         F.binary_cross_entropy_with_logits(logits, targets).backward()
 
     def empty_batch(self) -> None:
-        for parameter in self.model.parameters():
+        # The wrapper's parameters are the model's own; ``grad_sample`` is the attribute Opacus' hooks add to them.
+        for parameter in self.private_model.parameters():
             parameter.grad_sample = torch.zeros((0, *parameter.shape))
 
     def close(self) -> None:

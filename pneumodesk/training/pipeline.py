@@ -30,15 +30,14 @@ def prepare_data(data: Path, input_size: int, seed: int, progress: Callable[[int
     """Read, preprocess and split. A folder is split by patient (seeded); an npz keeps its own train/val split."""
     if data.suffix == ".npz":
         train, validation = load_npz(data, input_size)
-        description = {"source": data.name, "split": "the npz file's own train/val split"}
-        return PreparedData(train, validation, description, [])
+        return PreparedData(train, validation, {"source": data.name, "split": "the npz file's own train/val split"}, [])
     dataset = scan_folder(data)
     inputs, unreadable = load_model_inputs([image.path for image in dataset.images], input_size, progress=progress)
     bad = {path for path, _ in unreadable}
     kept = [image for image in dataset.images if image.path not in bad]
     labels = np.array([image.label for image in kept], dtype=np.int64)
     train_index, validation_index = grouped_split(labels, [image.group for image in kept], seed=seed)
-    description = {
+    description: dict[str, object] = {
         "source": data.name,
         "split": f"patient/study-grouped, stratified, 1 fold of 10 (sklearn StratifiedGroupKFold, seed {seed}); "
         "byte-identical files grouped together",

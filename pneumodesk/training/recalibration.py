@@ -5,6 +5,7 @@ Used when the operating-point rules change, and by a hospital that wants thresho
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pneumodesk.model import ModelBundle, load_bundle
@@ -24,7 +25,7 @@ def recalibrate_bundle(
     card = bundle.card
     recipe_fields = TrainingRecipe.__dataclass_fields__
     recipe = TrainingRecipe(**{k: v for k, v in card.training.get("recipe", {}).items() if k in recipe_fields})
-    recipe = TrainingRecipe(**{**recipe.to_dict(), "architecture": card.architecture, "input_size": card.input_size})
+    recipe = dataclasses.replace(recipe, architecture=card.architecture, input_size=card.input_size)
     split_text = card.validation.get("split", "") if split == "validation" else "all images of the calibration data"
     training = {
         **card.training,

@@ -144,7 +144,7 @@ class MaskedInput:
         bits = self.words.dtype.itemsize * 8
         body = np.ascontiguousarray(self.words, dtype=self.words.dtype.newbyteorder("<"))
         header = _HEADER.pack(_MAGIC, len(round_id), len(node_id), bits, body.size)
-        return b"".join((header, round_id, node_id, memoryview(body).cast("B")))
+        return b"".join((header, round_id, node_id, body.data.cast("B")))
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview) -> MaskedInput:

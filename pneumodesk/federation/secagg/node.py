@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Literal
 
 import numpy as np
@@ -42,15 +43,23 @@ from .messages import (
 from .quantise import ChunkEncoder, check_input
 from .sharing import decrypt_share, encrypt_share
 
-NodePhase = Literal["advertised", "shared", "masked", "unmasked"]
+
+class NodeStage(StrEnum):
+    """How far this node got in the round, in order; the value is stored in the node's persisted state."""
+
+    ADVERTISED = "advertised"
+    SHARED = "shared"
+    MASKED = "masked"
+    UNMASKED = "unmasked"
+
+
 ShareKind = Literal["self_mask", "mask_key"]
-_ORDER: tuple[NodePhase, ...] = ("advertised", "shared", "masked", "unmasked")
 
 
 def _digest(flat: np.ndarray, examples: int) -> str:
     """Identity of a (update, example count) pair, to refuse masking a second, different update."""
     hasher = hashlib.sha256(f"{flat.dtype.str}:{flat.size}:{examples}:".encode())
-    hasher.update(memoryview(flat).cast("B"))
+    hasher.update(flat.data.cast("B"))
     return hasher.hexdigest()
 
 
@@ -61,7 +70,7 @@ class NodeState(BaseModel):
 
     round_id: str
     node_id: str
-    phase: NodePhase = "advertised"
+    phase: NodeStage = NodeStage.ADVERTISED
     mask_private: bytes
     share_private: bytes
     self_seed: bytes
@@ -103,10 +112,10 @@ class SecAggNode:
         return self.state.advertisement
 
     @property
-    def phase(self) -> NodePhase:
+    def phase(self) -> NodeStage:
         return self.state.phase
 
-    def _require(self, *allowed: NodePhase) -> None:
+    def _require(self, *allowed: NodeStage) -> None:
         if self.state.phase not in allowed:
             raise ProtocolViolation(f"This node is in phase {self.state.phase} of the round and cannot do that now.")
 
@@ -126,7 +135,7 @@ class SecAggNode:
             if roster != state.roster:
                 raise ProtocolViolation("The coordinator sent a different key roster for the same round.")
             return state.outgoing
-        self._require("advertised")
+        self._require(NodeStage.ADVERTISED)
         self._check_round(roster.round_id)
         ids = roster.node_ids
         if roster.advertisement(state.node_id) != state.advertisement:
@@ -160,7 +169,7 @@ class SecAggNode:
                                           state.node_id, node, seed_shares[x], key_shares[x]))
         state.roster = roster
         state.outgoing = ShareKeysMessage(round_id=state.round_id, sender=state.node_id, shares=tuple(outgoing))
-        state.phase = "shared"
+        state.phase = NodeStage.SHARED
         return state.outgoing
 
     # -- masked_input -------------------------------------------------------------------------------------------
@@ -172,7 +181,7 @@ class SecAggNode:
         gives the same bytes; a different update is refused.
         """
         state = self.state
-        self._require("shared", "masked", "unmasked")
+        self._require(NodeStage.SHARED, NodeStage.MASKED, NodeStage.UNMASKED)
         roster = state.roster
         assert roster is not None
         self._check_round(delivery.round_id)
@@ -182,7 +191,7 @@ class SecAggNode:
         digest = _digest(flat, examples)
         if state.input_sha256 is not None and state.input_sha256 != digest:
             raise ProtocolViolation("This node already masked a different update in this round; it sends only one.")
-        if state.phase == "shared":
+        if state.phase == NodeStage.SHARED:
             self._accept_delivery(delivery)
         elif tuple(sorted(set(delivery.senders))) != state.u2:
             raise ProtocolViolation("The coordinator changed the set of nodes after the masked input was made.")
@@ -197,8 +206,8 @@ class SecAggNode:
                 streams.append((seed, masks.pairwise_sign(state.node_id, peer)))
         masks.apply_streams(words, streams, before_chunk=encoder)
         state.input_sha256 = digest
-        if state.phase == "shared":
-            state.phase = "masked"
+        if state.phase == NodeStage.SHARED:
+            state.phase = NodeStage.MASKED
         return MaskedInput(round_id=state.round_id, node_id=state.node_id, words=words)
 
     def _accept_delivery(self, delivery: ShareDelivery) -> None:
@@ -234,7 +243,7 @@ class SecAggNode:
         dropped.
         """
         state = self.state
-        self._require("masked", "unmasked")
+        self._require(NodeStage.MASKED, NodeStage.UNMASKED)
         roster = state.roster
         assert roster is not None
         self._check_round(request.round_id)
@@ -266,6 +275,6 @@ class SecAggNode:
         self_mask = {node: shamir.share_to_bytes(int(shares[node][0], 16)) for node in sorted(survivors)}
         mask_key = {node: shamir.share_to_bytes(int(shares[node][1], 16)) for node in sorted(dropped)}
         state.revealed |= wanted
-        state.phase = "unmasked"
+        state.phase = NodeStage.UNMASKED
         return UnmaskResponse(round_id=state.round_id, sender=state.node_id, self_mask_shares=self_mask,
                               mask_key_shares=mask_key)

@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import QuantisationError
 
-_WORDS = {32: (np.uint32, np.int32), 64: (np.uint64, np.int64)}
+_WORDS: dict[int, tuple[type[np.unsignedinteger], type[np.signedinteger]]] = {
+    32: (np.uint32, np.int32),
+    64: (np.uint64, np.int64),
+}
 
 
 class QuantisationSpec(BaseModel):
@@ -27,7 +30,7 @@ class QuantisationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    word_bits: int = Field(32, description="k: arithmetic is modulo 2^k (32 or 64)")
+    word_bits: int = Field(default=32, description="k: arithmetic is modulo 2^k (32 or 64)")
     fraction_bits: int = Field(ge=0, le=52)
     clip: float = Field(gt=0.0, le=1e6, description="each coordinate is clipped to [-clip, clip]")
     max_examples: int = Field(ge=1, le=2**40, description="largest example count a node may declare")
@@ -84,7 +87,8 @@ class QuantisationSpec(BaseModel):
 
 def check_input(update: np.ndarray, examples: int, spec: QuantisationSpec) -> np.ndarray:
     """The update as a flat array, after checking the example count and that every value is finite."""
-    if not isinstance(examples, int) or not 1 <= examples <= spec.max_examples:
+    # ``type(...) is int``, not isinstance: a bool, a float or a numpy integer from untyped code is refused too.
+    if type(examples) is not int or not 1 <= examples <= spec.max_examples:
         raise QuantisationError(f"The example count must be a whole number between 1 and {spec.max_examples}.")
     flat = np.asarray(update).reshape(-1)
     if not np.isfinite(flat).all():

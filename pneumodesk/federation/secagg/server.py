@@ -181,7 +181,7 @@ class SecAggServer:
             raise ProtocolViolation(
                 f"The masked input from node {node} has the wrong size or word width for this round."
             )
-        fingerprint = sha256 or hashlib.sha256(memoryview(np.ascontiguousarray(masked.words)).cast("B")).digest()
+        fingerprint = sha256 or hashlib.sha256(np.ascontiguousarray(masked.words).data.cast("B")).digest()
         if node in self._masked_from:
             if self._masked_from[node] != fingerprint:
                 raise ProtocolViolation(f"Node {node} already sent a different masked input in this round.")

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
+
+from ..tensors import TensorLike, as_numpy
 
 Layout = tuple[tuple[str, tuple[int, ...], str], ...]  # (name, shape, dtype string) per tensor, in vector order
 
 
-def _as_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # torch stays an optional import here
-        return value.detach().cpu().contiguous().numpy()
-    return np.asarray(value)
-
-
-def flatten_state(state: Mapping[str, Any]) -> tuple[np.ndarray, Layout]:
+def flatten_state(state: Mapping[str, TensorLike]) -> tuple[np.ndarray, Layout]:
     """Concatenate every tensor (sorted by name) into a float64 vector; the layout restores names, shapes, dtypes."""
-    arrays = {name: _as_numpy(state[name]) for name in sorted(state)}
+    arrays = {name: as_numpy(state[name]) for name in sorted(state)}
     layout: Layout = tuple((name, tuple(array.shape), array.dtype.str) for name, array in arrays.items())
     vector = np.empty(sum(array.size for array in arrays.values()), dtype=np.float64)
     offset = 0

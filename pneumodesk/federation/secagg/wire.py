@@ -21,6 +21,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..vocabulary import RoundPhase, RoundState
 from .messages import KeyRoster, NodeId
 
 ROUNDS_PATH = "/rounds"
@@ -56,7 +57,7 @@ class SecureReceipt(BaseModel):
     """The coordinator's answer to a secure-aggregation message; ``counted`` is false for an identical retry."""
 
     round_id: int
-    phase: str
+    phase: RoundPhase  # the phase the message was sent for
     counted: bool
-    round_state: str
-    round_phase: str
+    round_state: RoundState
+    round_phase: RoundPhase  # the round's phase after the message
