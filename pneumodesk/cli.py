@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model bundle on a labelled dataset")
     train.add_argument("--data", type=Path, required=True, help="folder with NORMAL/ and PNEUMONIA/, or an .npz file")
     train.add_argument("--out", type=Path, required=True, metavar="BUNDLE_DIR")
-    from pneumodesk.training.trainer import TrainingRecipe
+    from pneumodesk.training.recipe import TrainingRecipe
 
     defaults = TrainingRecipe()
     train.add_argument("--arch", default=defaults.architecture, help=f"architecture (default {defaults.architecture})")
