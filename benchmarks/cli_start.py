@@ -63,7 +63,9 @@ def main() -> int:
     version = median_s([*pneumodesk, "--version"], args.repeats)
     help_text = median_s([*pneumodesk, "--help"], args.repeats)
     report = {
-        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "load_average": _load_average()},
+        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "load_average": _load_average(),
+                    # without cached bytecode every run compiles pneumodesk's modules first (an installed app has it)
+                    "bytecode_cache_written": not sys.dont_write_bytecode},
         "command": " ".join(pneumodesk),
         "repeats": args.repeats,
         "python_bare_s_median": bare,
