@@ -1,6 +1,9 @@
 """Command-line entry points: ``pneumodesk`` (the desktop app; predict, train, evaluate) and ``pneumodesk-coordinator``.
 
-Qt is imported only inside the ``gui`` command, so this module and the other commands stay Qt-free.
+Every start builds the whole parser, so building it must stay cheap: this module and the ``add_*_parser`` modules
+import only the standard library and light constants (``training.recipe``); torch, numpy, the node stack
+(SQLAlchemy, Alembic, argon2), the client and Qt load inside a command's run function. The test
+``tests/unit/test_runtime_imports.py`` holds this for ``--version``, ``--help`` and every subcommand's ``--help``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pneumodesk import __version__
+from pneumodesk.commands.accounts import add_accounts_parser
+from pneumodesk.commands.approvals import add_approvals_parser
+from pneumodesk.commands.audit import add_audit_parser
+from pneumodesk.commands.datasets import add_datasets_parser
+from pneumodesk.commands.demo import add_demo_parser
+from pneumodesk.commands.node import add_node_parser
+from pneumodesk.commands.policy import add_policy_parser
+from pneumodesk.training.recipe import TrainingRecipe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,8 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model bundle on a labelled dataset")
     train.add_argument("--data", type=Path, required=True, help="folder with NORMAL/ and PNEUMONIA/, or an .npz file")
     train.add_argument("--out", type=Path, required=True, metavar="BUNDLE_DIR")
-    from pneumodesk.training.trainer import TrainingRecipe
-
     defaults = TrainingRecipe()
     train.add_argument("--arch", default=defaults.architecture, help=f"architecture (default {defaults.architecture})")
     train.add_argument("--input-size", type=int, default=defaults.input_size)
@@ -89,14 +98,6 @@ def _parser() -> argparse.ArgumentParser:
                            help="all images (a hospital's own data), or the bundle's validation split")
     calibrate.add_argument("--model-version", help="version string for the new card (default: unchanged)")
     calibrate.set_defaults(run=_run_calibrate)
-
-    from pneumodesk.commands.accounts import add_accounts_parser
-    from pneumodesk.commands.approvals import add_approvals_parser
-    from pneumodesk.commands.audit import add_audit_parser
-    from pneumodesk.commands.datasets import add_datasets_parser
-    from pneumodesk.commands.demo import add_demo_parser
-    from pneumodesk.commands.node import add_node_parser
-    from pneumodesk.commands.policy import add_policy_parser
 
     add_accounts_parser(commands)
     add_audit_parser(commands)

@@ -46,7 +46,7 @@ class _Passwords:
         return first
 
 
-def add_accounts_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_accounts_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     accounts = commands.add_parser("accounts", help="manage the node's accounts (needs manage_accounts)")
     actions = accounts.add_subparsers(dest="accounts_command", required=True)
 

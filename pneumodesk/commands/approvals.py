@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pneumodesk.node import DatasetInfo, NodeService, UserSession
 
 
-def add_approvals_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_approvals_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plans = commands.add_parser("plans", help="read, approve and withdraw training plans (needs approve_training)")
     actions = plans.add_subparsers(dest="plans_command", required=True)
     show = actions.add_parser("show", help="describe a plan in plain words, with its privacy cost and policy check")
@@ -92,6 +92,7 @@ def _describe(node: NodeService, plan: TrainingPlan, dataset: DatasetInfo) -> fl
     from pneumodesk.node import plan_violations
     from pneumodesk.training.privacy import PrivacyBudgetError, plan_privacy_cost
 
+    epsilon_total: float | None
     try:
         cost = plan_privacy_cost(plan, dataset.training_count)
     except PrivacyBudgetError as error:

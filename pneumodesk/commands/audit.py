@@ -6,7 +6,7 @@ import argparse
 import sys
 
 
-def add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_audit_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="the node's audit log")
     actions = audit.add_subparsers(dest="audit_command", required=True)
     verify = actions.add_parser("verify", help="check that no audit entry was changed, deleted or reordered")

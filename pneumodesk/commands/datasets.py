@@ -49,7 +49,7 @@ def run_node_command(name: str, body: Callable[[argparse.Namespace], int], args:
         return 1
 
 
-def add_datasets_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_datasets_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     datasets = commands.add_parser("datasets", help="register local labelled datasets (needs manage_datasets)")
     actions = datasets.add_subparsers(dest="datasets_command", required=True)
     add = actions.add_parser("add", help="register a NORMAL/PNEUMONIA folder or a path,label CSV (nothing copied)")

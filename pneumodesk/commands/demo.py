@@ -26,7 +26,7 @@ from pathlib import Path
 DEFAULT_EPSILON = 8.0
 
 
-def add_demo_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser("demo", help="demonstrations that run entirely on this machine")
     kinds = demo.add_subparsers(dest="demo_command", required=True)
     federation = kinds.add_parser("federation", help="a coordinator and H hospitals on 127.0.0.1: federated vs "

@@ -8,12 +8,21 @@ import csv
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the client, the node stack and torch load only when the demo runs
+    from pneumodesk.client import EngineOptions, EngineStatus, ParticipationEngine
+    from pneumodesk.client.api import CoordinatorClient
+    from pneumodesk.client.local_federation import LocalHospital
+    from pneumodesk.client.secure_upload import SecureUpload
+    from pneumodesk.client.upload import PreparedUpdate
+    from pneumodesk.federation.messages import RoundInfo, UploadReceipt
+    from pneumodesk.federation.plan import TrainingPlan
 
 
 def _say(message: str) -> None:
@@ -301,7 +310,8 @@ def run_federation_demo(args: argparse.Namespace) -> dict[str, Any]:
                 coordinator.stop()
 
 
-def _engine(hospital, plan, options, on_status, vanish_in_round: int | None):  # type: ignore[no-untyped-def]
+def _engine(hospital: LocalHospital, plan: TrainingPlan, options: EngineOptions,
+            on_status: Callable[[EngineStatus], None], vanish_in_round: int | None) -> ParticipationEngine:
     """A hospital's participation engine; with ``vanish_in_round`` it leaves right after sending its masked input
     in that round, as if it lost power (its engine ends ``stopped``)."""
     if vanish_in_round is None:
@@ -322,22 +332,23 @@ class _VanishAfterMasking:
 
     name = "secure"
 
-    def __init__(self, inner: Any, number: int) -> None:
+    def __init__(self, inner: SecureUpload, number: int) -> None:
         self.inner, self.number = inner, number
 
-    def deliver(self, client: Any, round_info: Any, update: Any, should_stop: Any) -> Any:
+    def deliver(self, client: CoordinatorClient, round_info: RoundInfo, update: PreparedUpdate,
+                should_stop: Callable[[], bool]) -> UploadReceipt:
         self.inner.stop_after = "masked_input" if round_info.number == self.number else None
         return self.inner.deliver(client, round_info, update, should_stop)
 
 
-def _progress_printer(index: int, training_seconds: list[float]):  # type: ignore[no-untyped-def]
+def _progress_printer(index: int, training_seconds: list[float]) -> Callable[[EngineStatus], None]:
     """Prints phase changes to stderr and adds this hospital's time spent training to ``training_seconds[index]``."""
     from pneumodesk.client.participation import EngineStage
 
-    shown: list[Any] = [None]
+    shown: list[tuple[EngineStage, int | None] | None] = [None]
     began: list[float | None] = [None]
 
-    def show(status) -> None:  # type: ignore[no-untyped-def]
+    def show(status: EngineStatus) -> None:
         now = time.perf_counter()
         if status.phase == EngineStage.TRAINING and began[0] is None:
             began[0] = now

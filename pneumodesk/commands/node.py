@@ -14,9 +14,14 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the node stack and the client load only when a node command runs
+    from pneumodesk.client.participation import EngineStatus
+    from pneumodesk.node import NodeService
 
 
-def add_node_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     node = commands.add_parser("node", help="federation membership and headless training of this node")
     actions = node.add_subparsers(dest="node_command", required=True)
 
@@ -69,7 +74,7 @@ def node_command(args: argparse.Namespace) -> int:
         service.close()
 
 
-def _enrol(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _enrol(service: NodeService, args: argparse.Namespace) -> int:
     from pneumodesk.client.enrolment import connect, enrol, wait_for_approval
 
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else getpass.getpass(
@@ -92,7 +97,7 @@ def _enrol(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped
     return 0
 
 
-def _status(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _status(service: NodeService, args: argparse.Namespace) -> int:
     from pneumodesk.client.enrolment import connect, refresh_status
     from pneumodesk.client.errors import ClientError
     from pneumodesk.client.keys import NodeKeyStore
@@ -114,7 +119,8 @@ def _status(service, args: argparse.Namespace) -> int:  # type: ignore[no-untype
                     connection.close()
             except ClientError as error:
                 report["connection"] = str(error)
-    report["sent"] = service.egress.totals()
+    sent = service.egress.totals()
+    report["sent"] = sent
     if args.json:
         print(json.dumps(report, sort_keys=True))
         return 0
@@ -126,12 +132,11 @@ def _status(service, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         if "connection" in report:
             print(f"Connection: {report['connection']}")
     print(report["key_storage"])
-    sent = report["sent"]
-    print(f"Sent so far: {sent.get('requests', 0)} requests, {sent.get('bytes_sent', 0)} bytes.")  # type: ignore[union-attr]
+    print(f"Sent so far: {sent.get('requests', 0)} requests, {sent.get('bytes_sent', 0)} bytes.")
     return 0
 
 
-def _plan_to_run(service, requested: str | None) -> str:  # type: ignore[no-untyped-def]
+def _plan_to_run(service: NodeService, requested: str | None) -> str:
     """``--plan``, else the coordinator's only active plan that an admin approved here."""
     from pneumodesk.client.enrolment import connect
     from pneumodesk.client.errors import ClientError
@@ -151,7 +156,7 @@ def _plan_to_run(service, requested: str | None) -> str:  # type: ignore[no-unty
     raise ClientError("Several plans are approved; choose one with --plan: " + ", ".join(sorted(approved)) + ".")
 
 
-def _run(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _run(service: NodeService, args: argparse.Namespace) -> int:
     from pneumodesk.client.participation import EngineOptions, EngineStage, ParticipationEngine
 
     plan = _plan_to_run(service, args.plan)
@@ -163,7 +168,7 @@ def _run(service, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-d
     options = EngineOptions(poll_timeout=args.poll, max_rounds=max_rounds, candidates=args.candidates)
     last: list[tuple[str, str]] = []
 
-    def show(status) -> None:  # type: ignore[no-untyped-def]
+    def show(status: EngineStatus) -> None:
         key = (str(status.phase), status.message if status.phase != EngineStage.TRAINING else str(status.round_number))
         if last and last[-1] == key:
             return

@@ -9,7 +9,7 @@ from pathlib import Path
 from pneumodesk.commands.datasets import add_sign_in_arguments, run_node_command, signed_in
 
 
-def add_policy_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_policy_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     policy = commands.add_parser("policy", help="the node's training policy: privacy cap, bounds, requirements")
     actions = policy.add_subparsers(dest="policy_command", required=True)
     show = actions.add_parser("show", help="print the policy")

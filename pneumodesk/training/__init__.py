@@ -1,9 +1,28 @@
-"""Datasets, local training and evaluation, metrics and calibration."""
+"""Datasets, local training and evaluation, metrics and calibration.
 
-from .datasets import CLASS_NAMES, TrainingDataError, patient_group, scan_folder
-from .pipeline import prepare_data, train_bundle
-from .split import grouped_split
-from .trainer import TrainingRecipe, predict_logits, train_model
+Names are loaded lazily (PEP 562), as in ``pneumodesk.node``: importing a light module such as
+``pneumodesk.training.recipe`` (which the CLI parser reads its defaults from) does not pull in torch or numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .datasets import CLASS_NAMES, TrainingDataError, patient_group, scan_folder
+    from .pipeline import prepare_data, train_bundle
+    from .recipe import TrainingRecipe
+    from .split import grouped_split
+    from .trainer import predict_logits, train_model
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("CLASS_NAMES", "TrainingDataError", "patient_group", "scan_folder"), "datasets"),
+    **dict.fromkeys(("prepare_data", "train_bundle"), "pipeline"),
+    "TrainingRecipe": "recipe",
+    "grouped_split": "split",
+    **dict.fromkeys(("predict_logits", "train_model"), "trainer"),
+}
 
 __all__ = [
     "CLASS_NAMES",
@@ -17,3 +36,16 @@ __all__ = [
     "train_bundle",
     "train_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

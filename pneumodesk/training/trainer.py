@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,23 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment_batch
-
-
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """Everything that determines a training run besides the data (recorded in the model card)."""
-
-    architecture: str = "pneumonet-m"
-    input_size: int = 224
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    seed: int = 20261127
-    augment: bool = True
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+from .recipe import TrainingRecipe
 
 
 @dataclass(frozen=True)

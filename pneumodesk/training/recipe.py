@@ -1,0 +1,26 @@
+"""``TrainingRecipe``: the hyperparameters of a training run, in a module light enough for the CLI parser.
+
+Invariant: this module imports nothing but the standard library, so ``pneumodesk train --help`` can show the
+defaults without loading torch; the trainer and the parser both read them from here (one source of truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Everything that determines a training run besides the data (recorded in the model card)."""
+
+    architecture: str = "pneumonet-m"
+    input_size: int = 224
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 20261127
+    augment: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
