@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeService, Permission
 
-from .background import BackgroundCalls, plain_error
-from .page_support import SessionPage, message_label, read_only_table
+from ..widgets.fields import message_label
+from ..widgets.tables import read_only_table
+from ..workers.background import BackgroundCalls, plain_error
+from .base import SessionPage
 
 MODEL_COLUMNS = ("#", "State", "Version", "Architecture", "From", "Round", "Global version", "Added", "Decided by")
 FIGURE_COLUMNS = ("Figure", "This model", "Model in use when it arrived", "Difference")

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .verdicts import AGREE, DISAGREE
+from ..verdicts import AGREE, DISAGREE
 from .viewer import HEAT_LUT, ImageCanvas
 
 if TYPE_CHECKING:

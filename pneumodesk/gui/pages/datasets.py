@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidgetItem,
@@ -30,11 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import NodeError, NodeService, Permission, UserSession
+from pneumodesk.node import NodeError, NodeService, Permission
 
-from .background import BackgroundCalls, plain_error
-from .gate import text_field
-from .page_support import SessionPage, message_label, read_only_table
+from ..dialogs.confirm import ask_yes_no
+from ..widgets.fields import message_label, text_field
+from ..widgets.tables import read_only_table
+from ..workers.background import BackgroundCalls, plain_error
+from .base import SessionPage
 
 COLUMNS = ("Name", "Kind", "Normal", "Pneumonia", "Training", "Validation", "Unreadable", "Registered", "By")
 
@@ -43,12 +44,6 @@ EXPLANATION = (
     "The files stay where they are: nothing is copied. A validation split is fixed when you register; an approved "
     "training plan may report only how many examples it used."
 )
-
-
-def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
 
 
 class DatasetsPage(SessionPage):
@@ -128,10 +123,8 @@ class DatasetsPage(SessionPage):
     def may_refresh(self) -> bool:
         return self.session is not None and self.session.can(Permission.MANAGE_DATASETS)
 
-    def set_session(self, session: UserSession | None) -> None:
-        """Read the datasets now if the page is on screen, else when it is next shown (sign-in stays quick); a
-        user who may not manage datasets sees none."""
-        super().set_session(session)
+    def session_changed(self) -> None:
+        """A user who may not manage datasets sees none."""
         if not self.may_refresh():
             self.datasets = []
             self._fill()

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeError, NodeService, Permission, UserSession
 
-from .background import BackgroundCalls, plain_error
+from ..workers.background import BackgroundCalls, plain_error
 from .plan_text import plan_html
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeService, UserSession
 
-from .background import plain_error
-from .export import default_export_name
-from .page_support import read_only_table
+from ..export import default_export_name
+from ..workers.background import plain_error
+from .tables import read_only_table
 
 COLUMNS = ("Time", "Request", "Endpoint", "Bytes sent", "Bytes received", "Answer", "Purpose")
 SHOWN = 500  # the newest requests shown; the CSV export has them all

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
@@ -25,25 +25,10 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeService, Permission, UserSession
 
-from .workers import start_in_thread
+from ..workers.participation import ParticipationWorker
+from ..workers.threads import start_in_thread
 
 POLL_TIMEOUT_S = 10.0  # the engine's long poll (Cancel and closing the window end it at once)
-
-
-class ParticipationWorker(QObject):
-    """Runs one engine to its end in its thread; ``status`` for each change, then ``finished`` with the result."""
-
-    status = Signal(object)  # EngineStatus
-    finished = Signal(object)  # EngineResult
-
-    def __init__(self, engine: Any) -> None:
-        super().__init__()
-        self.engine = engine
-        engine.on_status = self.status.emit
-
-    @Slot()
-    def run(self) -> None:
-        self.finished.emit(self.engine.run())
 
 
 class ParticipationPanel(QGroupBox):
@@ -211,4 +196,4 @@ class ParticipationPanel(QGroupBox):
         self._update_buttons()
 
 
-__all__ = ["POLL_TIMEOUT_S", "ParticipationPanel", "ParticipationWorker"]
+__all__ = ["POLL_TIMEOUT_S", "ParticipationPanel"]

@@ -25,10 +25,12 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeError, NodeService, Permission
 
-from .background import plain_error
-from .page_support import SessionPage, message_label, read_only_table
-from .plan_dialog import PlanReviewDialog
-from .policy_editor import PolicyEditor
+from ..dialogs.plan_review import PlanReviewDialog
+from ..widgets.fields import message_label
+from ..widgets.policy_editor import PolicyEditor
+from ..widgets.tables import read_only_table
+from ..workers.background import plain_error
+from .base import SessionPage
 
 APPROVAL_COLUMNS = ("Plan", "Identity", "Dataset", "ε (whole plan)", "Approved by", "Approved", "State")
 LEDGER_COLUMNS = ("Dataset", "ε spent", "ε held by approvals", "Cap", "Left", "Rounds recorded")

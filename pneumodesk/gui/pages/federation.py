@@ -26,14 +26,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import NodeService, Permission, UserSession
+from pneumodesk.node import NodeService, Permission
 
-from .background import BackgroundCalls, plain_error
-from .egress_panel import EgressPanel
-from .gate import text_field
-from .page_support import SessionPage, message_label, read_only_table
-from .participation_panel import ParticipationPanel
-from .plan_dialog import PlanReviewDialog
+from ..dialogs.plan_review import PlanReviewDialog
+from ..widgets.egress_panel import EgressPanel
+from ..widgets.fields import message_label, text_field
+from ..widgets.participation_panel import ParticipationPanel
+from ..widgets.tables import read_only_table
+from ..workers.background import BackgroundCalls, plain_error
+from .base import SessionPage
 
 PLAN_COLUMNS = ("Plan", "Identity", "Published", "State", "On this workstation")
 POLL_INTERVAL_MS = 5000
@@ -172,12 +173,11 @@ class FederationPage(SessionPage):
         return box
 
     # --- session and state (reading on show: SessionPage) ---
-    def set_session(self, session: UserSession | None) -> None:
-        # The panels first: a refresh here also refreshes the egress log.
-        self.egress.set_session(session)
-        self.participation.set_session(session)
-        super().set_session(session)
-        if session is None:
+    def session_changed(self) -> None:
+        # The panels first: a refresh also refreshes the egress log.
+        self.egress.set_session(self.session)
+        self.participation.set_session(self.session)
+        if self.session is None:
             self.poll.stop()
 
     def say(self, text: str, error: bool = False) -> None:
@@ -189,9 +189,12 @@ class FederationPage(SessionPage):
     def membership(self) -> Any | None:
         return self.node.membership.get()
 
+    def may_refresh(self) -> bool:
+        return self.session is not None and self.session.can(Permission.MANAGE_FEDERATION)
+
     def refresh(self) -> None:
         """Show the stored membership and key status, the egress log, and (when approved) fetch the plans."""
-        if self.session is None or not self.session.can(Permission.MANAGE_FEDERATION):
+        if not self.may_refresh():
             return
         self._stale = False
         self._show_membership()
@@ -286,7 +289,7 @@ class FederationPage(SessionPage):
             self.refresh_plans()
 
     def leave(self) -> bool:
-        from .datasets_page import ask_yes_no
+        from ..dialogs.confirm import ask_yes_no
 
         if self.session is None or not ask_yes_no(self, "Leave federation", "Leave the federation? This workstation "
                                                   "stops taking part; to return it must enrol again."):

@@ -16,13 +16,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import AccountView, NodeError, NodeService, UserSession
+from pneumodesk.node import AccountView, NodeError, NodeService
 from pneumodesk.node.models import utcnow
 from pneumodesk.node.permissions import Permission
 
-from .gate import password_field, rules_label, text_field
-from .page_support import message_label, read_only_table
-from .role_editor import RoleEditor
+from ..widgets.fields import message_label, password_field, rules_label, text_field
+from ..widgets.role_editor import RoleEditor
+from ..widgets.tables import read_only_table
+from .base import SessionPage
 
 COLUMNS = ("User", "Name", "Role", "State", "Last sign-in")
 
@@ -34,13 +35,12 @@ def account_state(account: AccountView) -> str:
     return state + (" · must change password" if account.must_change_password else "")
 
 
-class AccountsPage(QWidget):
+class AccountsPage(SessionPage):
     changed = Signal()  # an account or role changed (the window refreshes the signed-in session)
 
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.session: UserSession | None = None
         self.accounts: list[AccountView] = []
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -96,15 +96,17 @@ class AccountsPage(QWidget):
         self.message = message_label("Accounts message")
         outer.addWidget(self.message)
 
-    def set_session(self, session: UserSession | None) -> None:
-        self.session = session
-        self.roles_box.setVisible(bool(session and session.is_owner))
-        if session is not None and session.can(Permission.MANAGE_ACCOUNTS):
-            self.refresh()
+    # --- session (reading on show: SessionPage) ---
+    def may_refresh(self) -> bool:
+        return self.session is not None and self.session.can(Permission.MANAGE_ACCOUNTS)
+
+    def session_changed(self) -> None:
+        self.roles_box.setVisible(bool(self.session and self.session.is_owner))
 
     def refresh(self) -> None:
         if self.session is None:
             return
+        self._stale = False
         try:
             self.accounts = self.node.accounts.list_accounts(self.session)
         except NodeError as error:
