@@ -33,6 +33,10 @@ def _local_time(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _day(date: QDate) -> dt.date:
+    return dt.date(date.year(), date.month(), date.day())
+
+
 class AuditPage(SessionPage):
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,8 +111,8 @@ class AuditPage(SessionPage):
         self.refresh()
 
     def _range(self) -> tuple[dt.datetime, dt.datetime]:
-        since = dt.datetime.combine(self.since.date().toPython(), dt.time.min).astimezone()
-        until = dt.datetime.combine(self.until.date().toPython(), dt.time.max).astimezone()
+        since = dt.datetime.combine(_day(self.since.date()), dt.time.min).astimezone()
+        until = dt.datetime.combine(_day(self.until.date()), dt.time.max).astimezone()
         return since, until
 
     def refresh(self) -> None:

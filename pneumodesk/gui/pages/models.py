@@ -72,8 +72,7 @@ def figure_rows(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[tuple
         mine, theirs = metrics.get(key), baseline.get(key)
         if _text(mine) == "—" and _text(theirs) == "—":
             continue
-        floats = isinstance(mine, float) and isinstance(theirs, float)
-        difference = f"{mine - theirs:+.3f}" if floats else ""
+        difference = f"{mine - theirs:+.3f}" if isinstance(mine, float) and isinstance(theirs, float) else ""
         rows.append((names.get(key, key.replace("_", " ")), _text(mine), _text(theirs), difference))
     return rows
 
