@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -37,6 +37,9 @@ from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
 
+if TYPE_CHECKING:
+    from pneumodesk.node.datasets import DatasetInfo
+
 COLUMNS = ("Name", "Kind", "Normal", "Pneumonia", "Training", "Validation", "Unreadable", "Registered", "By")
 
 EXPLANATION = (
@@ -53,7 +56,7 @@ class DatasetsPage(SessionPage):
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.datasets: list[Any] = []
+        self.datasets: list[DatasetInfo] = []
         self.ask: Callable[[str, str], bool] = lambda title, text: ask_yes_no(self, title, text)
         self.calls = BackgroundCalls("dataset-scan", self)
         self.calls.busy_changed.connect(self._on_busy)
@@ -206,7 +209,7 @@ class DatasetsPage(SessionPage):
         self.progress.setValue(done)
         self.progress.setFormat(f"{done} of {total} files")
 
-    def _on_registered(self, info: Any) -> None:
+    def _on_registered(self, info: DatasetInfo) -> None:
         left_out = f"; {len(info.unreadable)} file(s) could not be read (listed below)" if info.unreadable else ""
         self.say(f"Registered {info.name}: {info.normal} normal and {info.pneumonia} pneumonia images, "
                  f"{info.training_count} for training and {info.validation_count} for validation{left_out}.")
@@ -224,7 +227,7 @@ class DatasetsPage(SessionPage):
     def select(self, name: str) -> None:
         self.table.selectRow([d.name for d in self.datasets].index(name))
 
-    def selected(self) -> Any | None:
+    def selected(self) -> DatasetInfo | None:
         rows = self.table.selectionModel().selectedRows()
         return self.datasets[rows[0].row()] if rows else None
 

@@ -10,7 +10,7 @@ node's services check permissions. While the operator has not yet approved the n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
@@ -35,6 +35,10 @@ from ..widgets.participation_panel import ParticipationPanel
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
+
+if TYPE_CHECKING:
+    from pneumodesk.client.api import PlanSummary
+    from pneumodesk.node.membership import Membership
 
 PLAN_COLUMNS = ("Plan", "Identity", "Published", "State", "On this workstation")
 POLL_INTERVAL_MS = 5000
@@ -76,7 +80,7 @@ class FederationPage(SessionPage):
                  keyring_backend: object | None = None) -> None:
         super().__init__(parent)
         self.node, self.home, self.keyring_backend = node, home, keyring_backend
-        self.plans: list[Any] = []
+        self.plans: list[PlanSummary] = []
         self.dialogs: list[PlanReviewDialog] = []
         self.calls = BackgroundCalls("federation", self)
         self.calls.busy_changed.connect(self._on_busy)
@@ -186,7 +190,7 @@ class FederationPage(SessionPage):
         self.message.style().polish(self.message)
         self.message.setText(text)
 
-    def membership(self) -> Any | None:
+    def membership(self) -> Membership | None:
         return self.node.membership.get()
 
     def may_refresh(self) -> bool:
@@ -260,7 +264,7 @@ class FederationPage(SessionPage):
             self.say(f"Enrolling with {url} …")
         return started
 
-    def _on_enrolled(self, membership: Any) -> None:
+    def _on_enrolled(self, membership: Membership) -> None:
         self.code_field.clear()
         self.say("Enrolled. The federation operator must now approve this workstation; this page checks every few "
                  "seconds.")
@@ -309,7 +313,7 @@ class FederationPage(SessionPage):
         node, home, backend = self.node, self.home, self.keyring_backend
         return self.calls.start(lambda _report: _list_plans(node, home, backend), self._on_plans, self._on_failed)
 
-    def _on_plans(self, plans: list[Any]) -> None:
+    def _on_plans(self, plans: list[PlanSummary]) -> None:
         self.plans = plans
         self._fill_plans()
         self.egress.refresh()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
+
+if TYPE_CHECKING:
+    from pneumodesk.client import ParticipationEngine
 
 
 class ParticipationWorker(QObject):
@@ -13,7 +16,7 @@ class ParticipationWorker(QObject):
     status = Signal(object)  # EngineStatus
     finished = Signal(object)  # EngineResult
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: ParticipationEngine) -> None:
         super().__init__()
         self.engine = engine
         engine.on_status = self.status.emit

@@ -6,16 +6,21 @@ model across threads: Grad-CAM hooks on one network cannot see another thread's 
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from pneumodesk.errors import PneumoDeskError
+
 from ..verdicts import file_sha256
 
 if TYPE_CHECKING:
     from pneumodesk.inference import Predictor
+
+log = logging.getLogger(__name__)
 
 
 class BatchWorker(QObject):
@@ -71,7 +76,8 @@ class BatchWorker(QObject):
                 self.progress.emit(done, len(rows))
                 if done % size == 0:
                     self.running.emit(rows[done + size : done + 2 * size])
-        except Exception as error:  # a fault must end the batch visibly, never hang it
+        except Exception as error:  # a bug (bad files yield their error instead): logged, and ends the batch visibly
+            log.exception("the prediction batch stopped")
             stopped = True
             self.failed.emit(f"Prediction stopped unexpectedly ({type(error).__name__}: {error}).")
         finally:
@@ -96,17 +102,18 @@ class HeatmapWorker(QObject):
 
     @Slot(int, object)
     def load(self, request: int, path: Path) -> None:
-        from pneumodesk.imaging import XRayReadError, read_xray
+        from pneumodesk.imaging import read_xray
 
         if request != self.latest:
             return
         try:
             xray = read_xray(path)
             prediction, heatmap = self.predictor.predict_with_heatmap(xray)
-        except XRayReadError as error:
+        except PneumoDeskError as error:  # e.g. the file cannot be read as an X-ray
             self.failed.emit(request, str(error))
             return
-        except Exception as error:  # shown to the reader instead of a stuck "Loading…"
+        except Exception as error:  # a bug: logged, and shown to the reader instead of a stuck "Loading…"
+            log.exception("the heat map could not be computed")
             self.failed.emit(request, f"The heat map could not be computed ({type(error).__name__}: {error}).")
             return
         self.ready.emit(request, xray, prediction, heatmap)
