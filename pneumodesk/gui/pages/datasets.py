@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from pneumodesk.node import NodeError, NodeService, Permission
 
 from ..dialogs.confirm import ask_yes_no
-from ..widgets.fields import message_label, text_field
+from ..widgets.fields import message_label, show_message, text_field
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
@@ -133,10 +133,7 @@ class DatasetsPage(SessionPage):
             self._fill()
 
     def say(self, text: str, error: bool = False) -> None:
-        self.message.setObjectName("error_text" if error else "muted")
-        self.message.style().unpolish(self.message)
-        self.message.style().polish(self.message)
-        self.message.setText(text)
+        show_message(self.message, text, error)
 
     def refresh(self) -> None:
         if self.session is None:

@@ -30,7 +30,7 @@ from pneumodesk.node import NodeService, Permission
 
 from ..dialogs.plan_review import PlanReviewDialog
 from ..widgets.egress_panel import EgressPanel
-from ..widgets.fields import message_label, text_field
+from ..widgets.fields import message_label, show_message, text_field
 from ..widgets.participation_panel import ParticipationPanel
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
@@ -185,10 +185,7 @@ class FederationPage(SessionPage):
             self.poll.stop()
 
     def say(self, text: str, error: bool = False) -> None:
-        self.message.setObjectName("error_text" if error else "muted")
-        self.message.style().unpolish(self.message)
-        self.message.style().polish(self.message)
-        self.message.setText(text)
+        show_message(self.message, text, error)
 
     def membership(self) -> Membership | None:
         return self.node.membership.get()
