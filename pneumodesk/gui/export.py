@@ -16,8 +16,8 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 
-from .viewer import grey_image, heat_image
-from .worklist_model import WorklistItem
+from .widgets.viewer import grey_image, heat_image
+from .widgets.worklist_model import WorklistItem
 
 if TYPE_CHECKING:
     from pneumodesk.inference import Prediction

@@ -1,5 +1,6 @@
-"""The shell: navigation sidebar, page stack, menus and shortcuts, status bar, model loading and clean shutdown;
-and the access gate in front of it all (first-start Owner set-up, sign-in, idle lock, password change).
+"""The shell: navigation sidebar, page stack, menus and shortcuts, status bar and clean shutdown. It wires the pages
+to two controllers: ``SessionController`` (the access gate: Owner set-up, sign-in, idle lock, password change) and
+``ModelLoader`` (the prediction model, loaded in the background).
 
 Later features add their pages with ``add_page``, naming the permission that shows them. The window only *hides*
 what the signed-in role may not do; ``pneumodesk.node`` refuses it anyway.
@@ -7,14 +8,12 @@ what the signed-in role may not do; ``pneumodesk.node`` refuses it anyway.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QDialog,
     QFileDialog,
     QHBoxLayout,
@@ -28,30 +27,35 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk import __version__
-from pneumodesk.node import NodeError, NodeService, Permission, UserSession
+from pneumodesk.errors import PneumoDeskError
+from pneumodesk.node import NodeService, Permission, UserSession
 
-from .accounts_page import AccountsPage
-from .approvals_page import ApprovalsPage
-from .audit_page import AuditPage
-from .datasets_page import DatasetsPage
-from .dialogs import IntendedUseNotice, ModelCardDialog, ShortcutsDialog
+from .app import create_application
+from .dialogs.gate import AccessGate
+from .dialogs.help import IntendedUseNotice, ModelCardDialog, ShortcutsDialog
 from .export import default_export_name
-from .federation_page import FederationPage
-from .gate import AccessGate
 from .idle_lock import IdleWatcher
-from .models_page import ModelsPage
-from .predict_page import PredictPage
+from .model_loader import ModelLoader
+from .pages.accounts import AccountsPage
+from .pages.approvals import ApprovalsPage
+from .pages.audit import AuditPage
+from .pages.base import SessionPage
+from .pages.datasets import DatasetsPage
+from .pages.federation import FederationPage
+from .pages.models import ModelsPage
+from .pages.predict import PredictPage
+from .pages.settings import SettingsPage
+from .session_controller import SessionController
 from .settings import Settings, app_home
-from .settings_page import SettingsPage
 from .shortcuts import COMMANDS
 from .theme import apply_theme
 from .verdicts import AGREE, DISAGREE, VerdictStore
-from .workers import ModelLoader, start_in_thread
-from .worklist_model import FilterMode
+from .widgets.worklist_model import FilterMode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pneumodesk.client import EngineResult
     from pneumodesk.inference import Predictor
 
 OFFLINE_NOTE = "offline — images stay on this workstation"
@@ -86,24 +90,23 @@ class MainWindow(QMainWindow):
         # An explicit ``bundle`` is also what the local model registry starts from (its model 1).
         self.node = node if node is not None else NodeService.open(self.home, default_bundle=bundle)
         self._owns_node = node is None
-        self.session: UserSession | None = None
         self.settings = Settings(self.home)
         self.verdicts = VerdictStore(self.home / "verdicts.json")
         self.setWindowTitle(f"PneumoDesk {__version__}")
         self.setAccessibleName("PneumoDesk main window")
         self.resize(1400, 860)
-        self.colours = apply_theme(QApplication.instance(), self.settings.theme)
+        self.colours = apply_theme(create_application(), self.settings.theme)
         self.predictor: Predictor | None = None
         self.actions_by_id: dict[str, QAction] = {}
-        self.dialogs: list[QWidget] = []
+        self.dialogs: list[QDialog] = []
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setAccessibleName("Navigation")
         self.sidebar.setFixedWidth(190)
         self.pages = QStackedWidget()
-        self._page_entries: list[tuple[str, QWidget, Permission | None]] = []
-        self._shown_pages: list[QWidget] = []
+        self._page_entries: list[tuple[str, SessionPage, Permission | None]] = []
+        self._shown_pages: list[SessionPage] = []
         self.sidebar.currentRowChanged.connect(self._on_sidebar_row)
         brand = QLabel("PneumoDesk")
         brand.setObjectName("brand")
@@ -122,26 +125,42 @@ class MainWindow(QMainWindow):
         row.addWidget(left_widget)
         row.addWidget(self.pages, 1)
         self.workspace = centre
-        self.gate = AccessGate(self.node)
-        self.gate.signed_in.connect(self._on_signed_in)
-        self.gate.unlocked.connect(self._on_unlocked)
-        self.gate.password_changed.connect(self._on_password_changed)
-        self.gate.change_cancelled.connect(self._show_workspace)
+        self.sessions = SessionController(self.node, self.settings.lock_minutes, self)
+        self.sessions.session_changed.connect(self._on_session_changed)
+        self.sessions.gate_shown.connect(self._on_gate_shown)
+        self.sessions.signed_in.connect(self.signed_in)
+        self.sessions.locked.connect(self.locked)
+        self.sessions.unlocked.connect(self.unlocked)
+        self.sessions.password_changed.connect(
+            lambda _session: self.statusBar().showMessage("Your password was changed.", 8000))
         self.root = QStackedWidget()
         self.root.addWidget(self.workspace)
-        self.root.addWidget(self.gate)
+        self.root.addWidget(self.sessions.gate)
         self.setCentralWidget(self.root)
 
-        self.predict_page = PredictPage(self.settings, self.verdicts)
+        self._build_pages()
+        self._build_status_bar()
+        self._build_actions()
+        self.model_loader = ModelLoader(self)
+        self.model_loader.ready.connect(self._on_model_loaded)
+        self.model_loader.failed.connect(self._on_model_failed)
+        if session is not None:
+            self.sessions.apply(session)
+        else:
+            self.sessions.sign_out()
+        self._load_model(bundle)
+
+    def _build_pages(self) -> None:
+        self.predict_page = PredictPage(self.settings, self.verdicts, self.node.clinical)
         self.predict_page.model.set_colours(self.colours.positive, self.colours.negative, self.colours.error)
         self.settings_page = SettingsPage(self.settings, str(self.verdicts.path))
         self.settings_page.theme_changed.connect(self.set_theme)
         self.settings_page.operating_point_changed.connect(self.set_operating_point)
         self.settings_page.opacity_changed.connect(self.predict_page.viewer.set_opacity)
         self.predict_page.viewer.opacity_changed.connect(self.settings_page.set_opacity)
-        self.settings_page.lock_minutes_changed.connect(lambda m: self.idle.set_timeout_ms(m * 60_000))
+        self.settings_page.lock_minutes_changed.connect(self.sessions.set_lock_minutes)
         self.accounts_page = AccountsPage(self.node)
-        self.accounts_page.changed.connect(self._refresh_session)
+        self.accounts_page.changed.connect(self.sessions.refresh)
         self.audit_page = AuditPage(self.node)
         self.datasets_page = DatasetsPage(self.node)
         self.federation_page = FederationPage(self.node, self.home)
@@ -160,9 +179,8 @@ class MainWindow(QMainWindow):
         self.add_page("Accounts", self.accounts_page, Permission.MANAGE_ACCOUNTS)
         self.add_page("Audit", self.audit_page, Permission.VIEW_AUDIT)
         self.add_page("Settings", self.settings_page)
-        self.idle = IdleWatcher(self.settings.lock_minutes * 60_000, self)
-        self.idle.idle.connect(self.lock)
 
+    def _build_status_bar(self) -> None:
         self.model_label = QLabel("Model: loading…")
         self.model_label.setAccessibleName("Model version")
         self.operating_point_label = QLabel("Operating point: —")
@@ -175,21 +193,14 @@ class MainWindow(QMainWindow):
             self.statusBar().addWidget(label)
         self.statusBar().addPermanentWidget(self.account_label)
         self.statusBar().addPermanentWidget(offline)
-        self._build_actions()
-        if session is not None:
-            self.apply_session(session)
-        else:
-            self.sign_out()
-
-        self._loader: ModelLoader | None = None
-        self._loader_thread: QThread | None = None
-        self._load_model(bundle)
 
     # --- pages ---
-    def add_page(self, title: str, widget: QWidget, permission: Permission | None = None) -> int:
-        """Add a page, listed in the sidebar only while the signed-in role holds ``permission`` (None: always)."""
-        self._page_entries.append((title, widget, permission))
-        index = self.pages.addWidget(widget)
+    def add_page(self, title: str, page: SessionPage, permission: Permission | None = None) -> int:
+        """Add a page, listed in the sidebar only while the signed-in role holds ``permission`` (None: always). The
+        page gets the session (``SessionPage.set_session``) whenever it changes."""
+        self._page_entries.append((title, page, permission))
+        index = self.pages.addWidget(page)
+        page.set_session(self.session)
         self._rebuild_sidebar()
         return index
 
@@ -204,7 +215,8 @@ class MainWindow(QMainWindow):
             self.sidebar.item(self.sidebar.count() - 1).setToolTip(title)
         self._shown_pages = [w for _, w in visible]
         self.sidebar.blockSignals(False)
-        row = self._shown_pages.index(current) if current in self._shown_pages else 0
+        row = self._shown_pages.index(current) if isinstance(current, SessionPage) and current in self._shown_pages \
+            else 0
         if self._shown_pages:
             self.sidebar.setCurrentRow(row)
             self.pages.setCurrentWidget(self._shown_pages[row])
@@ -265,29 +277,43 @@ class MainWindow(QMainWindow):
             self.addAction(action)
             self.actions_by_id[command.id] = action
 
-    # --- access ---
-    def apply_session(self, session: UserSession) -> None:
-        """Show the workspace for ``session``: the pages and actions its role allows; start the idle timer."""
-        new_user = self.session is None or self.session.user_id != session.user_id
-        self.session = session
-        self.gate.session = session
-        self.predict_page.set_access(self.node.clinical, session)
-        self.accounts_page.set_session(session)
-        self.audit_page.set_session(session)
-        for page in self._admin_pages():
-            page.set_session(session)
-        self._rebuild_sidebar(first_page=new_user)
-        self._apply_action_permissions()
-        self.predict_page.viewer.agree.setVisible(session.can(Permission.REVIEW))
-        self.predict_page.viewer.disagree.setVisible(session.can(Permission.REVIEW))
-        for button in (self.predict_page.open_files_button, self.predict_page.open_folder_button):
-            button.setVisible(session.can(Permission.PREDICT))
-        self.account_label.setText(f"{session.display_name} · {session.role}")
-        self._show_workspace()
+    # --- access (SessionController decides; the window shows) ---
+    @property
+    def session(self) -> UserSession | None:
+        return self.sessions.session
 
-    def _on_signed_in(self, session: UserSession) -> None:
-        self.apply_session(session)
-        self.signed_in.emit(session)
+    @property
+    def gate(self) -> AccessGate:
+        return self.sessions.gate
+
+    @property
+    def idle(self) -> IdleWatcher:
+        return self.sessions.idle
+
+    @property
+    def is_locked(self) -> bool:
+        return self.sessions.is_locked
+
+    def lock(self) -> None:
+        self.sessions.lock()
+
+    def sign_out(self) -> None:
+        self.sessions.sign_out()
+
+    def change_password(self) -> None:
+        self.sessions.change_password()
+
+    def _on_session_changed(self, session: UserSession | None, another_user: bool) -> None:
+        """Hand ``session`` to every page and show the pages and actions its role allows."""
+        for _, page, _ in self._page_entries:
+            page.set_session(session)
+        self._rebuild_sidebar(first_page=another_user and session is not None)
+        self._apply_action_permissions()
+        self.account_label.setText("not signed in" if session is None else f"{session.display_name} · {session.role}")
+
+    def _on_gate_shown(self, shown: bool) -> None:
+        self.root.setCurrentWidget(self.sessions.gate if shown else self.workspace)
+        self._apply_action_permissions()
 
     def _apply_action_permissions(self) -> None:
         session, open_ = self.session, self.root.currentWidget() is self.workspace
@@ -297,91 +323,23 @@ class MainWindow(QMainWindow):
             action.setVisible(allowed)
             action.setEnabled(allowed and (open_ or command_id == "quit"))
 
-    def _show_workspace(self) -> None:
-        self.root.setCurrentWidget(self.workspace)
-        self._apply_action_permissions()
-        self.idle.start()
-
-    def _show_gate(self) -> None:
-        self.idle.stop()
-        self.root.setCurrentWidget(self.gate)
-        self._apply_action_permissions()
-
-    @property
-    def is_locked(self) -> bool:
-        return self.session is not None and self.root.currentWidget() is self.gate
-
-    def lock(self) -> None:
-        """Hide the workspace behind the lock screen; the worklist, viewer and any running batch stay as they are."""
-        if self.session is None or self.is_locked:
-            return
-        for widget in QApplication.topLevelWidgets():  # e.g. an open file dialog showing folder names
-            if isinstance(widget, QDialog) and widget.isVisible():
-                widget.reject()
-        self.gate.lock(self.session)
-        self._show_gate()
-        self.node.audit.append(self.session.username, "screen_locked", self.session.username)
-        self.locked.emit()
-
-    def _on_unlocked(self, session: UserSession) -> None:
-        self.apply_session(session)
-        self.unlocked.emit()
-
-    def sign_out(self) -> None:
-        """Forget the session and show set-up (no Owner yet) or sign-in."""
-        self.session = None
-        self.predict_page.set_access(None, None)
-        self.accounts_page.set_session(None)
-        self.audit_page.set_session(None)
-        for page in self._admin_pages():
-            page.set_session(None)
-        self.account_label.setText("not signed in")
-        self._rebuild_sidebar()
-        self.gate.start()
-        self._show_gate()
-
-    def change_password(self) -> None:
-        if self.session is not None:
-            self.gate.ask_password_change(self.session, forced=False)
-            self._show_gate()
-
-    def _on_password_changed(self, session: UserSession) -> None:
-        self.apply_session(session)
-        self.statusBar().showMessage("Your password was changed.", 8000)
-
-    def _refresh_session(self) -> None:
-        """After an account or role change: re-read the signed-in account (its own role may have changed)."""
-        if self.session is None:
-            return
-        try:
-            self.apply_session(self.node.accounts.refresh(self.session))
-        except NodeError:
-            self.sign_out()
-
     def set_filter(self, mode: FilterMode) -> None:
         combo = self.predict_page.filter
         combo.setCurrentIndex(combo.findData(mode.value))
 
-    def _on_participation_finished(self, result: object) -> None:
+    def _on_participation_finished(self, result: EngineResult) -> None:
         """Training ended: the ledger and the model registry changed; say so if new models wait for review."""
         for page in (self.approvals_page, self.models_page):
             page.set_session(self.session)
-        waiting = len(getattr(result, "candidates", ()))
+        waiting = len(result.candidates)
         if waiting:
             self.statusBar().showMessage(f"{waiting} new model(s) wait for review on the Models page.", 15000)
 
-    def _admin_pages(self) -> tuple[DatasetsPage, FederationPage, ApprovalsPage, ModelsPage]:
-        return (self.datasets_page, self.federation_page, self.approvals_page, self.models_page)
-
-    # --- model ---
+    # --- model (ModelLoader loads; the window hands the predictors to the pages) ---
     def _load_model(self, bundle: Path | None) -> None:
         """Load ``bundle`` (or else the node's active model, or else the bundled default) in the background."""
-        self._finish_loader()
         locate = None if bundle is not None else self.node.models.active_bundle_dir
-        self._loader = ModelLoader(bundle, self.settings.operating_point, locate)
-        self._loader.loaded.connect(self._on_model_loaded)
-        self._loader.failed.connect(self._on_model_failed)
-        self._loader_thread = start_in_thread(self._loader, "pneumodesk-model-loader")
+        self.model_loader.load(bundle, self.settings.operating_point, locate)
 
     def reload_model(self) -> None:
         """After a model was accepted or restored: predict with the node's active model from now on (results
@@ -389,25 +347,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText("Model: loading…")
         self._load_model(None)
 
-    def _finish_loader(self) -> None:
-        if self._loader_thread is not None:
-            self._loader_thread.quit()
-            self._loader_thread.wait()
-            self._loader_thread = None
-            self._loader = None
-
-    def _from_old_loader(self) -> bool:
-        """A result of a loader that a newer one replaced (it is dropped)."""
-        sender = self.sender()
-        return sender is not None and sender is not self._loader
-
     def _on_model_loaded(self, batch: Predictor, viewer: Predictor) -> None:
-        if self._from_old_loader():
-            return
-        self._finish_loader()
-        # torch and Qt are loaded now: keep the ~450 000 objects they bring out of the cyclic collector, whose full
-        # passes over them would otherwise freeze the window for ~200 ms at unpredictable moments.
-        gc.freeze()
         self.predictor = batch
         self.model_label.setText(f"Model: {batch.card.name} · version {batch.model_version}")
         self._show_operating_point()
@@ -416,9 +356,6 @@ class MainWindow(QMainWindow):
         self.model_loaded.emit()
 
     def _on_model_failed(self, message: str) -> None:
-        if self._from_old_loader():
-            return
-        self._finish_loader()
         self.model_label.setText("Model: not loaded")
         self.model_label.setToolTip(message)
         self.predict_page.set_model_error(message)
@@ -439,11 +376,11 @@ class MainWindow(QMainWindow):
         self._show_operating_point()
 
     def set_theme(self, theme: str) -> None:
-        self.colours = apply_theme(QApplication.instance(), theme)
+        self.colours = apply_theme(create_application(), theme)
         self.predict_page.model.set_colours(self.colours.positive, self.colours.negative, self.colours.error)
 
     # --- dialogs ---
-    def _keep(self, dialog: QWidget) -> QWidget:
+    def _keep(self, dialog: QDialog) -> QDialog:
         self.dialogs.append(dialog)
         dialog.finished.connect(lambda _=0: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
         return dialog
@@ -492,7 +429,7 @@ class MainWindow(QMainWindow):
     def _export(self, action: Callable[[], Path]) -> None:
         try:
             written = action()
-        except (ValueError, OSError, NodeError) as error:
+        except (ValueError, OSError, PneumoDeskError) as error:  # nothing to report yet, the disk, or the service
             QMessageBox.warning(self, "Export failed", str(error))
             return
         self.statusBar().showMessage(f"Saved {written.name}", 8000)
@@ -500,11 +437,10 @@ class MainWindow(QMainWindow):
     # --- shutdown ---
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the batch after the image in hand and join every worker thread; verdicts are already on disk."""
-        self.predict_page.shutdown()
-        for page in self._admin_pages():
+        for _, page, _ in self._page_entries:
             page.shutdown()
-        self._finish_loader()
-        self.idle.detach()
+        self.model_loader.stop()
+        self.sessions.shutdown()
         if self._owns_node:
             self.node.close()
         super().closeEvent(event)

@@ -20,6 +20,9 @@ from PySide6.QtWidgets import QApplication, QWidget
 from .verdicts import AGREE
 
 if TYPE_CHECKING:
+    from pneumodesk.federation import TrainingPlan
+    from pneumodesk.node import UserSession
+
     from .main_window import MainWindow
 
 SIZE = (1440, 900)
@@ -74,7 +77,7 @@ DEMO_ACCOUNTS = (
 )
 
 
-def _demo_owner_session(home: Path):  # type: ignore[no-untyped-def]
+def _demo_owner_session(home: Path) -> UserSession:
     """Sign in a demo Owner in the throw-away ``home`` (random, discarded passwords) and add demo accounts."""
     from pneumodesk.node import AuthenticationFailed, NodeService
 
@@ -114,7 +117,7 @@ def _demo_dataset(folder: Path, per_class: int = 60) -> Path:
     return folder
 
 
-def _demo_plan(window: MainWindow):  # type: ignore[no-untyped-def]
+def _demo_plan(window: MainWindow) -> TrainingPlan:
     from pneumodesk.federation import TrainingPlan
 
     card = window.predictor.card if window.predictor is not None else None
@@ -131,6 +134,8 @@ def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
     """Datasets (a registered demo dataset), a plan under review, Training, Models and Federation."""
     written: list[Path] = []
     session = window.session
+    if session is None:
+        raise ScreenshotError("The demo Owner is not signed in.")
     window.node.datasets.register(session, "Demo X-rays (paediatric)", _demo_dataset(home / "demo-data"))
     window.show_page("Datasets")
     window.datasets_page.refresh()

@@ -63,7 +63,7 @@ class Settings:
     @property
     def heatmap_opacity(self) -> float:
         try:
-            value = float(self._store.value("viewer/heatmap_opacity", DEFAULT_OPACITY))
+            value = float(str(self._store.value("viewer/heatmap_opacity", DEFAULT_OPACITY)))
         except (TypeError, ValueError):
             value = DEFAULT_OPACITY
         return min(max(value, 0.0), 1.0)
@@ -92,7 +92,7 @@ class Settings:
     def lock_minutes(self) -> int:
         """Idle minutes before the window locks itself (default 10), within ``LOCK_MINUTES_RANGE``."""
         try:
-            value = int(self._store.value("security/lock_minutes", DEFAULT_LOCK_MINUTES))
+            value = int(str(self._store.value("security/lock_minutes", DEFAULT_LOCK_MINUTES)))
         except (TypeError, ValueError):
             value = DEFAULT_LOCK_MINUTES
         return min(max(value, LOCK_MINUTES_RANGE[0]), LOCK_MINUTES_RANGE[1])

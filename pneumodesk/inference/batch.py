@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +47,10 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def predict_files(predictor: Predictor, paths: Iterable[Path], batch_size: int = 16) -> Iterator[FileResult]:
-    """Yield one ``FileResult`` per path, in order. A bad file yields its error; the rest go on."""
+def predict_files(predictor: Predictor, paths: Iterable[Path], batch_size: int = 16
+                  ) -> Generator[FileResult, None, None]:
+    """Yield one ``FileResult`` per path, in order. A bad file yields its error; the rest go on. ``close()`` on the
+    generator waits for at most one chunk of decoding already started."""
     size = predictor.card.input_size
 
     def load(path: Path) -> np.ndarray | str:

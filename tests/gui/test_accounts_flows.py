@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from pneumodesk.gui.gate import GateMode
+from pneumodesk.gui.dialogs.gate import GateMode
 from pneumodesk.gui.main_window import MainWindow
 from pneumodesk.model.default import samples_path
 from pneumodesk.node import NodeService, Permission, PermissionDenied
@@ -154,6 +154,7 @@ def test_an_admin_creates_an_account_whose_holder_gets_the_restricted_view(qtbot
 def test_a_clinician_without_export_reports_sees_no_export_and_the_service_refuses(qtbot, home, tiny_bundle_dir,
                                                                                   tmp_path):
     owner = open_window(qtbot, home, tiny_bundle_dir, sign_in(home, OWNER[0], OWNER[2]))
+    owner.show_page("Accounts")  # pages read their data when shown
     owner.accounts_page.role_editor.set_permission("Clinician", Permission.EXPORT_REPORTS, False)
     saved = owner.accounts_page.message.text()
     owner.close()

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from pneumodesk.federation import TrainingPlan
+from pneumodesk.gui.dialogs.plan_review import PlanReviewDialog
 from pneumodesk.gui.main_window import MainWindow
-from pneumodesk.gui.plan_dialog import PlanReviewDialog
 from tests.node_builders import OWNER, sign_in
 
 COST_TIMEOUT_MS = 60_000

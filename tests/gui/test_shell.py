@@ -8,7 +8,7 @@ import sys
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
-from pneumodesk.gui.dialogs import ModelCardDialog
+from pneumodesk.gui.dialogs.help import ModelCardDialog
 from pneumodesk.gui.main_window import OFFLINE_NOTE, MainWindow
 from pneumodesk.gui.settings import Settings
 from pneumodesk.model import ModelBundle

@@ -6,9 +6,9 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QKeySequence
 
-from pneumodesk.gui.dialogs import ShortcutsDialog
+from pneumodesk.gui.dialogs.help import ShortcutsDialog
 from pneumodesk.gui.shortcuts import COMMANDS
-from pneumodesk.gui.viewer import ImageCanvas
+from pneumodesk.gui.widgets.viewer import ImageCanvas
 from pneumodesk.model.default import samples_path
 from tests.gui.conftest import noise, run_batch
 

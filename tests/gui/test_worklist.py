@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from pneumodesk.gui.worklist_model import Column, FilterMode, Status
+from pneumodesk.gui.widgets.worklist_model import Column, FilterMode, Status
 from pneumodesk.inference import Prediction
 from pneumodesk.model.default import samples_path
 from tests.gui.conftest import BAD_NAMES, BATCH_TIMEOUT_MS, GOOD_NAMES, many_copies, run_batch
@@ -75,7 +75,7 @@ def test_sorting_by_a_column_and_filtering_positives_and_errors(qtbot, window, x
 
 def test_positive_filter_and_probability_order_on_known_predictions(qtbot):
     """Model and proxy alone, with predictions whose decisions are known."""
-    from pneumodesk.gui.worklist_model import WorklistFilter, WorklistModel
+    from pneumodesk.gui.widgets.worklist_model import WorklistFilter, WorklistModel
 
     model = WorklistModel()
     proxy = WorklistFilter(model)

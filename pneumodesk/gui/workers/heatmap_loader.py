@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from .workers import HeatmapWorker, start_in_thread
+from .prediction import HeatmapWorker
+from .threads import start_in_thread
 
 if TYPE_CHECKING:
     import numpy as np

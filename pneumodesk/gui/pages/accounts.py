@@ -3,6 +3,8 @@ role editor, shown to Owners only. Every button calls ``AccountService``, which 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -20,9 +22,10 @@ from pneumodesk.node import AccountView, NodeError, NodeService, UserSession
 from pneumodesk.node.models import utcnow
 from pneumodesk.node.permissions import Permission
 
-from .gate import password_field, rules_label, text_field
-from .page_support import message_label, read_only_table
-from .role_editor import RoleEditor
+from ..widgets.fields import message_label, password_field, rules_label, text_field
+from ..widgets.role_editor import RoleEditor
+from ..widgets.tables import read_only_table
+from .base import SessionPage
 
 COLUMNS = ("User", "Name", "Role", "State", "Last sign-in")
 
@@ -34,13 +37,12 @@ def account_state(account: AccountView) -> str:
     return state + (" · must change password" if account.must_change_password else "")
 
 
-class AccountsPage(QWidget):
+class AccountsPage(SessionPage):
     changed = Signal()  # an account or role changed (the window refreshes the signed-in session)
 
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.session: UserSession | None = None
         self.accounts: list[AccountView] = []
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -96,15 +98,17 @@ class AccountsPage(QWidget):
         self.message = message_label("Accounts message")
         outer.addWidget(self.message)
 
-    def set_session(self, session: UserSession | None) -> None:
-        self.session = session
-        self.roles_box.setVisible(bool(session and session.is_owner))
-        if session is not None and session.can(Permission.MANAGE_ACCOUNTS):
-            self.refresh()
+    # --- session (reading on show: SessionPage) ---
+    def may_refresh(self) -> bool:
+        return self.session is not None and self.session.can(Permission.MANAGE_ACCOUNTS)
+
+    def session_changed(self) -> None:
+        self.roles_box.setVisible(bool(self.session and self.session.is_owner))
 
     def refresh(self) -> None:
         if self.session is None:
             return
+        self._stale = False
         try:
             self.accounts = self.node.accounts.list_accounts(self.session)
         except NodeError as error:
@@ -133,11 +137,12 @@ class AccountsPage(QWidget):
         return self.accounts[rows[0].row()].username if rows else None
 
     # --- actions (each reports the outcome in plain words) ---
-    def _do(self, action, done: str) -> bool:  # type: ignore[no-untyped-def]
+    def _do(self, action: Callable[[UserSession], object], done: str) -> bool:
+        """Run ``action`` with the signed-in session; say ``done``, or the service's refusal, in plain words."""
         if self.session is None:
             return False
         try:
-            action()
+            action(self.session)
         except NodeError as error:
             self.message.setText(str(error))
             return False
@@ -149,7 +154,7 @@ class AccountsPage(QWidget):
         self.changed.emit()
         return True
 
-    def _on_selected(self, action) -> None:  # type: ignore[no-untyped-def]
+    def _on_selected(self, action: Callable[[str], None]) -> None:
         name = self.selected()
         if name is None:
             self.message.setText("Select an account first.")
@@ -157,27 +162,27 @@ class AccountsPage(QWidget):
         action(name)
 
     def _service_disable(self, name: str, disabled: bool) -> None:
-        self._do(lambda: self.node.accounts.set_disabled(self.session, name, disabled),
+        self._do(lambda session: self.node.accounts.set_disabled(session, name, disabled),
                  f"{name} is now {'disabled' if disabled else 'enabled'}.")
 
     def _service_unlock(self, name: str) -> None:
-        self._do(lambda: self.node.accounts.unlock(self.session, name), f"{name} is unlocked.")
+        self._do(lambda session: self.node.accounts.unlock(session, name), f"{name} is unlocked.")
 
     def _service_role(self, name: str) -> None:
         role = self.role_choice.currentText()
-        self._do(lambda: self.node.accounts.set_role(self.session, name, role), f"{name} now has the role {role}.")
+        self._do(lambda session: self.node.accounts.set_role(session, name, role), f"{name} now has the role {role}.")
 
     def _service_reset(self, name: str) -> None:
         password = self.reset_field.text()
         self.reset_field.clear()
-        self._do(lambda: self.node.accounts.reset_password(self.session, name, password),
+        self._do(lambda session: self.node.accounts.reset_password(session, name, password),
                  f"{name}'s password was reset; they must change it at their next sign-in.")
 
     def create_account(self) -> bool:
         name, role, password = self.new_username.text(), self.new_role.currentText(), self.new_password.text()
         self.new_password.clear()
-        ok = self._do(lambda: self.node.accounts.create_account(self.session, name, self.new_display.text(), role,
-                                                                password),
+        display = self.new_display.text()
+        ok = self._do(lambda session: self.node.accounts.create_account(session, name, display, role, password),
                       f"Created {name.strip().lower()} ({role}); they must change the password at first sign-in.")
         if ok:
             self.new_username.clear()
@@ -185,6 +190,6 @@ class AccountsPage(QWidget):
         return ok
 
     def save_role(self, role: str, permissions: frozenset[Permission]) -> None:
-        if not self._do(lambda: self.node.accounts.set_role_permissions(self.session, role, permissions),
+        if not self._do(lambda session: self.node.accounts.set_role_permissions(session, role, permissions),
                         f"Saved what the role {role} may do."):
             self.role_editor.set_roles(self.node.accounts.roles())

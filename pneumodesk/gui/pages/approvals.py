@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,16 +25,24 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeError, NodeService, Permission
 
-from .background import plain_error
-from .page_support import SessionPage, message_label, read_only_table
-from .plan_dialog import PlanReviewDialog
-from .policy_editor import PolicyEditor
+from ..dialogs.plan_review import PlanReviewDialog
+from ..widgets.fields import message_label
+from ..widgets.policy_editor import PolicyEditor
+from ..widgets.tables import read_only_table
+from ..workers.background import plain_error
+from .base import SessionPage
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from pneumodesk.federation import TrainingPlan
+    from pneumodesk.node.approvals import Approval
 
 APPROVAL_COLUMNS = ("Plan", "Identity", "Dataset", "ε (whole plan)", "Approved by", "Approved", "State")
 LEDGER_COLUMNS = ("Dataset", "ε spent", "ε held by approvals", "Cap", "Left", "Rounds recorded")
 
 
-def _when(value: Any) -> str:
+def _when(value: dt.datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
 
@@ -50,7 +58,7 @@ class ApprovalsPage(SessionPage):
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.approvals: list[Any] = []
+        self.approvals: list[Approval] = []
         self.dataset_names: dict[int, str] = {}
         self.dialogs: list[PlanReviewDialog] = []
 
@@ -163,11 +171,12 @@ class ApprovalsPage(SessionPage):
         return True
 
     # --- approvals ---
-    def selected(self) -> Any | None:
+    def selected(self) -> Approval | None:
         rows = self.approvals_table.selectionModel().selectedRows()
         return self.approvals[rows[0].row()] if rows else None
 
-    def review_plan(self, plan: Any, coordinator_url: str, dataset_id: int | None = None) -> PlanReviewDialog | None:
+    def review_plan(self, plan: TrainingPlan, coordinator_url: str,
+                    dataset_id: int | None = None) -> PlanReviewDialog | None:
         """Open the review dialog for ``plan`` (non-modal); approving or withdrawing there refreshes this page."""
         if self.session is None:
             return None
@@ -216,8 +225,13 @@ class ApprovalsPage(SessionPage):
         from pneumodesk.federation import TrainingPlan
 
         try:
-            plan = TrainingPlan.from_json_bytes(path.read_bytes())
-        except Exception as error:
+            data = path.read_bytes()
+        except OSError as error:
+            self.message.setText(f"The plan file cannot be read: {error.strerror or error}.")
+            return None
+        try:
+            plan = TrainingPlan.from_json_bytes(data)
+        except Exception as error:  # PlanError (a PneumoDeskError) says what is wrong with the plan
             self.message.setText(plain_error(error))
             return None
         membership = self.node.membership.get()

@@ -1,4 +1,4 @@
-"""Everything slow runs here, off the GUI thread: worker objects moved to QThreads, results sent back by signal.
+"""The prediction workers (batch and viewer heat map), each moved to its own QThread; results come back by signal.
 
 Each worker has its own ``Predictor`` (same weights, separate network), so the batch and the viewer never share a
 model across threads: Grad-CAM hooks on one network cannot see another thread's forward passes.
@@ -6,67 +6,21 @@ model across threads: Grad-CAM hooks on one network cannot see another thread's 
 
 from __future__ import annotations
 
-import os
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
-from .verdicts import file_sha256
+from pneumodesk.errors import PneumoDeskError
+
+from ..verdicts import file_sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from pneumodesk.inference import Predictor
 
-
-class ModelLoader(QObject):
-    """Imports the inference stack and loads a bundle (seconds), so the window can show before the model is ready."""
-
-    loaded = Signal(object, object)  # (batch predictor, viewer predictor)
-    failed = Signal(str)
-
-    def __init__(self, bundle: Path | None, operating_point: str | None,
-                 locate: Callable[[], Path] | None = None) -> None:
-        """``bundle`` wins; else ``locate()`` (the node's active model, found in this thread: its first call may
-        register and copy the bundled default); else, or if that fails, the bundled default model."""
-        super().__init__()
-        self.bundle = bundle
-        self.operating_point = operating_point
-        self.locate = locate
-
-    def _path(self) -> Path:
-        from pneumodesk.model import default_bundle_path
-
-        if self.bundle is not None:
-            return self.bundle
-        if self.locate is not None:
-            try:
-                return self.locate()
-            except Exception:  # a damaged registry must not stop predictions with the bundled model
-                return default_bundle_path()
-        return default_bundle_path()
-
-    @Slot()
-    def run(self) -> None:
-        from pneumodesk.inference import Predictor
-        from pneumodesk.model import ModelError, load_bundle
-
-        try:
-            bundle = load_bundle(self._path())
-            try:
-                batch = Predictor(bundle, self.operating_point)
-            except ModelError:  # a saved operating point this model does not have: use the model's default
-                batch = Predictor(bundle, None)
-            viewer = Predictor(bundle, batch.operating_point_name)
-        except ModelError as error:
-            self.failed.emit(str(error))
-            return
-        except Exception as error:  # anything else must still reach the window as words
-            self.failed.emit(f"The model could not be loaded ({type(error).__name__}: {error}).")
-            return
-        self.loaded.emit(batch, viewer)
+log = logging.getLogger(__name__)
 
 
 class BatchWorker(QObject):
@@ -122,7 +76,8 @@ class BatchWorker(QObject):
                 self.progress.emit(done, len(rows))
                 if done % size == 0:
                     self.running.emit(rows[done + size : done + 2 * size])
-        except Exception as error:  # a fault must end the batch visibly, never hang it
+        except Exception as error:  # a bug (bad files yield their error instead): logged, and ends the batch visibly
+            log.exception("the prediction batch stopped")
             stopped = True
             self.failed.emit(f"Prediction stopped unexpectedly ({type(error).__name__}: {error}).")
         finally:
@@ -147,47 +102,21 @@ class HeatmapWorker(QObject):
 
     @Slot(int, object)
     def load(self, request: int, path: Path) -> None:
-        from pneumodesk.imaging import XRayReadError, read_xray
+        from pneumodesk.imaging import read_xray
 
         if request != self.latest:
             return
         try:
             xray = read_xray(path)
             prediction, heatmap = self.predictor.predict_with_heatmap(xray)
-        except XRayReadError as error:
+        except PneumoDeskError as error:  # e.g. the file cannot be read as an X-ray
             self.failed.emit(request, str(error))
             return
-        except Exception as error:  # shown to the reader instead of a stuck "Loading…"
+        except Exception as error:  # a bug: logged, and shown to the reader instead of a stuck "Loading…"
+            log.exception("the heat map could not be computed")
             self.failed.emit(request, f"The heat map could not be computed ({type(error).__name__}: {error}).")
             return
         self.ready.emit(request, xray, prediction, heatmap)
 
 
-BACKGROUND_NICENESS = 5  # how much nicer than the GUI thread the workers (and the threads they start) are
-
-
-def _lower_this_threads_priority() -> None:
-    """Let the GUI thread win the CPU on a busy 2-core workstation.
-
-    On Linux the nice value is per thread and inherited by threads started from it (the decoding pool, torch's
-    intra-op threads), which QThread's own priority levels do not reach; elsewhere Qt's ``LowPriority`` is used.
-    """
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS, 19))
-        except OSError:
-            pass
-
-
-def start_in_thread(worker: QObject, name: str, start_slot: str | None = "run") -> QThread:
-    """Move ``worker`` to a new, started, low-priority QThread; ``start_slot`` (if any) runs there once it starts."""
-    thread = QThread()
-    thread.setObjectName(name)
-    worker.moveToThread(thread)
-    # Direct connection: runs in the new thread as it starts, before any queued slot of the worker.
-    thread.started.connect(_lower_this_threads_priority, Qt.ConnectionType.DirectConnection)
-    if start_slot:
-        thread.started.connect(getattr(worker, start_slot))
-    thread.start(QThread.Priority.LowPriority)
-    return thread
+__all__ = ["BatchWorker", "HeatmapWorker"]

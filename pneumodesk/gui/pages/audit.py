@@ -18,11 +18,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import AuditRecord, NodeError, NodeService, UserSession
+from pneumodesk.node import AuditRecord, NodeError, NodeService
 from pneumodesk.node.permissions import Permission
 
-from .export import default_export_name
-from .page_support import read_only_table
+from ..export import default_export_name
+from ..widgets.tables import read_only_table
+from .base import SessionPage
 
 COLUMNS = ("#", "Time", "User", "Action", "Target", "Outcome", "Details")
 ALL = ""
@@ -32,11 +33,14 @@ def _local_time(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-class AuditPage(QWidget):
+def _day(date: QDate) -> dt.date:
+    return dt.date(date.year(), date.month(), date.day())
+
+
+class AuditPage(SessionPage):
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.session: UserSession | None = None
         self.records: list[AuditRecord] = []
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -78,11 +82,9 @@ class AuditPage(QWidget):
         self.message.setAccessibleName("Audit message")
         outer.addWidget(self.message)
 
-    def set_session(self, session: UserSession | None) -> None:
-        self.session = session
-        if session is not None and session.can(Permission.VIEW_AUDIT):
-            self._fill_filters()
-            self.refresh()
+    # --- session (reading on show: SessionPage) ---
+    def may_refresh(self) -> bool:
+        return self.session is not None and self.session.can(Permission.VIEW_AUDIT)
 
     def _fill_filters(self) -> None:
         try:
@@ -109,13 +111,17 @@ class AuditPage(QWidget):
         self.refresh()
 
     def _range(self) -> tuple[dt.datetime, dt.datetime]:
-        since = dt.datetime.combine(self.since.date().toPython(), dt.time.min).astimezone()
-        until = dt.datetime.combine(self.until.date().toPython(), dt.time.max).astimezone()
+        since = dt.datetime.combine(_day(self.since.date()), dt.time.min).astimezone()
+        until = dt.datetime.combine(_day(self.until.date()), dt.time.max).astimezone()
         return since, until
 
     def refresh(self) -> None:
+        """Show the entries for the filters (after a session change, the filters' users and actions first)."""
         if self.session is None:
             return
+        if self._stale:
+            self._stale = False
+            self._fill_filters()
         since, until = self._range()
         try:
             self.records = self.node.read_audit(self.session, self.user_filter.currentData() or None,

@@ -8,7 +8,7 @@ and the service checks again (policy, privacy budget, permission) when Approve i
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -24,14 +24,17 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeError, NodeService, Permission, UserSession
 
-from .background import BackgroundCalls, plain_error
+from ..workers.background import BackgroundCalls, plain_error
 from .plan_text import plan_html
 
 if TYPE_CHECKING:
     from pneumodesk.federation import TrainingPlan
+    from pneumodesk.node.approvals import Approval
+    from pneumodesk.node.datasets import DatasetInfo
+    from pneumodesk.training.privacy import PrivacyCost
 
 
-def compute_cost(plan: TrainingPlan, examples: int) -> Any:
+def compute_cost(plan: TrainingPlan, examples: int) -> PrivacyCost | None:
     """``training.privacy.plan_privacy_cost`` (imports Opacus, so it runs off the GUI thread)."""
     from pneumodesk.training.privacy import plan_privacy_cost
 
@@ -56,11 +59,11 @@ class PlanReviewDialog(QDialog):
         self.setWindowTitle(f"Training plan: {plan.name}")
         self.setAccessibleName("Training plan review")
         self.resize(760, 720)
-        self.cost: Any | None = None
+        self.cost: PrivacyCost | None = None
         self.cost_error: str | None = None
         self.violations: list[str] = []
         self.calls = BackgroundCalls("privacy-cost", self)
-        self.datasets: list[Any] = []
+        self.datasets: list[DatasetInfo] = []
 
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -101,7 +104,7 @@ class PlanReviewDialog(QDialog):
 
     # --- state ---
     @property
-    def dataset(self) -> Any | None:
+    def dataset(self) -> DatasetInfo | None:
         index = self.dataset_choice.currentIndex()
         return self.datasets[index] if 0 <= index < len(self.datasets) else None
 
@@ -118,7 +121,7 @@ class PlanReviewDialog(QDialog):
             self.dataset_choice.setCurrentIndex(self.dataset_choice.findData(preferred))
         self.dataset_choice.blockSignals(False)
 
-    def active_approval(self) -> Any | None:
+    def active_approval(self) -> Approval | None:
         return self.node.approvals.active(self.plan.sha256)
 
     def review(self) -> None:
@@ -133,7 +136,7 @@ class PlanReviewDialog(QDialog):
                 self.calls.start(lambda _report: compute_cost(plan, examples), self._on_cost, self._on_cost_failed)
         self._update()
 
-    def _on_cost(self, cost: Any) -> None:
+    def _on_cost(self, cost: PrivacyCost | None) -> None:
         if self.dataset is not None:
             self.cost = cost
         self._update()

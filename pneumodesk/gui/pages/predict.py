@@ -27,37 +27,43 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .export import Report, write_report_pdf, write_worklist_csv
-from .heatmap_loader import HeatmapLoader
-from .settings import Settings
-from .verdicts import VerdictStore
-from .viewer_panel import ViewerPanel
-from .workers import BatchWorker, start_in_thread
-from .worklist_model import Column, FilterMode, Status, WorklistFilter, WorklistItem, WorklistModel
+from pneumodesk.node.permissions import Permission
+
+from ..export import Report, write_report_pdf, write_worklist_csv
+from ..settings import Settings
+from ..verdicts import VerdictStore
+from ..widgets.viewer_panel import ViewerPanel
+from ..widgets.worklist_model import Column, FilterMode, Status, WorklistFilter, WorklistItem, WorklistModel
+from ..workers.heatmap_loader import HeatmapLoader
+from ..workers.prediction import BatchWorker
+from ..workers.threads import start_in_thread
+from .base import SessionPage
 
 if TYPE_CHECKING:
     import numpy as np
 
     from pneumodesk.imaging import XRay
     from pneumodesk.inference import Prediction, Predictor
-    from pneumodesk.node import UserSession
     from pneumodesk.node.clinical import ClinicalService
 
 FILE_FILTER = "X-ray images (*.dcm *.dicom *.dic *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
 FILTER_LABELS = {FilterMode.ALL: "All images", FilterMode.POSITIVES: "Positives only", FilterMode.ERRORS: "Errors only"}
 
 
-class PredictPage(QWidget):
-    """Predictions, verdicts and exports go through ``ClinicalService`` with the signed-in session (permission check
-    and audit); with no session (signed out, or before sign-in) the page refuses them."""
+class PredictPage(SessionPage):
+    """Predictions, verdicts and exports go through ``clinical`` (``ClinicalService``) with the signed-in session
+    (permission check and audit); with no session (signed out, or before sign-in) the page refuses them. The worklist
+    belongs to the workstation's reading session: a new session (or a lock) keeps it."""
 
     batch_started = Signal(int)  # number of images
     batch_finished = Signal(bool)  # cancelled?
     image_shown = Signal(int)  # source row whose image and heat map are now in the viewer
     model_ready = Signal()
 
-    def __init__(self, settings: Settings, verdicts: VerdictStore, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, verdicts: VerdictStore, clinical: ClinicalService,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.clinical = clinical
         self.settings = settings
         self.verdicts = verdicts
         self.batch_predictor: Predictor | None = None
@@ -72,8 +78,6 @@ class PredictPage(QWidget):
         self._waiting_paths: list[Path] = []
         self._heatmaps: HeatmapLoader | None = None
         self.shown: tuple[int, XRay, np.ndarray] | None = None  # (source row, X-ray, heat map) in the viewer
-        self.clinical: ClinicalService | None = None
-        self.session: UserSession | None = None
         self._build()
         self.setAcceptDrops(True)
 
@@ -178,15 +182,21 @@ class PredictPage(QWidget):
         self._update_summary()
         self._show_facts()
 
-    # --- access ---
-    def set_access(self, clinical: ClinicalService | None, session: UserSession | None) -> None:
-        """The service and signed-in session every prediction, verdict and export is checked against."""
-        self.clinical, self.session = clinical, session
+    # --- access (the session arrives through SessionPage.set_session) ---
+    def session_changed(self) -> None:
+        """Show the buttons the role may use (the service refuses the others anyway); signed out, nothing changes
+        (the gate covers the page)."""
+        if self.session is None:
+            return
+        for button in (self.viewer.agree, self.viewer.disagree):
+            button.setVisible(self.session.can(Permission.REVIEW))
+        for button in (self.open_files_button, self.open_folder_button):
+            button.setVisible(self.session.can(Permission.PREDICT))
 
     def _authorize_prediction(self, count: int) -> bool:
         from pneumodesk.node import NodeError
 
-        if self.clinical is None or self.session is None:
+        if self.session is None:
             self.summary.setText("Sign in to predict.")
             return False
         try:
@@ -303,7 +313,7 @@ class PredictPage(QWidget):
         if self._batch_problem:
             self.summary.setText(f"{self.summary.text()} · {self._batch_problem}")
             self._batch_problem = ""
-        self._waiting_paths: list[Path] = []
+        self._waiting_paths = []
         if self.current_row() < 0 and self.proxy.rowCount():
             self.select_proxy_row(0)
         self.batch_finished.emit(cancelled)
@@ -311,7 +321,7 @@ class PredictPage(QWidget):
 
     def _record_batch(self, rows: list[int]) -> None:
         """Audit how many images the batch predicted (and failed on) and with which model: never which images."""
-        if self.clinical is None or self.session is None or self.batch_predictor is None or not rows:
+        if self.session is None or self.batch_predictor is None or not rows:
             return
         statuses = [self.model.entry(r).status for r in rows]
         self.clinical.record_predictions(self.session, statuses.count(Status.DONE), statuses.count(Status.ERROR),
@@ -405,7 +415,7 @@ class PredictPage(QWidget):
             return
         from pneumodesk.node import NodeError
 
-        if self.clinical is None or self.session is None:
+        if self.session is None:
             self.summary.setText("Sign in to record verdicts.")
             return
         sha256 = item.sha256
@@ -432,7 +442,7 @@ class PredictPage(QWidget):
         """
         from pneumodesk.node import PermissionDenied
 
-        if self.clinical is None or self.session is None:
+        if self.session is None:
             raise PermissionDenied("export reports while signed out")
         return self.clinical.export(self.session, kind, count, write)
 

@@ -9,9 +9,9 @@ before every round; this panel only offers plans that are approved here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
@@ -25,25 +25,14 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeService, Permission, UserSession
 
-from .workers import start_in_thread
+from ..workers.participation import ParticipationWorker
+from ..workers.threads import start_in_thread
+
+if TYPE_CHECKING:
+    from pneumodesk.client import EngineResult, EngineStatus, ParticipationEngine
+    from pneumodesk.node.membership import Membership
 
 POLL_TIMEOUT_S = 10.0  # the engine's long poll (Cancel and closing the window end it at once)
-
-
-class ParticipationWorker(QObject):
-    """Runs one engine to its end in its thread; ``status`` for each change, then ``finished`` with the result."""
-
-    status = Signal(object)  # EngineStatus
-    finished = Signal(object)  # EngineResult
-
-    def __init__(self, engine: Any) -> None:
-        super().__init__()
-        self.engine = engine
-        engine.on_status = self.status.emit
-
-    @Slot()
-    def run(self) -> None:
-        self.finished.emit(self.engine.run())
 
 
 class ParticipationPanel(QGroupBox):
@@ -56,10 +45,10 @@ class ParticipationPanel(QGroupBox):
         super().__init__("Take part in training", parent)
         self.node, self.home, self.keyring_backend = node, home, keyring_backend
         self.session: UserSession | None = None
-        self.membership: Any | None = None
-        self.engine: Any | None = None
-        self.engine_options: dict[str, Any] = {"poll_timeout": POLL_TIMEOUT_S}
-        self.last_status: Any | None = None
+        self.membership: Membership | None = None
+        self.engine: ParticipationEngine | None = None
+        self.engine_options: dict[str, Any] = {"poll_timeout": POLL_TIMEOUT_S}  # EngineOptions keywords
+        self.last_status: EngineStatus | None = None
         self._thread: QThread | None = None
         self._worker: ParticipationWorker | None = None
 
@@ -106,7 +95,7 @@ class ParticipationPanel(QGroupBox):
         self.session = session
         self._update_buttons()
 
-    def set_membership(self, membership: Any | None) -> None:
+    def set_membership(self, membership: Membership | None) -> None:
         self.membership = membership
         self._update_buttons()
 
@@ -172,7 +161,7 @@ class ParticipationPanel(QGroupBox):
             self.status_label.setText("Stopping…")
 
     @Slot(object)
-    def _on_status(self, status: Any) -> None:
+    def _on_status(self, status: EngineStatus) -> None:
         if self.sender() is not self._worker:
             return
         self.last_status = status
@@ -188,7 +177,7 @@ class ParticipationPanel(QGroupBox):
         self.status_changed.emit(status)
 
     @Slot(object)
-    def _on_finished(self, result: Any) -> None:
+    def _on_finished(self, result: EngineResult) -> None:
         if self.sender() is not self._worker:
             return
         self._join()
@@ -211,4 +200,4 @@ class ParticipationPanel(QGroupBox):
         self._update_buttons()
 
 
-__all__ = ["POLL_TIMEOUT_S", "ParticipationPanel", "ParticipationWorker"]
+__all__ = ["POLL_TIMEOUT_S", "ParticipationPanel"]

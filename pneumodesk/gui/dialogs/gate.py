@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk.node import NodeError, NodeService, UserSession
-from pneumodesk.node.passwords import PASSWORD_RULES
+
+from ..widgets.fields import password_field, rules_label, text_field
 
 
 class GateMode(StrEnum):
@@ -30,28 +31,6 @@ class GateMode(StrEnum):
     SIGN_IN = "sign_in"
     LOCKED = "locked"
     CHANGE_PASSWORD = "change_password"
-
-
-def password_field(name: str) -> QLineEdit:
-    field = QLineEdit()
-    field.setEchoMode(QLineEdit.EchoMode.Password)
-    field.setAccessibleName(name)
-    field.setMinimumWidth(280)
-    return field
-
-
-def text_field(name: str) -> QLineEdit:
-    field = QLineEdit()
-    field.setAccessibleName(name)
-    field.setMinimumWidth(280)
-    return field
-
-
-def rules_label() -> QLabel:
-    label = QLabel("Passwords need " + "; ".join(PASSWORD_RULES) + ".")
-    label.setObjectName("muted")
-    label.setWordWrap(True)
-    return label
 
 
 class _Panel(QFrame):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidgetItem,
@@ -30,11 +29,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import NodeError, NodeService, Permission, UserSession
+from pneumodesk.node import NodeError, NodeService, Permission
 
-from .background import BackgroundCalls, plain_error
-from .gate import text_field
-from .page_support import SessionPage, message_label, read_only_table
+from ..dialogs.confirm import ask_yes_no
+from ..widgets.fields import message_label, show_message, text_field
+from ..widgets.tables import read_only_table
+from ..workers.background import BackgroundCalls, plain_error
+from .base import SessionPage
+
+if TYPE_CHECKING:
+    from pneumodesk.node.datasets import DatasetInfo
 
 COLUMNS = ("Name", "Kind", "Normal", "Pneumonia", "Training", "Validation", "Unreadable", "Registered", "By")
 
@@ -45,12 +49,6 @@ EXPLANATION = (
 )
 
 
-def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
-
-
 class DatasetsPage(SessionPage):
     changed = Signal()  # a dataset was registered or removed (plan review offers the current list)
     registration_finished = Signal(bool)  # whether it succeeded
@@ -58,7 +56,7 @@ class DatasetsPage(SessionPage):
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.datasets: list[Any] = []
+        self.datasets: list[DatasetInfo] = []
         self.ask: Callable[[str, str], bool] = lambda title, text: ask_yes_no(self, title, text)
         self.calls = BackgroundCalls("dataset-scan", self)
         self.calls.busy_changed.connect(self._on_busy)
@@ -128,19 +126,14 @@ class DatasetsPage(SessionPage):
     def may_refresh(self) -> bool:
         return self.session is not None and self.session.can(Permission.MANAGE_DATASETS)
 
-    def set_session(self, session: UserSession | None) -> None:
-        """Read the datasets now if the page is on screen, else when it is next shown (sign-in stays quick); a
-        user who may not manage datasets sees none."""
-        super().set_session(session)
+    def session_changed(self) -> None:
+        """A user who may not manage datasets sees none."""
         if not self.may_refresh():
             self.datasets = []
             self._fill()
 
     def say(self, text: str, error: bool = False) -> None:
-        self.message.setObjectName("error_text" if error else "muted")
-        self.message.style().unpolish(self.message)
-        self.message.style().polish(self.message)
-        self.message.setText(text)
+        show_message(self.message, text, error)
 
     def refresh(self) -> None:
         if self.session is None:
@@ -213,7 +206,7 @@ class DatasetsPage(SessionPage):
         self.progress.setValue(done)
         self.progress.setFormat(f"{done} of {total} files")
 
-    def _on_registered(self, info: Any) -> None:
+    def _on_registered(self, info: DatasetInfo) -> None:
         left_out = f"; {len(info.unreadable)} file(s) could not be read (listed below)" if info.unreadable else ""
         self.say(f"Registered {info.name}: {info.normal} normal and {info.pneumonia} pneumonia images, "
                  f"{info.training_count} for training and {info.validation_count} for validation{left_out}.")
@@ -231,7 +224,7 @@ class DatasetsPage(SessionPage):
     def select(self, name: str) -> None:
         self.table.selectRow([d.name for d in self.datasets].index(name))
 
-    def selected(self) -> Any | None:
+    def selected(self) -> DatasetInfo | None:
         rows = self.table.selectionModel().selectedRows()
         return self.datasets[rows[0].row()] if rows else None
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .shortcuts import COMMANDS, Command
+from ..shortcuts import COMMANDS, Command
 
 if TYPE_CHECKING:
     from pneumodesk.model import ModelCard

@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
 
-from .settings import LOCK_MINUTES_RANGE, Settings
+from ..settings import LOCK_MINUTES_RANGE, Settings
+from .base import SessionPage
 
 if TYPE_CHECKING:
     from pneumodesk.model import ModelCard
 
 
-class SettingsPage(QWidget):
-    """Edits ``Settings`` and announces each change; the window applies it (theme, operating point, opacity)."""
+class SettingsPage(SessionPage):
+    """Edits ``Settings`` and announces each change; the window applies it (theme, operating point, opacity). The
+    settings belong to the workstation, not to the signed-in user: the session changes nothing here."""
 
     theme_changed = Signal(str)
     operating_point_changed = Signal(str)

@@ -4,7 +4,7 @@ read from the node's egress log, with CSV export through the service (which chec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -20,9 +20,12 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeService, UserSession
 
-from .background import plain_error
-from .export import default_export_name
-from .page_support import read_only_table
+from ..export import default_export_name
+from ..workers.background import plain_error
+from .tables import read_only_table
+
+if TYPE_CHECKING:
+    from pneumodesk.node.egress import EgressRecord
 
 COLUMNS = ("Time", "Request", "Endpoint", "Bytes sent", "Bytes received", "Answer", "Purpose")
 SHOWN = 500  # the newest requests shown; the CSV export has them all
@@ -40,7 +43,7 @@ class EgressPanel(QGroupBox):
         super().__init__("What left this machine", parent)
         self.node = node
         self.session: UserSession | None = None
-        self.records: list[Any] = []
+        self.records: list[EgressRecord] = []
         layout = QVBoxLayout(self)
         note = QLabel("Every request this workstation sent to the federation. Images, file names and per-image "
                       "values are never sent.")

@@ -7,29 +7,28 @@ and ``shutdown()`` joins it, so closing the window never leaves a thread writing
 
 from __future__ import annotations
 
-import contextlib
-import importlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from .workers import start_in_thread
+from pneumodesk.errors import PneumoDeskError
+
+from .threads import start_in_thread
+
+log = logging.getLogger(__name__)
 
 #: A call receives a ``report(done, total)`` function it may call (from its thread) to show progress.
 Report = Callable[[int, int], None]
 
 
 def plain_error(error: BaseException) -> str:
-    """The sentence shown for ``error``: typed project errors carry one already; anything else gets its type named."""
-    from pneumodesk.node import NodeError
-
-    known: tuple[type[BaseException], ...] = (NodeError, ValueError, OSError)
-    for module, name in (("pneumodesk.federation", "FederationError"), ("pneumodesk.client.errors", "ClientError")):
-        with contextlib.suppress(ImportError, AttributeError):  # both are part of the package
-            known += (getattr(importlib.import_module(module), name),)
-    if isinstance(error, known) and str(error):
+    """The sentence shown for ``error``. A ``PneumoDeskError`` carries one already; anything else is a bug: it is
+    logged with its traceback, and the person is told that something went wrong (its type named)."""
+    if isinstance(error, PneumoDeskError) and str(error):
         return str(error)
+    log.error("unexpected error in the desktop app", exc_info=error)
     return f"Something went wrong ({type(error).__name__}: {error})."
 
 

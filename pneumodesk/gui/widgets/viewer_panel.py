@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .verdicts import AGREE, DISAGREE
+from ..verdicts import AGREE, DISAGREE
 from .viewer import HEAT_LUT, ImageCanvas
 
 if TYPE_CHECKING:
@@ -149,13 +149,13 @@ class ViewerPanel(QWidget):
             ("Reset", "Reset zoom, window, rotation and flips (0)", canvas.reset_view),
         ]
         for i, (text, tip, action) in enumerate(buttons):
-            button = QToolButton()
-            button.setText(text)
-            button.setToolTip(tip)
-            button.setAccessibleName(tip.split(" (")[0])
-            button.clicked.connect(action)
-            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-            tools.addWidget(button, i // 4, i % 4)
+            tool = QToolButton()
+            tool.setText(text)
+            tool.setToolTip(tip)
+            tool.setAccessibleName(tip.split(" (")[0])
+            tool.clicked.connect(action)
+            tool.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            tools.addWidget(tool, i // 4, i % 4)
         box.addLayout(tools)
         hint = QLabel("Drag: pan · right-drag: window/level · wheel: zoom")
         hint.setObjectName("muted")

@@ -8,7 +8,7 @@ Accepting or restoring emits ``active_model_changed``; the main window then relo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,8 +25,13 @@ from PySide6.QtWidgets import (
 
 from pneumodesk.node import NodeService, Permission
 
-from .background import BackgroundCalls, plain_error
-from .page_support import SessionPage, message_label, read_only_table
+from ..widgets.fields import message_label
+from ..widgets.tables import read_only_table
+from ..workers.background import BackgroundCalls, plain_error
+from .base import SessionPage
+
+if TYPE_CHECKING:
+    from pneumodesk.node.model_registry import LocalModel
 
 MODEL_COLUMNS = ("#", "State", "Version", "Architecture", "From", "Round", "Global version", "Added", "Decided by")
 FIGURE_COLUMNS = ("Figure", "This model", "Model in use when it arrived", "Difference")
@@ -70,8 +75,7 @@ def figure_rows(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[tuple
         mine, theirs = metrics.get(key), baseline.get(key)
         if _text(mine) == "—" and _text(theirs) == "—":
             continue
-        floats = isinstance(mine, float) and isinstance(theirs, float)
-        difference = f"{mine - theirs:+.3f}" if floats else ""
+        difference = f"{mine - theirs:+.3f}" if isinstance(mine, float) and isinstance(theirs, float) else ""
         rows.append((names.get(key, key.replace("_", " ")), _text(mine), _text(theirs), difference))
     return rows
 
@@ -82,7 +86,7 @@ class ModelsPage(SessionPage):
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
-        self.models: list[Any] = []
+        self.models: list[LocalModel] = []
         self.calls = BackgroundCalls("model-registry", self)
 
         outer = QVBoxLayout(self)
@@ -136,7 +140,7 @@ class ModelsPage(SessionPage):
     def _on_failed(self, message: str) -> None:
         self.message.setText(message)
 
-    def _fill(self, models: list[Any]) -> None:
+    def _fill(self, models: list[LocalModel]) -> None:
         selected = self.selected()
         self.models = list(models)
         self.table.setRowCount(len(self.models))
@@ -160,11 +164,11 @@ class ModelsPage(SessionPage):
         if model_id in ids:
             self.table.selectRow(ids.index(model_id))
 
-    def selected(self) -> Any | None:
+    def selected(self) -> LocalModel | None:
         rows = self.table.selectionModel().selectedRows()
         return self.models[rows[0].row()] if rows and rows[0].row() < len(self.models) else None
 
-    def active(self) -> Any | None:
+    def active(self) -> LocalModel | None:
         return next((m for m in self.models if m.status == "active"), None)
 
     def _show_selected(self) -> None:

@@ -37,17 +37,27 @@ class RoleEditor(QTableWidget):
         self._loading = False
 
     def role_names(self) -> list[str]:
-        return [self.verticalHeaderItem(r).text() for r in range(self.rowCount())]
+        return [self._role_at(r) for r in range(self.rowCount())]
+
+    def _box(self, row: int, column: int) -> QTableWidgetItem:
+        """The checkbox item ``set_roles`` put in every cell."""
+        item = self.item(row, column)
+        if item is None:
+            raise IndexError(f"no role editor cell at ({row}, {column})")
+        return item
+
+    def _role_at(self, row: int) -> str:
+        return self.verticalHeaderItem(row).text()
 
     def permissions_of(self, row: int) -> frozenset[Permission]:
-        return frozenset(p for c, p in enumerate(Permission) if self.item(row, c).checkState() == Qt.CheckState.Checked)
+        return frozenset(p for c, p in enumerate(Permission) if self._box(row, c).checkState() == Qt.CheckState.Checked)
 
     def set_permission(self, role: str, permission: Permission, granted: bool) -> None:
         """Tick or untick one box as a person would (emits ``role_edited``)."""
         row = self.role_names().index(role)
         column = list(Permission).index(permission)
-        self.item(row, column).setCheckState(Qt.CheckState.Checked if granted else Qt.CheckState.Unchecked)
+        self._box(row, column).setCheckState(Qt.CheckState.Checked if granted else Qt.CheckState.Unchecked)
 
     def _changed(self, item: QTableWidgetItem) -> None:
         if not self._loading:
-            self.role_edited.emit(self.verticalHeaderItem(item.row()).text(), self.permissions_of(item.row()))
+            self.role_edited.emit(self._role_at(item.row()), self.permissions_of(item.row()))

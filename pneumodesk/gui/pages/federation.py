@@ -10,7 +10,7 @@ node's services check permissions. While the operator has not yet approved the n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
@@ -26,14 +26,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pneumodesk.node import NodeService, Permission, UserSession
+from pneumodesk.node import NodeService, Permission
 
-from .background import BackgroundCalls, plain_error
-from .egress_panel import EgressPanel
-from .gate import text_field
-from .page_support import SessionPage, message_label, read_only_table
-from .participation_panel import ParticipationPanel
-from .plan_dialog import PlanReviewDialog
+from ..dialogs.plan_review import PlanReviewDialog
+from ..widgets.egress_panel import EgressPanel
+from ..widgets.fields import message_label, show_message, text_field
+from ..widgets.participation_panel import ParticipationPanel
+from ..widgets.tables import read_only_table
+from ..workers.background import BackgroundCalls, plain_error
+from .base import SessionPage
+
+if TYPE_CHECKING:
+    from pneumodesk.client.api import PlanSummary
+    from pneumodesk.node.membership import Membership
 
 PLAN_COLUMNS = ("Plan", "Identity", "Published", "State", "On this workstation")
 POLL_INTERVAL_MS = 5000
@@ -75,7 +80,7 @@ class FederationPage(SessionPage):
                  keyring_backend: object | None = None) -> None:
         super().__init__(parent)
         self.node, self.home, self.keyring_backend = node, home, keyring_backend
-        self.plans: list[Any] = []
+        self.plans: list[PlanSummary] = []
         self.dialogs: list[PlanReviewDialog] = []
         self.calls = BackgroundCalls("federation", self)
         self.calls.busy_changed.connect(self._on_busy)
@@ -172,26 +177,25 @@ class FederationPage(SessionPage):
         return box
 
     # --- session and state (reading on show: SessionPage) ---
-    def set_session(self, session: UserSession | None) -> None:
-        # The panels first: a refresh here also refreshes the egress log.
-        self.egress.set_session(session)
-        self.participation.set_session(session)
-        super().set_session(session)
-        if session is None:
+    def session_changed(self) -> None:
+        # The panels first: a refresh also refreshes the egress log.
+        self.egress.set_session(self.session)
+        self.participation.set_session(self.session)
+        if self.session is None:
             self.poll.stop()
 
     def say(self, text: str, error: bool = False) -> None:
-        self.message.setObjectName("error_text" if error else "muted")
-        self.message.style().unpolish(self.message)
-        self.message.style().polish(self.message)
-        self.message.setText(text)
+        show_message(self.message, text, error)
 
-    def membership(self) -> Any | None:
+    def membership(self) -> Membership | None:
         return self.node.membership.get()
+
+    def may_refresh(self) -> bool:
+        return self.session is not None and self.session.can(Permission.MANAGE_FEDERATION)
 
     def refresh(self) -> None:
         """Show the stored membership and key status, the egress log, and (when approved) fetch the plans."""
-        if self.session is None or not self.session.can(Permission.MANAGE_FEDERATION):
+        if not self.may_refresh():
             return
         self._stale = False
         self._show_membership()
@@ -257,7 +261,7 @@ class FederationPage(SessionPage):
             self.say(f"Enrolling with {url} …")
         return started
 
-    def _on_enrolled(self, membership: Any) -> None:
+    def _on_enrolled(self, membership: Membership) -> None:
         self.code_field.clear()
         self.say("Enrolled. The federation operator must now approve this workstation; this page checks every few "
                  "seconds.")
@@ -286,7 +290,7 @@ class FederationPage(SessionPage):
             self.refresh_plans()
 
     def leave(self) -> bool:
-        from .datasets_page import ask_yes_no
+        from ..dialogs.confirm import ask_yes_no
 
         if self.session is None or not ask_yes_no(self, "Leave federation", "Leave the federation? This workstation "
                                                   "stops taking part; to return it must enrol again."):
@@ -306,7 +310,7 @@ class FederationPage(SessionPage):
         node, home, backend = self.node, self.home, self.keyring_backend
         return self.calls.start(lambda _report: _list_plans(node, home, backend), self._on_plans, self._on_failed)
 
-    def _on_plans(self, plans: list[Any]) -> None:
+    def _on_plans(self, plans: list[PlanSummary]) -> None:
         self.plans = plans
         self._fill_plans()
         self.egress.refresh()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pneumodesk.federation import TrainingPlan
+    from pneumodesk.node.datasets import DatasetInfo
+    from pneumodesk.training.privacy import PrivacyCost
 
 OPTIMISERS = {"sgd": "stochastic gradient descent (SGD)", "adam": "Adam", "adamw": "AdamW"}
 
@@ -28,7 +30,7 @@ def epsilon_text(value: float) -> str:
     return "unlimited (no privacy protection)" if math.isinf(value) else f"{value:.2f}"
 
 
-def privacy_lines(plan: TrainingPlan, cost: Any | None, examples: int | None) -> list[str]:
+def privacy_lines(plan: TrainingPlan, cost: PrivacyCost | None, examples: int | None) -> list[str]:
     """The privacy part, in words. ``cost`` is a ``training.privacy.PrivacyCost`` (None: DP off or not computed)."""
     if not plan.dp.enabled:
         return ["<b>No differential privacy</b>: the updates are not noised, so they carry more information about "
@@ -48,7 +50,7 @@ def privacy_lines(plan: TrainingPlan, cost: Any | None, examples: int | None) ->
     ]
 
 
-def plan_html(plan: TrainingPlan, dataset: Any | None, cost: Any | None, *, spent: float | None = None,
+def plan_html(plan: TrainingPlan, dataset: DatasetInfo | None, cost: PrivacyCost | None, *, spent: float | None = None,
               cap: float | None = None, reserved: float = 0.0) -> str:
     """The whole description; ``dataset`` is a ``DatasetInfo`` (None: none chosen yet)."""
     hyper = [f"learning rate {plan.learning_rate:g}", f"batch size {plan.batch_size}"]
