@@ -9,6 +9,7 @@ node's services check permissions. While the operator has not yet approved the n
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pneumodesk.errors import PneumoDeskError
 from pneumodesk.node import NodeService, Permission
 
 from ..dialogs.plan_review import PlanReviewDialog
@@ -348,8 +350,8 @@ class FederationPage(SessionPage):
             return None
         summary = self.plans[rows[0].row()]
         try:
-            plan = TrainingPlan.model_validate(summary.plan)
-        except Exception as error:
+            plan = TrainingPlan.from_json_bytes(json.dumps(summary.plan))
+        except PneumoDeskError as error:
             self.say(f"The coordinator's plan cannot be read: {plain_error(error)}", error=True)
             return None
         if plan.sha256 != summary.plan_sha256:
