@@ -310,7 +310,7 @@ def _engine(hospital, plan, options, on_status, vanish_in_round: int | None):  #
     from pneumodesk.client.participation import ParticipationEngine
     from pneumodesk.client.secure_upload import secure_uploader
 
-    connection = connect(hospital.service, hospital.home, keyring_backend=hospital.keyring_backend)
+    connection = connect(hospital.service, hospital.key_store)
     uploader = _VanishAfterMasking(secure_uploader(hospital.home, connection, plan=plan,
                                                    poll_timeout=options.poll_timeout), vanish_in_round)
     return ParticipationEngine(hospital.service, plan.sha256, home=hospital.home, options=options,

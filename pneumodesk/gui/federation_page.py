@@ -10,7 +10,7 @@ node's services check permissions. While the operator has not yet approved the n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
@@ -35,6 +35,9 @@ from .page_support import SessionPage, message_label, read_only_table
 from .participation_panel import ParticipationPanel
 from .plan_dialog import PlanReviewDialog
 
+if TYPE_CHECKING:
+    from pneumodesk.client.keys import NodeKeyStore
+
 PLAN_COLUMNS = ("Plan", "Identity", "Published", "State", "On this workstation")
 POLL_INTERVAL_MS = 5000
 
@@ -46,20 +49,20 @@ STATE_TEXT = {
 }
 
 
-def _list_plans(node: NodeService, home: Path, keyring_backend: object | None) -> list[Any]:
+def _list_plans(node: NodeService, key_store: NodeKeyStore) -> list[Any]:
     from pneumodesk.client.enrolment import connect
 
-    connection = connect(node, home, keyring_backend=keyring_backend)
+    connection = connect(node, key_store)
     try:
         return list(connection.client.plans())
     finally:
         connection.close()
 
 
-def _check_status(node: NodeService, home: Path, keyring_backend: object | None) -> str:
+def _check_status(node: NodeService, key_store: NodeKeyStore) -> str:
     from pneumodesk.client.enrolment import connect, refresh_status
 
-    connection = connect(node, home, keyring_backend=keyring_backend)
+    connection = connect(node, key_store)
     try:
         return refresh_status(node, connection)
     finally:
@@ -72,9 +75,12 @@ class FederationPage(SessionPage):
     approvals_changed = Signal()
 
     def __init__(self, node: NodeService, home: Path, parent: QWidget | None = None, *,
-                 keyring_backend: object | None = None) -> None:
+                 key_store: NodeKeyStore | None = None) -> None:
+        from pneumodesk.client.home_key_store import HomeKeyStore
+
         super().__init__(parent)
-        self.node, self.home, self.keyring_backend = node, home, keyring_backend
+        self.node, self.home = node, home
+        self.key_store = key_store if key_store is not None else HomeKeyStore(home)  # the one for this node
         self.plans: list[Any] = []
         self.dialogs: list[PlanReviewDialog] = []
         self.calls = BackgroundCalls("federation", self)
@@ -92,7 +98,7 @@ class FederationPage(SessionPage):
         outer.addLayout(top)
         middle = QHBoxLayout()
         middle.addWidget(self._build_plans(), 3)
-        self.participation = ParticipationPanel(node, home, keyring_backend=keyring_backend)
+        self.participation = ParticipationPanel(node, home, key_store=self.key_store)
         self.participation.round_finished.connect(self._refresh_egress_later)
         middle.addWidget(self.participation, 2)
         outer.addLayout(middle, 1)
@@ -201,8 +207,6 @@ class FederationPage(SessionPage):
             self.refresh_plans()
 
     def _show_membership(self) -> None:
-        from pneumodesk.client.keys import NodeKeyStore
-
         membership = self.membership()
         status = None if membership is None else membership.status
         self.state_label.setText(f"<b>{STATE_TEXT[status]}</b>")
@@ -215,7 +219,7 @@ class FederationPage(SessionPage):
                 f"This node: {membership.node_name} (id {membership.node_id}), enrolled {enrolled}<br>"
                 f"Pinned CA certificate sha256 {membership.ca_pem_sha256[:16]}…")
         try:
-            self.key_label.setText(NodeKeyStore(self.home, keyring_backend=self.keyring_backend).status_text())
+            self.key_label.setText(self.key_store.status_text())
         except Exception as error:
             self.key_label.setText(plain_error(error))
         self.enrol_box.setVisible(status in (None, "revoked"))
@@ -243,7 +247,7 @@ class FederationPage(SessionPage):
 
         if self.session is None:
             return False
-        node, session, home, backend = self.node, self.session, self.home, self.keyring_backend
+        node, session, home, keys = self.node, self.session, self.home, self.key_store
         url, code, name = self.url_field.text().strip(), self.code_field.text().strip(), self.name_field.text()
         ca = self.ca_field.text().strip()
         if not (url and code and ca and name.strip()):
@@ -251,7 +255,7 @@ class FederationPage(SessionPage):
                      error=True)
             return False
         started = self.calls.start(
-            lambda _report: enrol(node, session, home, url, code, Path(ca), name, keyring_backend=backend),
+            lambda _report: enrol(node, session, home, url, code, Path(ca), name, key_store=keys),
             self._on_enrolled, self._on_failed)
         if started:
             self.say(f"Enrolling with {url} …")
@@ -269,8 +273,8 @@ class FederationPage(SessionPage):
         self.egress.refresh()
 
     def check_status(self) -> bool:
-        node, home, backend = self.node, self.home, self.keyring_backend
-        return self.calls.start(lambda _report: _check_status(node, home, backend), self._on_status, self._on_failed)
+        node, keys = self.node, self.key_store
+        return self.calls.start(lambda _report: _check_status(node, keys), self._on_status, self._on_failed)
 
     def _poll(self) -> None:
         if not self.calls.busy:
@@ -303,8 +307,8 @@ class FederationPage(SessionPage):
 
     # --- plans ---
     def refresh_plans(self) -> bool:
-        node, home, backend = self.node, self.home, self.keyring_backend
-        return self.calls.start(lambda _report: _list_plans(node, home, backend), self._on_plans, self._on_failed)
+        node, keys = self.node, self.key_store
+        return self.calls.start(lambda _report: _list_plans(node, keys), self._on_plans, self._on_failed)
 
     def _on_plans(self, plans: list[Any]) -> None:
         self.plans = plans

@@ -9,7 +9,7 @@ before every round; this panel only offers plans that are approved here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtWidgets import (
@@ -26,6 +26,9 @@ from PySide6.QtWidgets import (
 from pneumodesk.node import NodeService, Permission, UserSession
 
 from .workers import start_in_thread
+
+if TYPE_CHECKING:
+    from pneumodesk.client.keys import NodeKeyStore
 
 POLL_TIMEOUT_S = 10.0  # the engine's long poll (Cancel and closing the window end it at once)
 
@@ -52,9 +55,9 @@ class ParticipationPanel(QGroupBox):
     round_finished = Signal()  # an update was sent (the egress log has new rows)
 
     def __init__(self, node: NodeService, home: Path, parent: QWidget | None = None, *,
-                 keyring_backend: object | None = None) -> None:
+                 key_store: NodeKeyStore | None = None) -> None:
         super().__init__("Take part in training", parent)
-        self.node, self.home, self.keyring_backend = node, home, keyring_backend
+        self.node, self.home, self.key_store = node, home, key_store
         self.session: UserSession | None = None
         self.membership: Any | None = None
         self.engine: Any | None = None
@@ -141,9 +144,8 @@ class ParticipationPanel(QGroupBox):
         sha = self.plan_choice.currentData()
         if self.running or not sha:
             return False
-        connect_options = {} if self.keyring_backend is None else {"keyring_backend": self.keyring_backend}
         self.engine = ParticipationEngine(self.node, sha, home=self.home, options=EngineOptions(**self.engine_options),
-                                          connect_options=connect_options)
+                                          key_store=self.key_store)
         worker = ParticipationWorker(self.engine)
         worker.status.connect(self._on_status)
         worker.finished.connect(self._on_finished)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+
+from pneumodesk.federation.vocabulary import MembershipStatus
 
 from .accounts import AccountService
 from .audit import AuditLog
@@ -22,8 +23,7 @@ from .permissions import Permission
 from .session import UserSession
 from .store import NodeStore
 
-MembershipStatus = Literal["pending", "approved", "revoked"]
-STATUSES: tuple[str, ...] = ("pending", "approved", "revoked")
+STATUSES: tuple[str, ...] = tuple(MembershipStatus)
 
 
 @dataclass(frozen=True)
