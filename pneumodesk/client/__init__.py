@@ -1,5 +1,5 @@
 """The node's side of the federation: HTTPS to the coordinator (``transport``), the node identity (``keys``),
-enrolment and tokens, and the participation state machine (``participation``). No Qt here; the GUI runs
+enrolment and tokens, and the participation engine (``participation``). No Qt here; the GUI runs
 ``ParticipationEngine.run`` in a QThread.
 
 Imports are light: torch, Opacus and SQLAlchemy load only when training or the node store is used.
@@ -17,7 +17,9 @@ from .errors import (
     Refused,
     TlsFailure,
 )
-from .keys import NodeKey, NodeKeyStore, keyring_backend_status
+from .home_key_store import HomeKeyStore
+from .key_stores import EncryptedFileKeyStore, KeyringKeyStore, keyring_backend_status
+from .keys import NodeKey, NodeKeyStore
 from .participation import EngineOptions, EngineResult, EngineStage, EngineStatus, ParticipationEngine
 from .transport import EgressEvent, Timeouts, Transport
 from .upload import PlainUpload, PreparedUpdate, UpdateUploader
@@ -26,13 +28,16 @@ __all__ = [
     "ClientError",
     "CoordinatorUnreachable",
     "EgressEvent",
+    "EncryptedFileKeyStore",
     "EngineOptions",
     "EngineResult",
     "EngineStage",
     "EngineStatus",
     "EnrolmentError",
     "FederationConnection",
+    "HomeKeyStore",
     "KeyStoreError",
+    "KeyringKeyStore",
     "NodeKey",
     "NodeKeyStore",
     "NotAuthorised",

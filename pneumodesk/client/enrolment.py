@@ -15,18 +15,20 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
+
+from pneumodesk.federation.vocabulary import MembershipStatus, RefusalReason
 
 from .api import PURPOSE_ENROL, CoordinatorClient
 from .errors import ClientError, EnrolmentError, NotAuthorised
 from .keys import NodeKey, NodeKeyStore
 from .tokens import NodeTokens
-from .transport import DEFAULT_TIMEOUTS, EgressEvent, Timeouts, Transport, normalise_url
+from .transport import DEFAULT_TIMEOUTS, EgressEvent, Timeouts, TokenSource, Transport, normalise_url
 
 if TYPE_CHECKING:
-    from pneumodesk.node import NodeService, UserSession
+    from pneumodesk.node import Membership, NodeService, UserSession
 
 CA_FILE = "ca.pem"
 
@@ -58,34 +60,30 @@ def pin_ca(home: Path, ca_file: Path) -> tuple[Path, str]:
 class FederationConnection:
     """An enrolled node's authenticated line to its coordinator (transport, typed client, tokens, key)."""
 
-    membership: Any  # pneumodesk.node Membership
+    membership: Membership
     transport: Transport
     client: CoordinatorClient
-    tokens: NodeTokens
+    tokens: TokenSource  # NodeTokens; anything that hands out this node's bearer tokens
     key: NodeKey
 
     def close(self) -> None:
         self.transport.close()
 
 
-def _membership_class():  # type: ignore[no-untyped-def]
-    from pneumodesk.node.membership import Membership
-
-    return Membership
-
-
 def enrol(service: NodeService, actor: UserSession, home: Path, url: str, code: str, ca_file: Path, name: str, *,
-          keyring_backend: object | None = None, recorder: Callable[[EgressEvent], None] | None = None,
-          proxies: Mapping[str, str] | None = None) -> Any:
+          key_store: NodeKeyStore, recorder: Callable[[EgressEvent], None] | None = None,
+          proxies: Mapping[str, str] | None = None) -> Membership:
     """Enrol this node; returns the saved membership (status ``pending`` until the operator approves).
 
-    Needs ``manage_federation``; refuses when the node is already a member (leave first).
+    Needs ``manage_federation``; refuses when the node is already a member (leave first). A new node key replaces
+    any earlier one in ``key_store`` (a key without an active membership is orphaned).
     """
     from pneumodesk.node import Permission
+    from pneumodesk.node.membership import Membership
 
     service.accounts.require(actor, Permission.MANAGE_FEDERATION)
     existing = service.membership.get()
-    if existing is not None and existing.status != "revoked":
+    if existing is not None and existing.status != MembershipStatus.REVOKED:
         raise EnrolmentError(f"This node is already enrolled with {existing.coordinator_url} as "
                              f"{existing.node_name!r}; leave that federation first.")
     try:
@@ -96,8 +94,8 @@ def enrol(service: NodeService, actor: UserSession, home: Path, url: str, code: 
     if not name:
         raise EnrolmentError("Give the node a name the federation operator will recognise (e.g. the hospital).")
     ca_path, ca_sha = pin_ca(home, ca_file)
-    keys = NodeKeyStore(home, keyring_backend=keyring_backend)
-    key = keys.create(replace=True)  # an earlier key without an active membership is orphaned
+    key = NodeKey.generate()
+    key_store.save(key)
     transport = Transport(base, ca_path, egress=service.egress, recorder=recorder, proxies=proxies)
     try:
         client = CoordinatorClient(transport)
@@ -108,26 +106,28 @@ def enrol(service: NodeService, actor: UserSession, home: Path, url: str, code: 
         if not audience:
             raise EnrolmentError("The coordinator did not say which federation it belongs to.")
     except ClientError:
-        keys.delete()  # nothing was enrolled with this key; the next attempt makes a new one
+        key_store.delete()  # nothing was enrolled with this key; the next attempt makes a new one
         raise
     finally:
         transport.close()
-    membership = _membership_class()(
+    membership = Membership(
         coordinator_url=base, federation=audience, node_id=info.node_id, node_name=name, ca_pem_sha256=ca_sha,
-        ca_path=str(ca_path), status=info.status, enrolled_at=dt.datetime.now(dt.UTC),
+        ca_path=ca_path, status=MembershipStatus(info.status), enrolled_at=dt.datetime.now(dt.UTC),
     )
     service.membership.save(actor, membership)
-    return service.membership.get()
+    saved = service.membership.get()
+    assert saved is not None
+    return saved
 
 
-def connect(service: NodeService, home: Path, *, keyring_backend: object | None = None,
+def connect(service: NodeService, key_store: NodeKeyStore, *,
             recorder: Callable[[EgressEvent], None] | None = None, proxies: Mapping[str, str] | None = None,
             timeouts: Timeouts = DEFAULT_TIMEOUTS, retries: int = 3, backoff: float = 0.5) -> FederationConnection:
-    """An authenticated connection for an enrolled node (no request is sent yet)."""
+    """An authenticated connection for an enrolled node whose key is in ``key_store`` (no request is sent yet)."""
     membership = service.membership.get()
     if membership is None:
         raise EnrolmentError("This node is not enrolled with a federation; enrol it first.")
-    if membership.status == "revoked":
+    if membership.status == MembershipStatus.REVOKED:
         raise EnrolmentError("The federation operator revoked this node; it must enrol again with a new code.")
     ca_path = Path(membership.ca_path)
     try:
@@ -137,7 +137,7 @@ def connect(service: NodeService, home: Path, *, keyring_backend: object | None 
     if actual != membership.ca_pem_sha256:
         raise EnrolmentError("The pinned federation CA certificate was changed since enrolment; nothing will be "
                              "sent until the node is enrolled again.")
-    key = NodeKeyStore(home, keyring_backend=keyring_backend).load()
+    key = key_store.load()
     transport = Transport(membership.coordinator_url, ca_path, egress=service.egress, recorder=recorder,
                           proxies=proxies, timeouts=timeouts, retries=retries, backoff=backoff)
     tokens = NodeTokens(transport, key, membership.node_id, membership.federation)
@@ -145,31 +145,42 @@ def connect(service: NodeService, home: Path, *, keyring_backend: object | None 
     return FederationConnection(membership, transport, CoordinatorClient(transport), tokens, key)
 
 
-def refresh_status(service: NodeService, connection: FederationConnection) -> str:
-    """Ask the coordinator whether this node is approved (by trying to get a token); stores and returns the status:
-    ``approved``, ``pending`` or ``revoked``. Raises ``CoordinatorUnreachable``/``TlsFailure`` when it cannot ask.
+def membership_status_of(error: NotAuthorised) -> MembershipStatus | None:
+    """What a refused token request says about this node, decided on the error's typed reason and status, never on
+    its words: revoked (``reason`` REVOKED), pending (any other 403: the coordinator knows the node but has not
+    approved it), or None (the refusal says nothing about the membership)."""
+    if error.reason == RefusalReason.REVOKED:
+        return MembershipStatus.REVOKED
+    if error.status == 403:
+        return MembershipStatus.PENDING
+    return None
+
+
+def refresh_status(service: NodeService, connection: FederationConnection) -> MembershipStatus:
+    """Ask the coordinator whether this node is approved (by trying to get a token); stores and returns the status.
+    Raises ``CoordinatorUnreachable``/``TlsFailure`` when it cannot ask, ``NotAuthorised`` when the refusal says
+    nothing about the membership (e.g. another federation's audience).
     """
     try:
         connection.tokens.invalidate()
         connection.tokens.token()
-        status = "approved"
+        status = MembershipStatus.APPROVED
     except NotAuthorised as error:
-        text = str(error).lower()
-        if "revoked" in text:
-            status = "revoked"
-        elif "awaiting approval" in text or error.status == 403:
-            status = "pending"
-        else:
+        refused = membership_status_of(error)
+        if refused is None:
             raise
+        status = refused
     if status != connection.membership.status:
         service.membership.set_status(status)
-        connection.membership = service.membership.get()
+        current = service.membership.get()
+        assert current is not None
+        connection.membership = current
     return status
 
 
 def wait_for_approval(service: NodeService, connection: FederationConnection, *, timeout: float,
                       should_stop: Callable[[], bool] = lambda: False, interval: float = 2.0,
-                      on_status: Callable[[str], None] | None = None) -> str:
+                      on_status: Callable[[MembershipStatus], None] | None = None) -> MembershipStatus:
     """Ask every ``interval`` seconds (the coordinator has no push for this) until approved, revoked, stopped or
     ``timeout``; returns the last status."""
     deadline = time.monotonic() + timeout
@@ -177,6 +188,6 @@ def wait_for_approval(service: NodeService, connection: FederationConnection, *,
         status = refresh_status(service, connection)
         if on_status is not None:
             on_status(status)
-        if status != "pending" or should_stop() or time.monotonic() >= deadline:
+        if status != MembershipStatus.PENDING or should_stop() or time.monotonic() >= deadline:
             return status
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))

@@ -6,6 +6,7 @@ Invariant: no message carries a token, a key, a password or anything read from a
 from __future__ import annotations
 
 from pneumodesk.errors import PneumoDeskError
+from pneumodesk.federation.vocabulary import ErrorCode, RefusalReason
 
 
 class ClientError(PneumoDeskError):
@@ -21,16 +22,26 @@ class TlsFailure(ClientError):
 
 
 class Refused(ClientError):
-    """The coordinator answered with an error; ``status``/``code`` are its HTTP status and JSON error code."""
+    """The coordinator answered with an error; ``status`` is its HTTP status, ``code`` its JSON error code (None
+    when it sent none this client knows). Callers decide on these two, never on the message's words."""
 
-    def __init__(self, message: str, status: int, code: str = "") -> None:
+    def __init__(self, message: str, status: int, code: ErrorCode | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
 
 
 class NotAuthorised(Refused):
-    """The coordinator did not accept our identity (token refused twice, node pending or revoked)."""
+    """The coordinator did not accept our identity (token refused twice, node pending or revoked).
+
+    ``reason`` is set where the error is raised: REVOKED when the coordinator said (by its error code, or by no
+    longer knowing the node at all) that the operator revoked this node; NOT_AUTHORISED otherwise.
+    """
+
+    def __init__(self, message: str, status: int, code: ErrorCode | None = None, *,
+                 reason: RefusalReason = RefusalReason.NOT_AUTHORISED) -> None:
+        super().__init__(message, status, code)
+        self.reason = reason
 
 
 class ProtocolError(ClientError):
@@ -48,9 +59,9 @@ class EnrolmentError(ClientError):
 class ParticipationRefused(ClientError):
     """The node will not train for this plan now: no active approval, outside policy, or no budget left."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: RefusalReason) -> None:
         super().__init__(message)
-        self.reason = reason  # "not_approved" | "outside_policy" | "budget" | "plan_changed" | "no_dataset"
+        self.reason = reason
 
 
 class Stopped(ClientError):

@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 from pneumodesk.federation.messages import ModelVersionInfo, PlanSummary, RoundInfo
 from pneumodesk.federation.plan import TrainingPlan
 
+from .engine_types import EngineOptions, EngineResult, EngineStatus
 from .enrolment import enrol
 from .errors import ClientError, CoordinatorUnreachable, ProtocolError
-from .participation import EngineOptions, EngineStatus, ParticipationEngine
+from .home_key_store import HomeKeyStore
+from .keys import NodeKeyStore
+from .participation import ParticipationEngine
 from .transport import EgressEvent, Timeouts, Transport
 
 if TYPE_CHECKING:
-    from pneumodesk.node import NodeService, UserSession
+    from pneumodesk.node import Approval, DatasetInfo, Membership, NodePolicy, NodeService, UserSession
 
 OPERATOR = "admin"
 
@@ -169,67 +172,68 @@ class LocalCoordinator:
 
 @dataclass
 class LocalHospital:
-    """One hospital node: its home, its ``NodeService`` and its Owner signed in (who makes the admin decisions)."""
+    """One hospital node: its home, its ``NodeService``, its Owner signed in (who makes the admin decisions) and
+    the store of its node key (built once here and handed to every connection)."""
 
     name: str
     home: Path
     service: NodeService
     owner: UserSession
-    keyring_backend: object | None = None
+    key_store: NodeKeyStore
 
     @classmethod
-    def create(cls, home: Path, name: str, *, keyring_backend: object | None = None) -> LocalHospital:
+    def create(cls, home: Path, name: str, *, key_store: NodeKeyStore | None = None) -> LocalHospital:
+        """A fresh node home; ``key_store`` defaults to the home's own ``HomeKeyStore``."""
         from pneumodesk.node import NodeService
 
         service = NodeService.open(home)
         password = secrets.token_urlsafe(16)
         service.accounts.create_owner("owner", name, password)
         owner = service.accounts.authenticate("owner", password)
-        return cls(name, Path(home), service, owner, keyring_backend)
+        return cls(name, Path(home), service, owner, key_store if key_store is not None else HomeKeyStore(home))
 
     def enrol(self, coordinator: LocalCoordinator, *, approve: bool = True,
-              recorder: Callable[[EgressEvent], None] | None = None) -> Any:
+              recorder: Callable[[EgressEvent], None] | None = None) -> Membership:
         membership = enrol(self.service, self.owner, self.home, coordinator.url, coordinator.enrolment_code(),
-                           coordinator.ca_path, self.name, keyring_backend=self.keyring_backend, recorder=recorder)
+                           coordinator.ca_path, self.name, key_store=self.key_store, recorder=recorder)
         if approve:
             coordinator.approve(membership.node_id)
         return membership
 
-    def register_dataset(self, source: Path, name: str | None = None) -> Any:
+    def register_dataset(self, source: Path, name: str | None = None) -> DatasetInfo:
         return self.service.datasets.register(self.owner, name or f"{self.name} data", Path(source))
 
-    def set_policy(self, **changes: Any) -> Any:
+    def set_policy(self, **changes: Any) -> NodePolicy:
         return self.service.policy.set(self.owner, self.service.policy.get().with_settings(**changes))
 
-    def approve_plan(self, plan: TrainingPlan, dataset_id: int) -> Any:
+    def approve_plan(self, plan: TrainingPlan, dataset_id: int) -> Approval:
         """The admin's approval, with the plan's whole ε on this dataset worked out as the GUI would."""
         from pneumodesk.training.privacy import plan_privacy_cost
 
         examples = len(self.service.datasets.files(dataset_id, "training"))
         cost = plan_privacy_cost(plan, examples)
         membership = self.service.membership.get()
+        if membership is None:
+            raise ClientError(f"{self.name} is not enrolled; enrol it before approving a plan.")
         return self.service.approvals.approve(self.owner, plan, dataset_id, membership.coordinator_url,
                                               None if cost is None else cost.epsilon_total)
 
     def engine(self, plan_sha256: str, *, options: EngineOptions | None = None,
                on_status: Callable[[EngineStatus], None] | None = None,
                recorder: Callable[[EgressEvent], None] | None = None, **connect_options: Any) -> ParticipationEngine:
-        connect_options = {"keyring_backend": self.keyring_backend, "recorder": recorder, **connect_options}
-        return ParticipationEngine(self.service, plan_sha256, home=self.home, options=options or EngineOptions(),
-                                   on_status=on_status,
-                                   connect_options=connect_options)
+        return ParticipationEngine(self.service, plan_sha256, home=self.home, key_store=self.key_store,
+                                   options=options or EngineOptions(), on_status=on_status,
+                                   connect_options={"recorder": recorder, **connect_options})
 
     def close(self, *, forget_key: bool = False) -> None:
         if forget_key:
-            from .keys import NodeKeyStore
-
-            NodeKeyStore(self.home, keyring_backend=self.keyring_backend).delete()
+            self.key_store.delete()
         self.service.close()
 
 
-def run_engines(engines: list[ParticipationEngine], timeout: float | None = None) -> list[Any]:
+def run_engines(engines: list[ParticipationEngine], timeout: float | None = None) -> list[EngineResult]:
     """Run the engines in threads (one per hospital) and wait for all; returns their ``EngineResult``s."""
-    results: list[Any] = [None] * len(engines)
+    results: list[EngineResult | None] = [None] * len(engines)
 
     def work(index: int) -> None:
         results[index] = engines[index].run()
@@ -247,6 +251,9 @@ def run_engines(engines: list[ParticipationEngine], timeout: float | None = None
         for thread in threads:
             thread.join(60)
         raise TimeoutError(f"The hospitals did not finish within {timeout:g} s; they were stopped.")
-    return results
+    finished = [result for result in results if result is not None]
+    if len(finished) != len(engines):  # an engine's thread died without a result (run() never raises)
+        raise RuntimeError("A hospital's engine ended without a result.")
+    return finished
 
 

@@ -25,17 +25,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pneumodesk.federation.messages import SHA256_HEADER, RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
@@ -50,18 +48,31 @@ from pneumodesk.federation.secagg import (
 from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster, path, round_key
 from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes
+from pneumodesk.federation.vocabulary import (
+    ACCEPTS_SUBMISSIONS,
+    PHASES_SECURE,
+    ErrorCode,
+    RefusalReason,
+    RoundPhase,
+    RoundState,
+)
 
 from .api import CoordinatorClient
 from .errors import KeyStoreError, ParticipationRefused, ProtocolError, Refused, Stopped
-from .keys import NodeKey, write_private
+from .keys import NodeKey
+from .private_files import make_private_folder, require_owner_only, write_private
 from .upload import PreparedUpdate
+
+if TYPE_CHECKING:
+    from .enrolment import FederationConnection
+
+M = TypeVar("M", bound=BaseModel)
 
 PURPOSE_KEYS = "secure aggregation: this round's public keys (signed)"
 PURPOSE_SHARES = "secure aggregation: encrypted key shares for the other hospitals"
 PURPOSE_MASKED = "secure aggregation: the masked model update (readable only as part of the sum)"
 PURPOSE_UNMASK = "secure aggregation: key shares that unmask the sum"
 PURPOSE_FETCH = "secure aggregation: round keys and shares from the other hospitals"
-_PHASES = ("advertise_keys", "share_keys", "masked_input", "unmasking")
 _AAD = b"pneumodesk-secagg-node-state-v1"
 
 
@@ -74,12 +85,9 @@ class SecureStateStore:
 
     def _key(self) -> bytes:
         if not self.key_path.exists():
-            self.key_path.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.key_path.parent, 0o700)
+            make_private_folder(self.key_path.parent)
             write_private(self.key_path, secrets.token_bytes(32))
-        if os.name == "posix" and self.key_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyStoreError(f"{self.key_path} can be read by other users; make it readable by its owner only "
-                                "(chmod 600) and try again.")
+        require_owner_only(self.key_path)
         key = self.key_path.read_bytes()
         if len(key) != 32:
             raise KeyStoreError(f"{self.key_path} is damaged; delete it (the round in progress will be missed).")
@@ -146,7 +154,7 @@ class SecureUpload:
     name = "secure"
 
     def __init__(self, home: Path, key: NodeKey, node_id: str, audience: str, *, plan: TrainingPlan | None = None,
-                 poll_timeout: float = 20.0, stop_after: str | None = None,
+                 poll_timeout: float = 20.0, stop_after: RoundPhase | None = None,
                  on_phase: Callable[[str], None] | None = None) -> None:
         self.home, self.key, self.node_id, self.audience, self.plan = Path(home), key, node_id, audience, plan
         self.poll_timeout, self.stop_after, self.on_phase = poll_timeout, stop_after, on_phase
@@ -156,24 +164,27 @@ class SecureUpload:
 
     def deliver(self, client: CoordinatorClient, round_info: RoundInfo, update: PreparedUpdate,
                 should_stop: Callable[[], bool]) -> UploadReceipt:
-        if round_info.phase not in _PHASES:
+        if round_info.phase not in PHASES_SECURE:
             raise ParticipationRefused("The plan requires secure aggregation but the coordinator runs this round "
-                                       "without it; the update was not sent.", "outside_policy")
+                                       "without it; the update was not sent.", RefusalReason.OUTSIDE_POLICY)
         protocol_round = round_key(self.audience, round_info.plan_sha256, round_info.round_id)
         loaded = self.store.load(protocol_round)
-        node, sent = loaded if loaded is not None else (SecAggNode.begin(protocol_round, self.node_id, self.key), [])
+        if loaded is not None:
+            node, sent = loaded
+        else:
+            node, sent = SecAggNode.begin(protocol_round, self.node_id, self.key.signing_key), []
         exchange = _Exchange(self, client, round_info, should_stop)
         try:
             receipt = self._run(exchange, protocol_round, node, sent, update)
         except (KeySubstitutionDetected, UnmaskRequestRefused) as error:
             self.store.drop(protocol_round)
-            raise ParticipationRefused(str(error), "secure_aggregation") from None
+            raise ParticipationRefused(str(error), RefusalReason.SECURE_AGGREGATION) from None
         except ParticipationRefused:
             self.store.drop(protocol_round)
             raise
         except SecAggError as error:  # the coordinator broke the protocol: this round is lost for this node
             self.store.drop(protocol_round)
-            raise Refused(f"Secure aggregation failed for this round: {error}", 409, "secure_aggregation") from None
+            raise Refused(f"Secure aggregation failed for this round: {error}", 409, ErrorCode.CONFLICT) from None
         except Refused as error:
             if error.status in (404, 409):
                 self.store.drop(protocol_round)
@@ -183,7 +194,7 @@ class SecureUpload:
 
     def _run(self, exchange: _Exchange, protocol_round: str, node: SecAggNode, sent: list[str],
              update: PreparedUpdate) -> UploadReceipt:
-        def send(phase: str, method: str, endpoint: str, body: bytes, purpose: str, **headers: str) -> None:
+        def send(phase: RoundPhase, method: str, endpoint: str, body: bytes, purpose: str, **headers: str) -> None:
             self.store.save(protocol_round, node, sent)  # before the message leaves
             if phase not in sent:
                 exchange.send(method, endpoint, body, purpose, headers)
@@ -194,32 +205,34 @@ class SecureUpload:
             if self.stop_after == phase:
                 raise Stopped(f"This node left the round after {phase} (as asked).")
 
-        send("advertise_keys", "POST", "advertisement", node.advertisement.model_dump_json().encode(), PURPOSE_KEYS)
+        send(RoundPhase.ADVERTISE_KEYS, "POST", "advertisement", node.advertisement.model_dump_json().encode(),
+             PURPOSE_KEYS)
 
-        exchange.wait_for("share_keys")
+        exchange.wait_for(RoundPhase.SHARE_KEYS)
         roster = exchange.fetch(SecureRoster, "roster")
         self.peers.check(self.node_id, self.key.public_raw, dict(roster.identity_keys))
         self._check_terms(roster)
         shares = node.share_keys(roster.roster, roster.identity_keys)
-        send("share_keys", "POST", "shares", shares.model_dump_json().encode(), PURPOSE_SHARES)
+        send(RoundPhase.SHARE_KEYS, "POST", "shares", shares.model_dump_json().encode(), PURPOSE_SHARES)
 
-        exchange.wait_for("masked_input")
+        exchange.wait_for(RoundPhase.MASKED_INPUT)
         delivery = exchange.fetch(ShareDelivery, "delivery")
         delta = self._delta(exchange, update)
         examples = min(update.examples, roster.roster.quantisation.max_examples)
         masked = node.masked_input(delivery, delta, examples).to_bytes()
         digest = sha256_hex(masked)
-        send("masked_input", "PUT", "update", masked, PURPOSE_MASKED, **{SHA256_HEADER: digest,
-                                                                         "Content-Type": "application/octet-stream"})
+        send(RoundPhase.MASKED_INPUT, "PUT", "update", masked, PURPOSE_MASKED,
+             **{SHA256_HEADER: digest, "Content-Type": "application/octet-stream"})
 
-        info = exchange.wait_for("unmasking", finished_ok=True)
-        if info.phase == "unmasking" and info.state in ("open", "collecting"):
+        info = exchange.wait_for(RoundPhase.UNMASKING, finished_ok=True)
+        if info.phase == RoundPhase.UNMASKING and RoundState(info.state) in ACCEPTS_SUBMISSIONS:
             try:
                 request = exchange.fetch(UnmaskRequest, "unmask-request")
                 response = node.unmask(request)
-                send("unmasking", "POST", "unmask", response.model_dump_json().encode(), PURPOSE_UNMASK)
+                send(RoundPhase.UNMASKING, "POST", "unmask", response.model_dump_json().encode(), PURPOSE_UNMASK)
             except Refused as error:  # 409 once t answers were in before ours: the round needs nothing more
-                if error.status != 409 or exchange.current().state not in ("aggregating", "complete"):
+                if error.status != 409 or RoundState(exchange.current().state) not in (RoundState.AGGREGATING,
+                                                                                       RoundState.COMPLETE):
                     raise
             info = exchange.current()
         return UploadReceipt(round_id=info.round_id, update_sha256=digest, examples=examples, counted=True,
@@ -233,10 +246,10 @@ class SecureUpload:
         spec, wanted = roster.roster.quantisation, plan.secure_aggregation_threshold
         if wanted is not None and roster.roster.threshold < wanted:
             raise ParticipationRefused(f"The coordinator lowered the round's threshold to {roster.roster.threshold}; "
-                                       f"the approved plan says {wanted}.", "secure_aggregation")
+                                       f"the approved plan says {wanted}.", RefusalReason.SECURE_AGGREGATION)
         if spec.clip != plan.secure_aggregation_clip or spec.max_examples != plan.secure_aggregation_max_examples:
             raise ParticipationRefused("The round's number format is not the one of the approved plan.",
-                                       "secure_aggregation")
+                                       RefusalReason.SECURE_AGGREGATION)
 
     def _delta(self, exchange: _Exchange, update: PreparedUpdate) -> np.ndarray:
         """local − global as one float64 vector in ``flatten_state`` order (what the coordinator adds back)."""
@@ -263,13 +276,13 @@ class _Exchange:
                                               data=body, headers=sent_headers, auth=True, read_timeout=300.0)
         return self._model(SecureReceipt, response.content)
 
-    def fetch(self, model: type[Any], endpoint: str) -> Any:
+    def fetch(self, model: type[M], endpoint: str) -> M:
         response = self.client.transport.send("GET", path(self.round_info.round_id, endpoint), purpose=PURPOSE_FETCH,
                                               auth=True)
         return self._model(model, response.content)
 
     @staticmethod
-    def _model(model: type[Any], content: bytes) -> Any:
+    def _model(model: type[M], content: bytes) -> M:
         try:
             return model.model_validate_json(content)
         except ValidationError:
@@ -278,21 +291,22 @@ class _Exchange:
     def current(self) -> RoundInfo:
         return self.client.round(self.round_info.round_id)
 
-    def wait_for(self, phase: str, *, finished_ok: bool = False) -> RoundInfo:
+    def wait_for(self, phase: RoundPhase, *, finished_ok: bool = False) -> RoundInfo:
         """Long-poll until the round reaches ``phase`` (or later); a failed round, or one finished without this
         node (unless ``finished_ok``), raises ``Refused`` (409: the engine counts the round as missed)."""
-        wanted = _PHASES.index(phase)
+        wanted = PHASES_SECURE.index(phase)
         info = self.current()
         while True:
             if self.should_stop():
                 raise Stopped("Stopped during a secure-aggregation round.")
-            if info.state == "failed":
-                raise Refused(f"Round {info.number} failed: {info.reason}", 409, "round_failed")
-            if info.state in ("aggregating", "complete"):
+            state = RoundState(info.state)
+            if state == RoundState.FAILED:
+                raise Refused(f"Round {info.number} failed: {info.reason}", 409, ErrorCode.ROUND_FAILED)
+            if state in (RoundState.AGGREGATING, RoundState.COMPLETE):
                 if finished_ok:
                     return info
-                raise Refused(f"Round {info.number} went on without this node.", 409, "round_closed")
-            if info.phase in _PHASES and _PHASES.index(info.phase) >= wanted:
+                raise Refused(f"Round {info.number} went on without this node.", 409, ErrorCode.CONFLICT)
+            if info.phase in PHASES_SECURE and PHASES_SECURE.index(RoundPhase(info.phase)) >= wanted:
                 return info
             if self.owner.on_phase is not None:
                 self.owner.on_phase(f"waiting for {phase}")
@@ -311,10 +325,13 @@ def forget_finished_round(home: Path, audience: str, plan_sha256: str, round_id:
     except KeyStoreError:  # unreadable: nothing to learn from it
         loaded = None
     store.drop(protocol_round)
-    return loaded is not None and "masked_input" in loaded[1]
+    return loaded is not None and RoundPhase.MASKED_INPUT in loaded[1]
 
 
-def secure_uploader(home: Path, connection: Any, **options: Any) -> SecureUpload:
+def secure_uploader(home: Path, connection: FederationConnection, *, plan: TrainingPlan | None = None,
+                    poll_timeout: float = 20.0, stop_after: RoundPhase | None = None,
+                    on_phase: Callable[[str], None] | None = None) -> SecureUpload:
     """The strategy for an enrolled node's ``FederationConnection`` (key, node id, federation audience)."""
     membership = connection.membership
-    return SecureUpload(home, connection.key, membership.node_id, membership.federation, **options)
+    return SecureUpload(home, connection.key, membership.node_id, membership.federation, plan=plan,
+                        poll_timeout=poll_timeout, stop_after=stop_after, on_phase=on_phase)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .keys import write_private
+from .private_files import write_private
 
 Stage = Literal["trained", "uploaded", "missed", "settled"]
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from pneumodesk.federation.messages import ChallengeResponse, TokenResponse, challenge_bytes
+from pneumodesk.federation.vocabulary import ErrorCode, RefusalReason
 
 from .errors import NotAuthorised, ProtocolError, Refused
 from .keys import NodeKey, b64url
@@ -48,7 +49,8 @@ class NodeTokens:
         except Refused as error:
             if error.status == 404:  # the coordinator answers so for revoked and unknown nodes alike
                 raise NotAuthorised("The coordinator no longer accepts this node: its enrolment was revoked or "
-                                    "removed. It must enrol again with a new code.", 403, "revoked") from None
+                                    "removed. It must enrol again with a new code.", 403, error.code,
+                                    reason=RefusalReason.REVOKED) from None
             raise
         try:
             challenge = ChallengeResponse.model_validate(self.transport.json(challenge_response))
@@ -56,7 +58,7 @@ class NodeTokens:
             raise ProtocolError("The coordinator's challenge is malformed.") from None
         if self.audience is not None and challenge.audience != self.audience:
             raise NotAuthorised("The coordinator at this address belongs to another federation than the one this "
-                                "node enrolled with; nothing was signed.", 401, "wrong_federation")
+                                "node enrolled with; nothing was signed.", 401, ErrorCode.UNAUTHORISED)
         signature = self.key.sign(challenge_bytes(challenge.audience, self.node_id, challenge.nonce))
         started = self.clock()
         response = self.transport.send("POST", f"{path}/token", purpose="authentication",

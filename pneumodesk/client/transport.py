@@ -38,6 +38,7 @@ from urllib3.util.retry import Retry
 
 from pneumodesk import __version__
 from pneumodesk.federation.messages import API_PREFIX
+from pneumodesk.federation.vocabulary import ErrorCode, RefusalReason
 
 from .errors import CoordinatorUnreachable, NotAuthorised, ProtocolError, Refused, TlsFailure
 
@@ -129,7 +130,7 @@ class _RecordingRetry(Retry):
         return fresh
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
-                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Retry:
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> _RecordingRetry:
         if self.allowed is not None and not self.allowed():
             raise MaxRetryError(_pool, url or "", error)
         fresh = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
@@ -188,6 +189,14 @@ class _TrackingAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme, "https": self._pool_class}
         return manager
+
+
+def _error_code(text: str) -> ErrorCode | None:
+    """The coordinator's ``error`` field as an ``ErrorCode``; None for none, or one this version does not know."""
+    try:
+        return ErrorCode(text)
+    except ValueError:
+        return None
 
 
 class Transport:
@@ -338,14 +347,17 @@ class Transport:
 
     @staticmethod
     def _refusal(response: requests.Response) -> Refused:
-        code, message = "", ""
+        """The typed error for an error answer: its code (``ErrorCode``) is what callers decide on."""
+        code_text, message = "", ""
         with contextlib.suppress(ValueError, AttributeError):
             payload = response.json()
-            code, message = str(payload.get("error", "")), str(payload.get("message", ""))
+            code_text, message = str(payload.get("error", "")), str(payload.get("message", ""))
+        code = _error_code(code_text)
         if not message:
             message = f"The coordinator answered {response.status_code} {response.reason or ''}".strip() + "."
         if response.status_code in (401, 403):
-            return NotAuthorised(message, response.status_code, code)
+            reason = RefusalReason.REVOKED if code == ErrorCode.NODE_REVOKED else RefusalReason.NOT_AUTHORISED
+            return NotAuthorised(message, response.status_code, code, reason=reason)
         return Refused(message, response.status_code, code)
 
     def json(self, response: requests.Response) -> Any:

@@ -320,7 +320,7 @@ def _engine(hospital: LocalHospital, plan: TrainingPlan, options: EngineOptions,
     from pneumodesk.client.participation import ParticipationEngine
     from pneumodesk.client.secure_upload import secure_uploader
 
-    connection = connect(hospital.service, hospital.home, keyring_backend=hospital.keyring_backend)
+    connection = connect(hospital.service, hospital.key_store)
     uploader = _VanishAfterMasking(secure_uploader(hospital.home, connection, plan=plan,
                                                    poll_timeout=options.poll_timeout), vanish_in_round)
     return ParticipationEngine(hospital.service, plan.sha256, home=hospital.home, options=options,
@@ -337,7 +337,9 @@ class _VanishAfterMasking:
 
     def deliver(self, client: CoordinatorClient, round_info: RoundInfo, update: PreparedUpdate,
                 should_stop: Callable[[], bool]) -> UploadReceipt:
-        self.inner.stop_after = "masked_input" if round_info.number == self.number else None
+        from pneumodesk.federation.vocabulary import RoundPhase
+
+        self.inner.stop_after = RoundPhase.MASKED_INPUT if round_info.number == self.number else None
         return self.inner.deliver(client, round_info, update, should_stop)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the node stack and the client load only when a node command runs
+    from pneumodesk.client.keys import NodeKeyStore
     from pneumodesk.client.participation import EngineStatus
     from pneumodesk.node import NodeService
 
@@ -58,15 +59,17 @@ def add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 def node_command(args: argparse.Namespace) -> int:
     from pneumodesk.client.errors import ClientError
+    from pneumodesk.client.home_key_store import HomeKeyStore
     from pneumodesk.node import NodeError, NodeService
 
     service = NodeService.open(args.home)
+    keys = HomeKeyStore(service.home)  # the one store of this node's key, handed to everything below
     try:
         if args.node_command == "enrol":
-            return _enrol(service, args)
+            return _enrol(service, keys, args)
         if args.node_command == "status":
-            return _status(service, args)
-        return _run(service, args)
+            return _status(service, keys, args)
+        return _run(service, keys, args)
     except (NodeError, ClientError) as error:
         print(f"pneumodesk node: {error}", file=sys.stderr)
         return 1
@@ -74,20 +77,18 @@ def node_command(args: argparse.Namespace) -> int:
         service.close()
 
 
-def _enrol(service: NodeService, args: argparse.Namespace) -> int:
+def _enrol(service: NodeService, keys: NodeKeyStore, args: argparse.Namespace) -> int:
     from pneumodesk.client.enrolment import connect, enrol, wait_for_approval
 
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else getpass.getpass(
         f"Password for {args.user}: ")
     actor = service.accounts.authenticate(args.user, password)
-    membership = enrol(service, actor, service.home, args.url, args.code, args.ca, args.name)
+    membership = enrol(service, actor, service.home, args.url, args.code, args.ca, args.name, key_store=keys)
     print(f"Enrolled as {membership.node_name!r} (node id {membership.node_id}) with {membership.coordinator_url}; "
           f"status: {membership.status}.")
-    from pneumodesk.client.keys import NodeKeyStore
-
-    print(NodeKeyStore(service.home).status_text())
+    print(keys.status_text())
     if args.wait > 0 and membership.status == "pending":
-        connection = connect(service, service.home)
+        connection = connect(service, keys)
         try:
             final = wait_for_approval(service, connection, timeout=args.wait)
         finally:
@@ -97,13 +98,11 @@ def _enrol(service: NodeService, args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(service: NodeService, args: argparse.Namespace) -> int:
+def _status(service: NodeService, keys: NodeKeyStore, args: argparse.Namespace) -> int:
     from pneumodesk.client.enrolment import connect, refresh_status
     from pneumodesk.client.errors import ClientError
-    from pneumodesk.client.keys import NodeKeyStore
 
     membership = service.membership.get()
-    keys = NodeKeyStore(service.home)
     report: dict[str, object] = {"enrolled": membership is not None, "key_storage": keys.status_text()}
     if membership is not None:
         report.update(coordinator=membership.coordinator_url, node_id=membership.node_id,
@@ -111,7 +110,7 @@ def _status(service: NodeService, args: argparse.Namespace) -> int:
                       ca_sha256=membership.ca_pem_sha256, enrolled_at=membership.enrolled_at.isoformat())
         if args.check:
             try:
-                connection = connect(service, service.home)
+                connection = connect(service, keys)
                 try:
                     report["status"] = refresh_status(service, connection)
                     report["connection"] = "reachable"
@@ -136,14 +135,14 @@ def _status(service: NodeService, args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan_to_run(service: NodeService, requested: str | None) -> str:
+def _plan_to_run(service: NodeService, keys: NodeKeyStore, requested: str | None) -> str:
     """``--plan``, else the coordinator's only active plan that an admin approved here."""
     from pneumodesk.client.enrolment import connect
     from pneumodesk.client.errors import ClientError
 
     if requested:
         return requested.lower()
-    connection = connect(service, service.home)
+    connection = connect(service, keys)
     try:
         plans = connection.client.plans()
     finally:
@@ -156,10 +155,10 @@ def _plan_to_run(service: NodeService, requested: str | None) -> str:
     raise ClientError("Several plans are approved; choose one with --plan: " + ", ".join(sorted(approved)) + ".")
 
 
-def _run(service: NodeService, args: argparse.Namespace) -> int:
+def _run(service: NodeService, keys: NodeKeyStore, args: argparse.Namespace) -> int:
     from pneumodesk.client.participation import EngineOptions, EngineStage, ParticipationEngine
 
-    plan = _plan_to_run(service, args.plan)
+    plan = _plan_to_run(service, keys, args.plan)
     if args.threads:
         import torch
 
@@ -179,7 +178,7 @@ def _run(service: NodeService, args: argparse.Namespace) -> int:
         else:
             print(f"[{status.phase}] {status.message}", flush=True)
 
-    engine = ParticipationEngine(service, plan, options=options, on_status=show)
+    engine = ParticipationEngine(service, plan, key_store=keys, options=options, on_status=show)
     previous = {sig: signal.signal(sig, lambda *_: engine.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = engine.run()

@@ -91,3 +91,4 @@ class RefusalReason(StrEnum):
     REVOKED = "revoked"  # the operator revoked this node
     NOT_AUTHORISED = "not_authorised"  # the coordinator refused our identity for another reason
     TLS = "tls"  # the coordinator's certificate is not signed by the pinned federation CA
+    SECURE_AGGREGATION = "secure_aggregation"  # the coordinator broke the secure-aggregation protocol (keys, terms)

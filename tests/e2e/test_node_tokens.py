@@ -23,7 +23,7 @@ def test_enrolment_waits_for_the_operator_and_a_revocation_stops_the_engine(node
     hospital = LocalHospital.create(tmp_path / "node", "St Elsewhere")
     membership = hospital.enrol(node_coordinator, approve=False)
     assert membership.status == "pending" and membership.ca_path == hospital.home / "federation" / "ca.pem"
-    connection = connect(hospital.service, hospital.home)
+    connection = connect(hospital.service, hospital.key_store)
     assert refresh_status(hospital.service, connection) == "pending"
 
     node_coordinator.approve(membership.node_id)
@@ -44,7 +44,7 @@ def test_enrolment_waits_for_the_operator_and_a_revocation_stops_the_engine(node
 
 def test_tokens_are_refreshed_before_expiry_and_once_after_a_401(node_coordinator, tmp_path):
     ((hospital, _),) = ready_hospitals(node_coordinator, tmp_path, 1)
-    connection = connect(hospital.service, hospital.home)
+    connection = connect(hospital.service, hospital.key_store)
     clock = Clock()
     tokens = connection.tokens
     tokens.clock = clock

@@ -153,7 +153,7 @@ def _engine(hospital, plan, recorder: Recorder | None = None, **uploader_options
     from pneumodesk.client.participation import ParticipationEngine
     from pneumodesk.client.secure_upload import secure_uploader
 
-    connection = connect(hospital.service, hospital.home,
+    connection = connect(hospital.service, hospital.key_store,
                          recorder=recorder.for_hospital(hospital.name) if recorder else None)
     return ParticipationEngine(hospital.service, plan.sha256, home=hospital.home, options=OPTIONS,
                                connection=connection,

@@ -58,7 +58,7 @@ def approved_member(qtbot, window: MainWindow, coordinator: Coordinator) -> None
     """Enrol through the client (the page's own enrolment is tested below), approve, and show the page."""
     token = coordinator.operator_token()
     enrol(window.node, window.session, window.home, coordinator.url, enrolment_code_via_api(coordinator, token),
-          coordinator.ca, "St Mary's Radiology")
+          coordinator.ca, "St Mary's Radiology", key_store=window.federation_page.key_store)
     approve_via_api(coordinator, token, window.node.membership.get().node_id)
     page = window.federation_page
     window.show_page("Federation")

@@ -40,6 +40,7 @@ from .base import SessionPage
 
 if TYPE_CHECKING:
     from pneumodesk.client.api import PlanSummary
+    from pneumodesk.client.keys import NodeKeyStore
     from pneumodesk.node.membership import Membership
 
 PLAN_COLUMNS = ("Plan", "Identity", "Published", "State", "On this workstation")
@@ -53,20 +54,20 @@ STATE_TEXT = {
 }
 
 
-def _list_plans(node: NodeService, home: Path, keyring_backend: object | None) -> list[Any]:
+def _list_plans(node: NodeService, key_store: NodeKeyStore) -> list[Any]:
     from pneumodesk.client.enrolment import connect
 
-    connection = connect(node, home, keyring_backend=keyring_backend)
+    connection = connect(node, key_store)
     try:
         return list(connection.client.plans())
     finally:
         connection.close()
 
 
-def _check_status(node: NodeService, home: Path, keyring_backend: object | None) -> str:
+def _check_status(node: NodeService, key_store: NodeKeyStore) -> str:
     from pneumodesk.client.enrolment import connect, refresh_status
 
-    connection = connect(node, home, keyring_backend=keyring_backend)
+    connection = connect(node, key_store)
     try:
         return refresh_status(node, connection)
     finally:
@@ -79,9 +80,12 @@ class FederationPage(SessionPage):
     approvals_changed = Signal()
 
     def __init__(self, node: NodeService, home: Path, parent: QWidget | None = None, *,
-                 keyring_backend: object | None = None) -> None:
+                 key_store: NodeKeyStore | None = None) -> None:
+        from pneumodesk.client.home_key_store import HomeKeyStore
+
         super().__init__(parent)
-        self.node, self.home, self.keyring_backend = node, home, keyring_backend
+        self.node, self.home = node, home
+        self.key_store = key_store if key_store is not None else HomeKeyStore(home)  # the one for this node
         self.plans: list[PlanSummary] = []
         self.dialogs: list[PlanReviewDialog] = []
         self.calls = BackgroundCalls("federation", self)
@@ -99,7 +103,7 @@ class FederationPage(SessionPage):
         outer.addLayout(top)
         middle = QHBoxLayout()
         middle.addWidget(self._build_plans(), 3)
-        self.participation = ParticipationPanel(node, home, keyring_backend=keyring_backend)
+        self.participation = ParticipationPanel(node, home, key_store=self.key_store)
         self.participation.round_finished.connect(self._refresh_egress_later)
         middle.addWidget(self.participation, 2)
         outer.addLayout(middle, 1)
@@ -207,8 +211,6 @@ class FederationPage(SessionPage):
             self.refresh_plans()
 
     def _show_membership(self) -> None:
-        from pneumodesk.client.keys import NodeKeyStore
-
         membership = self.membership()
         status = None if membership is None else membership.status
         self.state_label.setText(f"<b>{STATE_TEXT[status]}</b>")
@@ -221,7 +223,7 @@ class FederationPage(SessionPage):
                 f"This node: {membership.node_name} (id {membership.node_id}), enrolled {enrolled}<br>"
                 f"Pinned CA certificate sha256 {membership.ca_pem_sha256[:16]}…")
         try:
-            self.key_label.setText(NodeKeyStore(self.home, keyring_backend=self.keyring_backend).status_text())
+            self.key_label.setText(self.key_store.status_text())
         except Exception as error:
             self.key_label.setText(plain_error(error))
         self.enrol_box.setVisible(status in (None, "revoked"))
@@ -249,7 +251,7 @@ class FederationPage(SessionPage):
 
         if self.session is None:
             return False
-        node, session, home, backend = self.node, self.session, self.home, self.keyring_backend
+        node, session, home, keys = self.node, self.session, self.home, self.key_store
         url, code, name = self.url_field.text().strip(), self.code_field.text().strip(), self.name_field.text()
         ca = self.ca_field.text().strip()
         if not (url and code and ca and name.strip()):
@@ -257,7 +259,7 @@ class FederationPage(SessionPage):
                      error=True)
             return False
         started = self.calls.start(
-            lambda _report: enrol(node, session, home, url, code, Path(ca), name, keyring_backend=backend),
+            lambda _report: enrol(node, session, home, url, code, Path(ca), name, key_store=keys),
             self._on_enrolled, self._on_failed)
         if started:
             self.say(f"Enrolling with {url} …")
@@ -275,8 +277,8 @@ class FederationPage(SessionPage):
         self.egress.refresh()
 
     def check_status(self) -> bool:
-        node, home, backend = self.node, self.home, self.keyring_backend
-        return self.calls.start(lambda _report: _check_status(node, home, backend), self._on_status, self._on_failed)
+        node, keys = self.node, self.key_store
+        return self.calls.start(lambda _report: _check_status(node, keys), self._on_status, self._on_failed)
 
     def _poll(self) -> None:
         if not self.calls.busy:
@@ -309,8 +311,8 @@ class FederationPage(SessionPage):
 
     # --- plans ---
     def refresh_plans(self) -> bool:
-        node, home, backend = self.node, self.home, self.keyring_backend
-        return self.calls.start(lambda _report: _list_plans(node, home, backend), self._on_plans, self._on_failed)
+        node, keys = self.node, self.key_store
+        return self.calls.start(lambda _report: _list_plans(node, keys), self._on_plans, self._on_failed)
 
     def _on_plans(self, plans: list[PlanSummary]) -> None:
         self.plans = plans

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from pneumodesk.client import EngineResult, EngineStatus, ParticipationEngine
     from pneumodesk.node.membership import Membership
 
+if TYPE_CHECKING:
+    from pneumodesk.client.keys import NodeKeyStore
+
 POLL_TIMEOUT_S = 10.0  # the engine's long poll (Cancel and closing the window end it at once)
 
 
@@ -41,9 +44,9 @@ class ParticipationPanel(QGroupBox):
     round_finished = Signal()  # an update was sent (the egress log has new rows)
 
     def __init__(self, node: NodeService, home: Path, parent: QWidget | None = None, *,
-                 keyring_backend: object | None = None) -> None:
+                 key_store: NodeKeyStore | None = None) -> None:
         super().__init__("Take part in training", parent)
-        self.node, self.home, self.keyring_backend = node, home, keyring_backend
+        self.node, self.home, self.key_store = node, home, key_store
         self.session: UserSession | None = None
         self.membership: Membership | None = None
         self.engine: ParticipationEngine | None = None
@@ -130,9 +133,8 @@ class ParticipationPanel(QGroupBox):
         sha = self.plan_choice.currentData()
         if self.running or not sha:
             return False
-        connect_options = {} if self.keyring_backend is None else {"keyring_backend": self.keyring_backend}
         self.engine = ParticipationEngine(self.node, sha, home=self.home, options=EngineOptions(**self.engine_options),
-                                          connect_options=connect_options)
+                                          key_store=self.key_store)
         worker = ParticipationWorker(self.engine)
         worker.status.connect(self._on_status)
         worker.finished.connect(self._on_finished)
