@@ -103,22 +103,3 @@ def test_cli_module_and_core_packages_do_not_import_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
-
-def test_only_the_gui_package_mentions_qt_in_its_imports():
-    import ast
-    from pathlib import Path
-
-    import pneumodesk
-
-    root = Path(pneumodesk.__file__).parent
-    offenders = []
-    for path in root.rglob("*.py"):
-        if "gui" in path.relative_to(root).parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            qt = [name for name in names if name.split(".")[0] in {"PySide6", "shiboken6"}]
-            offenders += [f"{path.relative_to(root)}: {name}" for name in qt]
-    assert offenders == []
