@@ -18,7 +18,7 @@ The decoded mean of the survivors' deltas is added to the round's model: that is
 same lineage as a plain round (counts only, never who sent what).
 
 Invariants:
-- every accepted message is stored durably (raw bytes in ``MessageStore``, a ``Submission`` row per round, phase
+- every accepted message is stored durably (raw bytes in a ``ContentStore``, a ``Submission`` row per round, phase
   and node: a retry counts once, a different second message is refused) *before* it is counted, so a restarted
   coordinator rebuilds the ``SecAggServer`` by replaying the stored messages in order (its ``receive_*`` and
   ``close_*`` are deterministic); a process that has not seen every stored message (another worker, a restart)
@@ -69,7 +69,8 @@ from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster, round_key
 from pneumodesk.federation.tensors import sha256_hex
 
-from .blobs import BlobStore, write_atomically
+from .blobs import BlobStore
+from .content_store import ContentStore, FileContentStore
 from .db import ModelVersion, Node, Plan, Round, Submission, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, RoundPhase, RoundState, check_transition
@@ -77,40 +78,11 @@ from .safetensors_io import tensor_views, write_safetensors
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-_SHA256_LENGTH = 64
 
 
-class MessageStore:
-    """Secure-aggregation messages by sha256 under ROOT/ab/abcdef…: written atomically, re-hashed on every read."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, sha256: str) -> Path:
-        if len(sha256) != _SHA256_LENGTH or any(c not in "0123456789abcdef" for c in sha256):
-            raise NotFound("No such message.")
-        return self.root / sha256[:2] / sha256
-
-    def put(self, data: bytes | memoryview, digest: str | None = None) -> str:
-        digest = digest or sha256_hex(data)
-        path = self._path(digest)
-        if path.exists():
-            return digest
-        write_atomically(path, data)
-        return digest
-
-    def get(self, sha256: str) -> bytes:
-        try:
-            data = self._path(sha256).read_bytes()
-        except FileNotFoundError:
-            raise NotFound("A stored secure-aggregation message is missing.") from None
-        if sha256_hex(data) != sha256:
-            raise InvalidInput(f"Stored message {sha256[:12]}… is damaged: its bytes no longer match its sha256.")
-        return data
-
-    def delete(self, sha256: str) -> None:
-        self._path(sha256).unlink(missing_ok=True)
+def message_store(root: Path) -> FileContentStore:
+    """Where a coordinator keeps secure-aggregation messages: by sha256, written atomically, re-hashed on read."""
+    return FileContentStore(root, noun="Stored message", missing="A stored secure-aggregation message is missing.")
 
 
 @dataclass
@@ -134,7 +106,7 @@ def _parse(model: type[M], body: bytes) -> M:
 class SecureRounds:
     """The coordinator side of secure-aggregation rounds (see the module docstring). Thread-safe."""
 
-    def __init__(self, sessions: sessionmaker, blobs: BlobStore, store: MessageStore, audience: str,
+    def __init__(self, sessions: sessionmaker, blobs: BlobStore, store: ContentStore, audience: str,
                  open_round: Callable[[Session, Plan, int, int], Round], notify: Callable[[], None]) -> None:
         self._sessions, self._blobs, self._store = sessions, blobs, store
         self._audience, self._open_round, self._notify = audience, open_round, notify
@@ -145,7 +117,7 @@ class SecureRounds:
     @classmethod
     def for_service(cls, service) -> SecureRounds:  # type: ignore[no-untyped-def]
         """Wired to a ``CoordinatorService`` (its database, blob store, round opener and change listeners)."""
-        return cls(service.sessions, service.blobs, MessageStore(service.paths.root / "secagg"),
+        return cls(service.sessions, service.blobs, message_store(service.paths.root / "secagg"),
                    service.config.node_audience, service.rounds.open_round, service._notify)
 
     # -- node messages --------------------------------------------------------------------------------------------
