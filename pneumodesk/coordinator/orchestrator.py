@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pneumodesk.federation.messages import RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.tensors import check_compatible, sha256_hex
+from pneumodesk.federation.vocabulary import PlanStatus
 
 from .blobs import BlobStore
 from .db import ModelVersion, Plan, Round, Submission, utcnow
@@ -49,6 +50,7 @@ class RoundOrchestrator:
         self._blobs = blobs
         self._notify = notify
         self._lock = threading.RLock()
+        self.lock = self._lock  # node decisions and plan publishing serialise with rounds under this lock
         self._aggregating: set[int] = set()
         self._signatures: dict[str, bytes] = {}
         self._sums = RoundSums()
@@ -279,7 +281,7 @@ class RoundOrchestrator:
         if finished.number < spec.rounds:
             self.open_round(session, plan, finished.number + 1, model_version)
         else:
-            plan.status = "finished"
+            plan.status = PlanStatus.FINISHED.value
 
     def _finish_failed(self, round_id: int, reason: str) -> str:
         with self._lock, self._sessions() as session:

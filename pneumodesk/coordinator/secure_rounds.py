@@ -68,6 +68,7 @@ from pneumodesk.federation.secagg.keys import verify_advertisement
 from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster, round_key
 from pneumodesk.federation.tensors import sha256_hex
+from pneumodesk.federation.vocabulary import PlanStatus
 
 from .blobs import BlobStore
 from .content_store import ContentStore, FileContentStore
@@ -113,12 +114,6 @@ class SecureRounds:
         self._lock = threading.RLock()
         self._live: dict[int, _Live] = {}
         self._lengths: dict[str, int] = {}
-
-    @classmethod
-    def for_service(cls, service) -> SecureRounds:  # type: ignore[no-untyped-def]
-        """Wired to a ``CoordinatorService`` (its database, blob store, round opener and change listeners)."""
-        return cls(service.sessions, service.blobs, message_store(service.paths.root / "secagg"),
-                   service.config.node_audience, service.rounds.open_round, service._notify)
 
     # -- node messages --------------------------------------------------------------------------------------------
 
@@ -267,7 +262,7 @@ class SecureRounds:
             self._store.put(body, digest)
         try:
             receipt = self._receive_locked(round_id, node_id, phase, body, accept, digest)
-            if prestore and not receipt.counted and receipt.round_state in ("complete", "failed"):
+            if prestore and not receipt.counted and receipt.round_state in FINISHED:
                 with self._lock:  # a retry after the round was finished and its messages deleted
                     self._store.delete(digest)
             return receipt
@@ -503,7 +498,7 @@ class SecureRounds:
         if finished.number < TrainingPlan.model_validate_json(plan.canonical_json).rounds:
             self._open_round(session, plan, finished.number + 1, model_version)
         else:
-            plan.status = "finished"
+            plan.status = PlanStatus.FINISHED.value
 
     def _fail(self, session: Session, round_: Round, reason: str) -> None:
         if RoundState(round_.state) in FINISHED:
