@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -35,6 +35,17 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+_Row = TypeVar("_Row", bound=Base)
+
+
+def get_row(session: Session, table: type[_Row], key: object) -> _Row:
+    """The row ``key`` of ``table`` that the schema's foreign keys guarantee (a missing one is a bug, not a 404)."""
+    row = session.get(table, key)
+    if row is None:
+        raise LookupError(f"{table.__name__} {key!r} is missing from the coordinator's database.")
+    return row
 
 
 class Operator(Base):

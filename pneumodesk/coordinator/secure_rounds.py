@@ -71,8 +71,8 @@ from pneumodesk.federation.tensors import sha256_hex
 from pneumodesk.federation.vocabulary import PlanStatus
 
 from .blobs import BlobStore
-from .content_store import ContentStore, FileContentStore
-from .db import ModelVersion, Node, Plan, Round, Submission, utcnow
+from .content_store import Bytes, ContentStore, FileContentStore
+from .db import ModelVersion, Node, Plan, Round, Submission, get_row, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, RoundPhase, RoundState, check_transition
 from .safetensors_io import tensor_views, write_safetensors
@@ -123,7 +123,7 @@ class SecureRounds:
             raise Forbidden("A node may only advertise its own keys.")
 
         def accept(session: Session, round_: Round, live: _Live) -> None:
-            identity = session.get(Node, node_id)
+            identity = get_row(session, Node, node_id)
             try:
                 verify_advertisement(message, identity.public_key, self._key(round_))
             except SecAggError as error:
@@ -139,9 +139,9 @@ class SecureRounds:
         return self._receive(round_id, node_id, RoundPhase.SHARE_KEYS, body,
                              lambda _s, _r, live: self._server(live).receive_shares(message))
 
-    def masked_input(self, round_id: int, node_id: str, body: bytes | bytearray | memoryview,
-                     claimed_sha256: str | None, *,
+    def masked_input(self, round_id: int, node_id: str, received: Bytes, claimed_sha256: str | None, *,
                      received_sha256: str | None = None) -> SecureReceipt:
+        body = received if isinstance(received, bytes) else memoryview(received)
         digest = received_sha256 or sha256_hex(body)
         if claimed_sha256 is not None and claimed_sha256.lower() != digest:
             raise InvalidInput("The masked input does not match its X-Content-SHA256 header: it was damaged in "
@@ -152,7 +152,7 @@ class SecureRounds:
             raise InvalidInput(str(error)) from None
         if message.node_id != node_id:
             raise Forbidden("A node may only send its own masked input.")
-        words = hashlib.sha256(memoryview(np.ascontiguousarray(message.words)).cast("B")).digest()
+        words = hashlib.sha256(np.ascontiguousarray(message.words).data.cast("B")).digest()
         return self._receive(round_id, node_id, RoundPhase.MASKED_INPUT, body,
                              lambda _s, _r, live: self._server(live).receive_masked_input(message, words), digest,
                              prestore=True)
@@ -173,7 +173,7 @@ class SecureRounds:
             assert roster is not None
             if node_id not in roster.node_ids:
                 raise Conflict("This node did not advertise keys in time and is not part of this round.")
-            keys = {node: session.get(Node, node).public_key for node in roster.node_ids}
+            keys = {node: get_row(session, Node, node).public_key for node in roster.node_ids}
             return SecureRoster(roster=roster, identity_keys=keys)
 
     def delivery(self, round_id: int, node_id: str) -> ShareDelivery:
@@ -233,7 +233,7 @@ class SecureRounds:
 
     @staticmethod
     def _spec(session: Session, round_: Round) -> TrainingPlan:
-        return TrainingPlan.model_validate_json(session.get(Plan, round_.plan_sha256).canonical_json)
+        return TrainingPlan.model_validate_json(get_row(session, Plan, round_.plan_sha256).canonical_json)
 
     @staticmethod
     def _check_open(round_: Round) -> None:
@@ -252,7 +252,7 @@ class SecureRounds:
             raise Conflict(f"Round {round_.number} is still in phase {round_.phase}; ask again when it moves on.")
         return round_, self._live_for(session, round_)
 
-    def _receive(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes,
+    def _receive(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes | memoryview,
                  accept: Callable[[Session, Round, _Live], object], digest: str | None = None, *,
                  prestore: bool = False) -> SecureReceipt:
         """Count one message once. ``prestore``: write the (large) body before taking the lock; it is removed again
@@ -273,7 +273,7 @@ class SecureRounds:
                         self._store.delete(digest)
             raise
 
-    def _receive_locked(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes,
+    def _receive_locked(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes | memoryview,
                         accept: Callable[[Session, Round, _Live], object], digest: str) -> SecureReceipt:
         with self._lock, self._sessions() as session:
             round_ = self._locked(session, round_id)
@@ -342,7 +342,8 @@ class SecureRounds:
         for row in rows:
             by_phase.setdefault(row.phase, []).append(row)
         for row in by_phase.get(RoundPhase.ADVERTISE_KEYS.value, []):
-            live.advertisements[row.node_id] = KeyAdvertisement.model_validate_json(self._store.get(row.blob_sha256))
+            stored = bytes(self._store.get(row.blob_sha256))
+            live.advertisements[row.node_id] = KeyAdvertisement.model_validate_json(stored)
         order = [p.value for p in PHASES_SECURE]
         reached = order.index(round_.phase)
         if reached == 0:
@@ -350,7 +351,7 @@ class SecureRounds:
         server = live.server = self._new_server(session, round_, live.advertisements)
         server.close_advertising()
         for row in by_phase.get(RoundPhase.SHARE_KEYS.value, []):
-            server.receive_shares(ShareKeysMessage.model_validate_json(self._store.get(row.blob_sha256)))
+            server.receive_shares(ShareKeysMessage.model_validate_json(bytes(self._store.get(row.blob_sha256))))
         if reached == 1:
             return live
         server.close_sharing()
@@ -360,7 +361,7 @@ class SecureRounds:
             return live
         server.close_masking()
         for row in by_phase.get(RoundPhase.UNMASKING.value, []):
-            server.receive_unmask(UnmaskResponse.model_validate_json(self._store.get(row.blob_sha256)))
+            server.receive_unmask(UnmaskResponse.model_validate_json(bytes(self._store.get(row.blob_sha256))))
         return live
 
     def _vector_length(self, model_sha256: str) -> int:
@@ -375,8 +376,8 @@ class SecureRounds:
         spec = self._spec(session, round_)
         quantisation = QuantisationSpec.for_round(max(len(advertisements), 1), spec.secure_aggregation_clip,
                                                   spec.secure_aggregation_max_examples)
-        identity = {node: session.get(Node, node).public_key for node in advertisements}
-        model = session.get(ModelVersion, round_.model_version)
+        identity = {node: get_row(session, Node, node).public_key for node in advertisements}
+        model = get_row(session, ModelVersion, round_.model_version)
         server = SecAggServer(self._key(round_), identity, self._vector_length(model.sha256), quantisation,
                               spec.secure_aggregation_threshold)
         for node in sorted(advertisements):
@@ -445,8 +446,8 @@ class SecureRounds:
                  time.perf_counter() - started)
 
     def _publish(self, session: Session, round_: Round, result: AggregateResult) -> None:
-        parent = session.get(ModelVersion, round_.model_version)
-        plan = session.get(Plan, round_.plan_sha256)
+        parent = get_row(session, ModelVersion, round_.model_version)
+        plan = get_row(session, Plan, round_.plan_sha256)
         weights = self._apply(self._blobs.get(parent.sha256, cache=True), result, parent.architecture)
         weights_sha = self._blobs.put(weights, cache=True)
         card = json.loads(parent.card_json)
@@ -507,7 +508,7 @@ class SecureRounds:
         round_.state = RoundState.FAILED.value
         round_.reason = reason
         round_.revision += 1
-        self._next_round(session, round_, session.get(Plan, round_.plan_sha256), round_.model_version)
+        self._next_round(session, round_, get_row(session, Plan, round_.plan_sha256), round_.model_version)
         session.commit()
         self._forget(session, round_)
         log.warning("Secure round %s of plan %s… failed: %s", round_.number, round_.plan_sha256[:12], reason)
