@@ -70,14 +70,14 @@ class CoordinatorService:
                                      config.node_audience, config.operator_audience)
         self.audit = AuditLog(self.sessions)
         self._listeners = ChangeListeners()
-        self.rounds = RoundOrchestrator(self.sessions, self.blobs, self._notify)
+        self.orchestrator = RoundOrchestrator(self.sessions, self.blobs, self._notify)
         self.secure = SecureRounds(self.sessions, self.blobs, message_store(paths.root / "secagg"),
-                                   config.node_audience, self.rounds.open_round, self._notify)
+                                   config.node_audience, self.orchestrator.open_round, self._notify)
         self.operators = OperatorService(self.sessions, self.audit, self.tokens, config)
-        self.enrolment = EnrolmentService(self.sessions, self.audit, self.tokens, config, self.rounds.lock)
+        self.enrolment = EnrolmentService(self.sessions, self.audit, self.tokens, config, self.orchestrator.lock)
         self.models = ModelService(self.sessions, self.audit, self.blobs)
-        self.plans = PlanService(self.sessions, self.audit, self.rounds, self._notify)
-        self.round_service = RoundService(self.sessions, self.rounds, self.secure)
+        self.plans = PlanService(self.sessions, self.audit, self.orchestrator, self._notify)
+        self.rounds = RoundService(self.sessions, self.orchestrator, self.secure)
 
     @classmethod
     def open(cls, directory: Path, database_url: str | None = None) -> CoordinatorService:
@@ -179,23 +179,23 @@ class CoordinatorService:
     # -- rounds -----------------------------------------------------------------------------------------------
 
     def plan_state(self, sha: str) -> PlanWait:
-        return self.round_service.plan_state(sha)
+        return self.rounds.plan_state(sha)
 
     def join(self, sha: str, node_id: str) -> RoundInfo:
-        return self.round_service.join(sha, node_id)
+        return self.rounds.join(sha, node_id)
 
     def round_status(self, round_id: int) -> RoundInfo:
-        return self.round_service.status(round_id)
+        return self.rounds.status(round_id)
 
     def all_rounds(self) -> list[RoundInfo]:
-        return self.round_service.all()
+        return self.rounds.all()
 
     def submit_update(self, round_id: int, node_id: str, data: bytes | bytearray | memoryview, examples: int,
                       claimed_sha256: str | None, *, received_sha256: str | None = None) -> UploadReceipt:
-        return self.round_service.submit_update(round_id, node_id, data, examples, claimed_sha256,
+        return self.rounds.submit_update(round_id, node_id, data, examples, claimed_sha256,
                                                 received_sha256=received_sha256)
 
     def sweep(self) -> None:
         """Settle rounds (deadlines, interrupted aggregations) and drop expired challenges."""
-        self.round_service.sweep()
+        self.rounds.sweep()
         self.enrolment.sweep_challenges()
