@@ -39,9 +39,10 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant-shape check: an unknown user costs one argon2 verification like a known one."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        _hasher.verify(password_hash or _DUMMY_HASH, password)  # raises unless the password matches
     except (VerificationError, InvalidHashError):
         return False
+    return password_hash is not None
 
 
 def b64url(data: bytes) -> str:

@@ -67,11 +67,11 @@ async def receive_body(request: Request, pool: BufferPool | None = None) -> Rece
     digest = hashlib.sha256()
     announced = request.headers.get("content-length")
     if announced is None or not announced.isdigit():  # chunked transfer: grow as it comes
-        data = bytearray()
+        grown = bytearray()
         async for chunk in request.stream():
             digest.update(chunk)
-            data += chunk
-        return ReceivedBody(data, digest.hexdigest())
+            grown += chunk
+        return ReceivedBody(grown, digest.hexdigest())
     size = int(announced)
     data, filled = (pool.take(size) if pool is not None else byte_buffer(size)), 0
     try:

@@ -12,13 +12,17 @@ import getpass
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pneumodesk import __version__
 from pneumodesk.federation.errors import FederationError
 
 from .errors import CoordinatorError
+
+if TYPE_CHECKING:
+    from .service import CoordinatorService
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"PneumoDesk coordinator {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_text: str, run, parent=commands) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, run: Callable[[argparse.Namespace], int | None],
+                parent: argparse._SubParsersAction[argparse.ArgumentParser] = commands) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("dir", type=Path, metavar="DIR", help="the coordinator folder")
         sub.add_argument("--database-url", help="SQLAlchemy URL (default: the config's, else SQLite in DIR)")
@@ -98,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service(args: argparse.Namespace):
+def _service(args: argparse.Namespace) -> CoordinatorService:
     from .service import CoordinatorService
 
     return CoordinatorService.open(args.dir, args.database_url)

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     Engine,
     ForeignKey,
     Integer,
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from pneumodesk.storage.columns import UTCDateTime
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -33,25 +33,19 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not accepted; use UTC-aware ones")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        return None if value is None else value.replace(tzinfo=dt.UTC)
-
-
 class Base(DeclarativeBase):
     pass
+
+
+_Row = TypeVar("_Row", bound=Base)
+
+
+def get_row(session: Session, table: type[_Row], key: object) -> _Row:
+    """The row ``key`` of ``table`` that the schema's foreign keys guarantee (a missing one is a bug, not a 404)."""
+    row = session.get(table, key)
+    if row is None:
+        raise LookupError(f"{table.__name__} {key!r} is missing from the coordinator's database.")
+    return row
 
 
 class Operator(Base):
@@ -186,7 +180,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def make_sessions(engine: Engine) -> sessionmaker:
+def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 

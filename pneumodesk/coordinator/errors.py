@@ -3,43 +3,44 @@
 from __future__ import annotations
 
 from pneumodesk.errors import PneumoDeskError
+from pneumodesk.federation.vocabulary import ErrorCode
 
 
 class CoordinatorError(PneumoDeskError):
     """An error a node or operator can act on; ``str(error)`` is the message they see."""
 
-    status = 400
-    code = "bad_request"
+    status: int = 400
+    code: ErrorCode = ErrorCode.BAD_REQUEST
 
 
 class NotFound(CoordinatorError):
     status = 404
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
 
 
 class Conflict(CoordinatorError):
     status = 409
-    code = "conflict"
+    code = ErrorCode.CONFLICT
 
 
 class Unauthorised(CoordinatorError):
     """Missing, malformed, expired or otherwise unacceptable credentials (deliberately vague to the caller)."""
 
     status = 401
-    code = "unauthorised"
+    code = ErrorCode.UNAUTHORISED
 
 
 class Forbidden(CoordinatorError):
     status = 403
-    code = "forbidden"
+    code = ErrorCode.FORBIDDEN
 
 
 class InvalidInput(CoordinatorError):
     status = 422
-    code = "invalid_input"
+    code = ErrorCode.INVALID_INPUT
 
 
 class ConfigurationError(CoordinatorError):
     """The coordinator's folder or configuration is missing or unusable (operator-facing)."""
 
-    code = "configuration"
+    code = ErrorCode.CONFIGURATION

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pneumodesk.federation.vocabulary import ErrorCode
+
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
 
@@ -22,8 +24,9 @@ class _TooLarge(Exception):
     pass
 
 
-def _json_response(status: int, error: str, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None):
-    body = json.dumps({"error": error, "message": message}).encode()
+def _json_response(status: int, error: ErrorCode, message: str,
+                   extra_headers: list[tuple[bytes, bytes]] | None = None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": error.value, "message": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     return headers + (extra_headers or []), body
 
@@ -83,7 +86,7 @@ class BodySizeLimit:
     @staticmethod
     async def _refuse(send: Callable, limit: int) -> None:
         headers, body = _json_response(
-            413, "body_too_large", f"The request body is larger than this endpoint accepts ({limit} bytes).",
+            413, ErrorCode.BODY_TOO_LARGE, f"The request body is larger than this endpoint accepts ({limit} bytes).",
             [(b"connection", b"close")],
         )
         await send({"type": "http.response.start", "status": 413, "headers": headers})

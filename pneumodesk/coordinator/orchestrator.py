@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from pneumodesk.federation.messages import RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.tensors import check_compatible, sha256_hex
+from pneumodesk.federation.vocabulary import PlanStatus
 
 from .blobs import BlobStore
-from .db import ModelVersion, Plan, Round, Submission, utcnow
+from .db import ModelVersion, Plan, Round, Submission, get_row, utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, RoundPhase, RoundState, check_transition
 from .running_sums import RoundSums, RunningSum
@@ -49,6 +50,7 @@ class RoundOrchestrator:
         self._blobs = blobs
         self._notify = notify
         self._lock = threading.RLock()
+        self.lock = self._lock  # node decisions and plan publishing serialise with rounds under this lock
         self._aggregating: set[int] = set()
         self._signatures: dict[str, bytes] = {}
         self._sums = RoundSums()
@@ -68,12 +70,13 @@ class RoundOrchestrator:
         return round_
 
     def info(self, session: Session, round_: Round) -> RoundInfo:
-        spec = TrainingPlan.model_validate_json(session.get(Plan, round_.plan_sha256).canonical_json)
+        spec = TrainingPlan.model_validate_json(get_row(session, Plan, round_.plan_sha256).canonical_json)
         updates = session.scalar(
             select(func.count()).select_from(Submission).where(Submission.round_id == round_.id,
                                                                Submission.phase == round_.phase)
         )
-        return round_info(round_, session.get(ModelVersion, round_.model_version), int(updates or 0), spec.min_nodes)
+        return round_info(round_, get_row(session, ModelVersion, round_.model_version), int(updates or 0),
+                          spec.min_nodes)
 
     def current_round(self, session: Session, plan_sha256: str) -> Round | None:
         return session.scalars(
@@ -96,12 +99,13 @@ class RoundOrchestrator:
 
     # -- uploads ----------------------------------------------------------------------------------------------
 
-    def submit_update(self, round_id: int, node_id: str, data: bytes | bytearray | memoryview, examples: int,
+    def submit_update(self, round_id: int, node_id: str, received: bytes | bytearray | memoryview, examples: int,
                       claimed_sha256: str | None, *, received_sha256: str | None = None) -> UploadReceipt:
         """Check, store (durably) and count one update; ``data`` must not change while this runs.
 
         ``received_sha256`` is the digest of these very bytes when the caller hashed them as they arrived (the API
         does); otherwise they are hashed here."""
+        data = received if isinstance(received, bytes) else memoryview(received)
         if not 1 <= examples <= MAX_EXAMPLES:
             raise InvalidInput(f"The example count must be between 1 and {MAX_EXAMPLES}.")
         digest = received_sha256 or sha256_hex(data)
@@ -118,7 +122,7 @@ class RoundOrchestrator:
                 raise Conflict(f"Round {round_.number} is {round_.state} and accepts no more updates.")
             if round_.phase != RoundPhase.PLAIN_INPUT:
                 raise Conflict(f"Round {round_.number} uses secure aggregation: only masked inputs are accepted.")
-            base_sha = session.get(ModelVersion, round_.model_version).sha256
+            base_sha = get_row(session, ModelVersion, round_.model_version).sha256
         check_compatible(data, self._reference(base_sha))
         views = tensor_views(data)  # validates every tensor's byte range; no copy
         self._blobs.put(data, digest)  # durable before it is counted; the running sum spares reading it back
@@ -165,7 +169,7 @@ class RoundOrchestrator:
             if state == RoundState.AGGREGATING:
                 state = self.aggregate(round_id, claimed=True)
         return UploadReceipt(round_id=round_id, update_sha256=digest, examples=examples, counted=True,
-                             round_state=state)
+                             round_state=RoundState(state))
 
     def _forget_unreferenced(self, digest: str) -> None:
         with self._lock, self._sessions() as session:
@@ -184,7 +188,7 @@ class RoundOrchestrator:
         if existing.blob_sha256 != digest or existing.examples != examples:
             raise Conflict("This node already sent a different update for this round; only the first one counts.")
         return UploadReceipt(round_id=round_.id, update_sha256=digest, examples=examples, counted=False,
-                             round_state=round_.state)
+                             round_state=RoundState(round_.state))
 
     def _reference(self, model_sha256: str) -> bytes:
         """The safetensors header of a model (cached): enough to check an update's tensor names and shapes."""
@@ -274,12 +278,12 @@ class RoundOrchestrator:
             return running.write({"architecture": architecture}), running.total_examples
 
     def _next_round(self, session: Session, finished: Round, model_version: int) -> None:
-        plan = session.get(Plan, finished.plan_sha256)
+        plan = get_row(session, Plan, finished.plan_sha256)
         spec = TrainingPlan.model_validate_json(plan.canonical_json)
         if finished.number < spec.rounds:
             self.open_round(session, plan, finished.number + 1, model_version)
         else:
-            plan.status = "finished"
+            plan.status = PlanStatus.FINISHED.value
 
     def _finish_failed(self, round_id: int, reason: str) -> str:
         with self._lock, self._sessions() as session:

@@ -39,7 +39,8 @@ class RunningSum:
         """Add nᵢ·wᵢ once per ``key``; returns False (and changes nothing) when ``key`` was already added."""
         if key in self.included:
             return False
-        if not isinstance(examples, int) or examples <= 0:
+        count: object = examples  # callers outside the type checker may pass anything
+        if not isinstance(count, int) or count <= 0:
             raise ValueError("every update must come with a positive whole number of examples")
         first = not self._layout
         if first:  # the sums start as the first update itself: no zero-filled pass, no separate add

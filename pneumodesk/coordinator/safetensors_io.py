@@ -29,12 +29,12 @@ CODES = {dtype: code for code, dtype in DTYPES.items()}
 
 def byte_buffer(size: int) -> memoryview:
     """A writable, uninitialised buffer of ``size`` bytes (flat memoryview over numpy memory)."""
-    return memoryview(np.empty(size, dtype=np.uint8)).cast("B")
+    return np.empty(size, dtype=np.uint8).data.cast("B")
 
 
 def tensor_views(data: bytes | bytearray | memoryview) -> dict[str, np.ndarray]:
     """name → read-only array viewing ``data`` (no copy); raises ``WeightsIntegrityError`` on malformed input."""
-    header = safetensors_header(data)
+    header = safetensors_header(memoryview(data))
     start = 8 + struct.unpack("<Q", bytes(data[:8]))[0]
     body = len(data) - start
     entries = []

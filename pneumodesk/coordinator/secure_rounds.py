@@ -18,7 +18,7 @@ The decoded mean of the survivors' deltas is added to the round's model: that is
 same lineage as a plain round (counts only, never who sent what).
 
 Invariants:
-- every accepted message is stored durably (raw bytes in ``MessageStore``, a ``Submission`` row per round, phase
+- every accepted message is stored durably (raw bytes in a ``ContentStore``, a ``Submission`` row per round, phase
   and node: a retry counts once, a different second message is refused) *before* it is counted, so a restarted
   coordinator rebuilds the ``SecAggServer`` by replaying the stored messages in order (its ``receive_*`` and
   ``close_*`` are deterministic); a process that has not seen every stored message (another worker, a restart)
@@ -68,49 +68,22 @@ from pneumodesk.federation.secagg.keys import verify_advertisement
 from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster, round_key
 from pneumodesk.federation.tensors import sha256_hex
+from pneumodesk.federation.vocabulary import PlanStatus
 
-from .blobs import BlobStore, write_atomically
-from .db import ModelVersion, Node, Plan, Round, Submission, utcnow
+from .blobs import BlobStore
+from .content_store import Bytes, ContentStore, FileContentStore
+from .db import ModelVersion, Node, Plan, Round, Submission, get_row, utcnow
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, RoundPhase, RoundState, check_transition
 from .safetensors_io import tensor_views, write_safetensors
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-_SHA256_LENGTH = 64
 
 
-class MessageStore:
-    """Secure-aggregation messages by sha256 under ROOT/ab/abcdef…: written atomically, re-hashed on every read."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, sha256: str) -> Path:
-        if len(sha256) != _SHA256_LENGTH or any(c not in "0123456789abcdef" for c in sha256):
-            raise NotFound("No such message.")
-        return self.root / sha256[:2] / sha256
-
-    def put(self, data: bytes | memoryview, digest: str | None = None) -> str:
-        digest = digest or sha256_hex(data)
-        path = self._path(digest)
-        if path.exists():
-            return digest
-        write_atomically(path, data)
-        return digest
-
-    def get(self, sha256: str) -> bytes:
-        try:
-            data = self._path(sha256).read_bytes()
-        except FileNotFoundError:
-            raise NotFound("A stored secure-aggregation message is missing.") from None
-        if sha256_hex(data) != sha256:
-            raise InvalidInput(f"Stored message {sha256[:12]}… is damaged: its bytes no longer match its sha256.")
-        return data
-
-    def delete(self, sha256: str) -> None:
-        self._path(sha256).unlink(missing_ok=True)
+def message_store(root: Path) -> FileContentStore:
+    """Where a coordinator keeps secure-aggregation messages: by sha256, written atomically, re-hashed on read."""
+    return FileContentStore(root, noun="Stored message", missing="A stored secure-aggregation message is missing.")
 
 
 @dataclass
@@ -134,19 +107,13 @@ def _parse(model: type[M], body: bytes) -> M:
 class SecureRounds:
     """The coordinator side of secure-aggregation rounds (see the module docstring). Thread-safe."""
 
-    def __init__(self, sessions: sessionmaker, blobs: BlobStore, store: MessageStore, audience: str,
+    def __init__(self, sessions: sessionmaker, blobs: BlobStore, store: ContentStore, audience: str,
                  open_round: Callable[[Session, Plan, int, int], Round], notify: Callable[[], None]) -> None:
         self._sessions, self._blobs, self._store = sessions, blobs, store
         self._audience, self._open_round, self._notify = audience, open_round, notify
         self._lock = threading.RLock()
         self._live: dict[int, _Live] = {}
         self._lengths: dict[str, int] = {}
-
-    @classmethod
-    def for_service(cls, service) -> SecureRounds:  # type: ignore[no-untyped-def]
-        """Wired to a ``CoordinatorService`` (its database, blob store, round opener and change listeners)."""
-        return cls(service.sessions, service.blobs, MessageStore(service.paths.root / "secagg"),
-                   service.config.node_audience, service.rounds.open_round, service._notify)
 
     # -- node messages --------------------------------------------------------------------------------------------
 
@@ -156,7 +123,7 @@ class SecureRounds:
             raise Forbidden("A node may only advertise its own keys.")
 
         def accept(session: Session, round_: Round, live: _Live) -> None:
-            identity = session.get(Node, node_id)
+            identity = get_row(session, Node, node_id)
             try:
                 verify_advertisement(message, identity.public_key, self._key(round_))
             except SecAggError as error:
@@ -172,9 +139,9 @@ class SecureRounds:
         return self._receive(round_id, node_id, RoundPhase.SHARE_KEYS, body,
                              lambda _s, _r, live: self._server(live).receive_shares(message))
 
-    def masked_input(self, round_id: int, node_id: str, body: bytes | bytearray | memoryview,
-                     claimed_sha256: str | None, *,
+    def masked_input(self, round_id: int, node_id: str, received: Bytes, claimed_sha256: str | None, *,
                      received_sha256: str | None = None) -> SecureReceipt:
+        body = received if isinstance(received, bytes) else memoryview(received)
         digest = received_sha256 or sha256_hex(body)
         if claimed_sha256 is not None and claimed_sha256.lower() != digest:
             raise InvalidInput("The masked input does not match its X-Content-SHA256 header: it was damaged in "
@@ -185,7 +152,7 @@ class SecureRounds:
             raise InvalidInput(str(error)) from None
         if message.node_id != node_id:
             raise Forbidden("A node may only send its own masked input.")
-        words = hashlib.sha256(memoryview(np.ascontiguousarray(message.words)).cast("B")).digest()
+        words = hashlib.sha256(np.ascontiguousarray(message.words).data.cast("B")).digest()
         return self._receive(round_id, node_id, RoundPhase.MASKED_INPUT, body,
                              lambda _s, _r, live: self._server(live).receive_masked_input(message, words), digest,
                              prestore=True)
@@ -206,7 +173,7 @@ class SecureRounds:
             assert roster is not None
             if node_id not in roster.node_ids:
                 raise Conflict("This node did not advertise keys in time and is not part of this round.")
-            keys = {node: session.get(Node, node).public_key for node in roster.node_ids}
+            keys = {node: get_row(session, Node, node).public_key for node in roster.node_ids}
             return SecureRoster(roster=roster, identity_keys=keys)
 
     def delivery(self, round_id: int, node_id: str) -> ShareDelivery:
@@ -266,7 +233,7 @@ class SecureRounds:
 
     @staticmethod
     def _spec(session: Session, round_: Round) -> TrainingPlan:
-        return TrainingPlan.model_validate_json(session.get(Plan, round_.plan_sha256).canonical_json)
+        return TrainingPlan.model_validate_json(get_row(session, Plan, round_.plan_sha256).canonical_json)
 
     @staticmethod
     def _check_open(round_: Round) -> None:
@@ -285,7 +252,7 @@ class SecureRounds:
             raise Conflict(f"Round {round_.number} is still in phase {round_.phase}; ask again when it moves on.")
         return round_, self._live_for(session, round_)
 
-    def _receive(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes,
+    def _receive(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes | memoryview,
                  accept: Callable[[Session, Round, _Live], object], digest: str | None = None, *,
                  prestore: bool = False) -> SecureReceipt:
         """Count one message once. ``prestore``: write the (large) body before taking the lock; it is removed again
@@ -295,7 +262,7 @@ class SecureRounds:
             self._store.put(body, digest)
         try:
             receipt = self._receive_locked(round_id, node_id, phase, body, accept, digest)
-            if prestore and not receipt.counted and receipt.round_state in ("complete", "failed"):
+            if prestore and not receipt.counted and receipt.round_state in FINISHED:
                 with self._lock:  # a retry after the round was finished and its messages deleted
                     self._store.delete(digest)
             return receipt
@@ -306,7 +273,7 @@ class SecureRounds:
                         self._store.delete(digest)
             raise
 
-    def _receive_locked(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes,
+    def _receive_locked(self, round_id: int, node_id: str, phase: RoundPhase, body: bytes | memoryview,
                         accept: Callable[[Session, Round, _Live], object], digest: str) -> SecureReceipt:
         with self._lock, self._sessions() as session:
             round_ = self._locked(session, round_id)
@@ -375,7 +342,8 @@ class SecureRounds:
         for row in rows:
             by_phase.setdefault(row.phase, []).append(row)
         for row in by_phase.get(RoundPhase.ADVERTISE_KEYS.value, []):
-            live.advertisements[row.node_id] = KeyAdvertisement.model_validate_json(self._store.get(row.blob_sha256))
+            stored = bytes(self._store.get(row.blob_sha256))
+            live.advertisements[row.node_id] = KeyAdvertisement.model_validate_json(stored)
         order = [p.value for p in PHASES_SECURE]
         reached = order.index(round_.phase)
         if reached == 0:
@@ -383,7 +351,7 @@ class SecureRounds:
         server = live.server = self._new_server(session, round_, live.advertisements)
         server.close_advertising()
         for row in by_phase.get(RoundPhase.SHARE_KEYS.value, []):
-            server.receive_shares(ShareKeysMessage.model_validate_json(self._store.get(row.blob_sha256)))
+            server.receive_shares(ShareKeysMessage.model_validate_json(bytes(self._store.get(row.blob_sha256))))
         if reached == 1:
             return live
         server.close_sharing()
@@ -393,7 +361,7 @@ class SecureRounds:
             return live
         server.close_masking()
         for row in by_phase.get(RoundPhase.UNMASKING.value, []):
-            server.receive_unmask(UnmaskResponse.model_validate_json(self._store.get(row.blob_sha256)))
+            server.receive_unmask(UnmaskResponse.model_validate_json(bytes(self._store.get(row.blob_sha256))))
         return live
 
     def _vector_length(self, model_sha256: str) -> int:
@@ -408,8 +376,8 @@ class SecureRounds:
         spec = self._spec(session, round_)
         quantisation = QuantisationSpec.for_round(max(len(advertisements), 1), spec.secure_aggregation_clip,
                                                   spec.secure_aggregation_max_examples)
-        identity = {node: session.get(Node, node).public_key for node in advertisements}
-        model = session.get(ModelVersion, round_.model_version)
+        identity = {node: get_row(session, Node, node).public_key for node in advertisements}
+        model = get_row(session, ModelVersion, round_.model_version)
         server = SecAggServer(self._key(round_), identity, self._vector_length(model.sha256), quantisation,
                               spec.secure_aggregation_threshold)
         for node in sorted(advertisements):
@@ -478,8 +446,8 @@ class SecureRounds:
                  time.perf_counter() - started)
 
     def _publish(self, session: Session, round_: Round, result: AggregateResult) -> None:
-        parent = session.get(ModelVersion, round_.model_version)
-        plan = session.get(Plan, round_.plan_sha256)
+        parent = get_row(session, ModelVersion, round_.model_version)
+        plan = get_row(session, Plan, round_.plan_sha256)
         weights = self._apply(self._blobs.get(parent.sha256, cache=True), result, parent.architecture)
         weights_sha = self._blobs.put(weights, cache=True)
         card = json.loads(parent.card_json)
@@ -531,7 +499,7 @@ class SecureRounds:
         if finished.number < TrainingPlan.model_validate_json(plan.canonical_json).rounds:
             self._open_round(session, plan, finished.number + 1, model_version)
         else:
-            plan.status = "finished"
+            plan.status = PlanStatus.FINISHED.value
 
     def _fail(self, session: Session, round_: Round, reason: str) -> None:
         if RoundState(round_.state) in FINISHED:
@@ -540,7 +508,7 @@ class SecureRounds:
         round_.state = RoundState.FAILED.value
         round_.reason = reason
         round_.revision += 1
-        self._next_round(session, round_, session.get(Plan, round_.plan_sha256), round_.model_version)
+        self._next_round(session, round_, get_row(session, Plan, round_.plan_sha256), round_.model_version)
         session.commit()
         self._forget(session, round_)
         log.warning("Secure round %s of plan %s… failed: %s", round_.number, round_.plan_sha256[:12], reason)

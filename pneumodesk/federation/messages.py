@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .vocabulary import MembershipStatus, PlanStatus, RoundPhase, RoundState
+
 API_PREFIX = "/api/v1"
 PROTOCOL_VERSION = 1
 CHALLENGE_CONTEXT = b"pneumodesk-node-challenge-v1"
@@ -54,7 +56,7 @@ class EnrolRequest(_Request):
 class NodeInfo(BaseModel):
     node_id: str
     name: str
-    status: Literal["pending", "approved", "revoked"]
+    status: MembershipStatus
     created: str
     public_key_sha256: str
 
@@ -90,7 +92,7 @@ class PlanSummary(BaseModel):
     plan_sha256: str
     name: str
     published: str
-    status: Literal["active", "finished"]
+    status: PlanStatus
     plan: dict[str, object]
 
 
@@ -100,8 +102,8 @@ class RoundInfo(BaseModel):
     round_id: int
     plan_sha256: str
     number: int
-    state: Literal["open", "collecting", "aggregating", "complete", "failed"]
-    phase: str
+    state: RoundState
+    phase: RoundPhase
     model_version: int
     model_sha256: str
     deadline: str
@@ -116,7 +118,7 @@ class PlanWait(BaseModel):
     """Answer to a long poll: the plan's current round (``None`` once the plan is finished) and whether it changed."""
 
     changed: bool
-    plan_status: Literal["active", "finished"]
+    plan_status: PlanStatus
     round: RoundInfo | None
 
 
@@ -125,7 +127,7 @@ class UploadReceipt(BaseModel):
     update_sha256: str
     examples: int
     counted: bool = Field(description="false when this exact update had already been received (a retry)")
-    round_state: str
+    round_state: RoundState
 
 
 class ModelVersionInfo(BaseModel):

@@ -4,7 +4,7 @@ its parameters, and JSON error answers in the one error schema (tests/e2e checks
 from __future__ import annotations
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from pneumodesk.coordinator.api import create_app
 from pneumodesk.coordinator.service import CoordinatorService
@@ -29,8 +29,9 @@ def schema(app) -> dict:
 
 
 def _operations(app) -> set[tuple[str, str]]:
-    return {(route.path, method.lower()) for route in app.routes if isinstance(route, APIRoute)
-            for method in route.methods if route.include_in_schema}
+    """Every route of every included router, at its full path."""
+    return {(route.path, method.lower()) for route in iter_route_contexts(app.routes)
+            if isinstance(route.original_route, APIRoute) and route.include_in_schema for method in route.methods}
 
 
 def test_every_route_and_method_is_in_the_description(app, schema):

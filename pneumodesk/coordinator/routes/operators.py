@@ -1,0 +1,43 @@
+"""Operator routes: login and the audit log.
+
+No ``from __future__ import annotations``: FastAPI evaluates the handlers' annotations.
+"""
+
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from pneumodesk.federation.messages import API_PREFIX, LoginRequest, TokenResponse
+
+from ..audit import AuditEntry
+from ..errors import Unauthorised
+from .context import ERRORS, ClientAddress, Context, RateLimited, Viewer
+
+router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
+
+
+@router.post("/operators/login", response_model=TokenResponse)
+async def login(body: LoginRequest, context: Context, client: ClientAddress) -> TokenResponse:
+    """Failed logins are limited per client address; a client over the limit is refused before checking."""
+    limiter = context.limits["login"]
+    wait = limiter.blocked(client)
+    if wait is not None:
+        raise RateLimited(wait)
+    try:
+        return await run_in_threadpool(partial(context.service.login, source=client), body.username, body.password)
+    except Unauthorised:
+        limiter.hit(client)
+        raise
+
+
+@router.get("/audit", response_model=list[AuditEntry])
+async def audit(
+    context: Context,
+    _who: Viewer,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="the newest entries, at most this many")] = 1000,
+    after_id: Annotated[int, Query(ge=0, description="only entries with a larger id")] = 0,
+) -> list[AuditEntry]:
+    """The audit log, oldest first: logins, enrolment codes, node decisions, plans, model imports and exports."""
+    return await run_in_threadpool(context.service.read_audit, limit, after_id)
