@@ -35,6 +35,18 @@ class Forbidden(CoordinatorError):
     code = ErrorCode.FORBIDDEN
 
 
+class NodeRevoked(Forbidden):
+    """Said only to the node itself, after it proved its key or showed a valid token: it may act on the code."""
+
+    code = ErrorCode.NODE_REVOKED
+
+
+class NodePending(Forbidden):
+    """Said only to the node itself (as ``NodeRevoked``): the operator has not approved it yet."""
+
+    code = ErrorCode.NODE_PENDING
+
+
 class InvalidInput(CoordinatorError):
     status = 422
     code = ErrorCode.INVALID_INPUT

@@ -30,7 +30,8 @@ def test_enrol_approve_token_and_revoke_take_effect_on_a_running_server(coordina
     # Execute / assert: enrolment leaves the node pending; it cannot get a token yet.
     assert node.enrol(code)["status"] == "pending"
     pending = node.request_token()
-    assert pending.status_code == 403 and "awaiting approval" in pending.json()["message"]
+    assert pending.status_code == 403 and pending.json()["error"] == "node_pending"
+    assert "awaiting approval" in pending.json()["message"]
 
     # The code was one-time.
     reuse = SimulatedNode(coordinator, "Copycat").http.post(
@@ -47,7 +48,8 @@ def test_enrol_approve_token_and_revoke_take_effect_on_a_running_server(coordina
     # Revocation applies to the very next request, even with a token issued before it.
     coordinator_cli("nodes", "revoke", coordinator.directory, node.node_id)
     refused = node.get("/plans")
-    assert refused.status_code == 403 and "revoked" in refused.json()["message"]
+    assert refused.status_code == 403 and refused.json()["error"] == "node_revoked"
+    assert "revoked" in refused.json()["message"]
     assert node.request_token().status_code in (403, 404)
 
     # Nothing secret reached the server log (it runs at INFO, access log on).

@@ -108,4 +108,4 @@ def test_a_valid_token_of_a_revoked_node_is_refused(setting):
     coordinator_cli("nodes", "revoke", coordinator.directory, node.node_id)
     for token in (node.token, fresh):
         status, body = _status(node, token)
-        assert status == 403 and "revoked" in body["message"]
+        assert status == 403 and body["error"] == "node_revoked" and "revoked" in body["message"]

@@ -25,7 +25,7 @@ from ..auth import TokenAuthority, from_b64url, verify_node_signature
 from ..config import CoordinatorConfig
 from ..db import Challenge, Node, utcnow
 from ..db import EnrolmentCode as CodeRow
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorised
+from ..errors import Conflict, Forbidden, InvalidInput, NodePending, NodeRevoked, NotFound, Unauthorised
 from ..views import node_info
 
 #: Unambiguous upper-case letters and digits (no 0/O, 1/I/L), so a code read over the phone is typed right.
@@ -160,6 +160,6 @@ def _require_approved(node: Node | None) -> None:
     if node is None:
         raise Unauthorised("This node is not enrolled with this coordinator.")
     if node.status == MembershipStatus.REVOKED:
-        raise Forbidden("This node's enrolment was revoked by the federation operator.")
+        raise NodeRevoked("This node's enrolment was revoked by the federation operator.")
     if node.status != MembershipStatus.APPROVED:
-        raise Forbidden("This node is awaiting approval by the federation operator.")
+        raise NodePending("This node is awaiting approval by the federation operator.")
