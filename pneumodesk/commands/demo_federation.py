@@ -176,6 +176,7 @@ def run_federation_demo(args: argparse.Namespace) -> dict[str, Any]:
     from pneumodesk.client.participation import EngineOptions, EngineStage
     from pneumodesk.federation.plan import DifferentialPrivacy, TrainingPlan
     from pneumodesk.federation.tensors import state_dict_from_bytes
+    from pneumodesk.federation.vocabulary import RoundState
     from pneumodesk.training.datasets import TrainingDataError
     from pneumodesk.training.demo_data import DEMO_ARCHITECTURE, DEMO_INPUT_SIZE, demo_npz_path
     from pneumodesk.training.local_round import load_training_arrays, train_local_round
@@ -239,7 +240,8 @@ def run_federation_demo(args: argparse.Namespace) -> dict[str, Any]:
                      f"masked input in round {args.rounds}")
             if failed:
                 _say("not every hospital finished: " + " | ".join(failed))
-            complete = [r for r in coordinator.rounds() if r.plan_sha256 == plan.sha256 and r.state == "complete"]
+            complete = [r for r in coordinator.rounds()
+                        if r.plan_sha256 == plan.sha256 and r.state == RoundState.COMPLETE]
             final_version = max((r.result_version for r in complete if r.result_version), default=base.version)
 
             _say("scoring the federated model and training the centralised one")

@@ -87,14 +87,16 @@ def _enrol(service: NodeService, keys: NodeKeyStore, args: argparse.Namespace) -
     print(f"Enrolled as {membership.node_name!r} (node id {membership.node_id}) with {membership.coordinator_url}; "
           f"status: {membership.status}.")
     print(keys.status_text())
-    if args.wait > 0 and membership.status == "pending":
+    from pneumodesk.federation.vocabulary import MembershipStatus
+
+    if args.wait > 0 and membership.status == MembershipStatus.PENDING:
         connection = connect(service, keys)
         try:
             final = wait_for_approval(service, connection, timeout=args.wait)
         finally:
             connection.close()
         print(f"Status: {final}.")
-        return 0 if final == "approved" else 1
+        return 0 if final == MembershipStatus.APPROVED else 1
     return 0
 
 
@@ -139,6 +141,7 @@ def _plan_to_run(service: NodeService, keys: NodeKeyStore, requested: str | None
     """``--plan``, else the coordinator's only active plan that an admin approved here."""
     from pneumodesk.client.enrolment import connect
     from pneumodesk.client.errors import ClientError
+    from pneumodesk.federation.vocabulary import PlanStatus
 
     if requested:
         return requested.lower()
@@ -147,7 +150,8 @@ def _plan_to_run(service: NodeService, keys: NodeKeyStore, requested: str | None
         plans = connection.client.plans()
     finally:
         connection.close()
-    approved = [p.plan_sha256 for p in plans if p.status == "active" and service.approvals.active(p.plan_sha256)]
+    approved = [p.plan_sha256 for p in plans
+                if p.status == PlanStatus.ACTIVE and service.approvals.active(p.plan_sha256)]
     if len(approved) == 1:
         return approved[0]
     if not approved:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk.errors import PneumoDeskError
+from pneumodesk.federation.vocabulary import MembershipStatus, PlanStatus
 from pneumodesk.node import NodeService, Permission
 
 from ..dialogs.plan_review import PlanReviewDialog
@@ -48,9 +49,9 @@ POLL_INTERVAL_MS = 5000
 
 STATE_TEXT = {
     None: "Not enrolled: this workstation is not part of a federation.",
-    "pending": "Enrolled — waiting for the federation operator to approve this workstation.",
-    "approved": "Approved: this workstation is a member of the federation.",
-    "revoked": "Revoked by the federation operator: enrol again with a new code to take part.",
+    MembershipStatus.PENDING: "Enrolled — waiting for the federation operator to approve this workstation.",
+    MembershipStatus.APPROVED: "Approved: this workstation is a member of the federation.",
+    MembershipStatus.REVOKED: "Revoked by the federation operator: enrol again with a new code to take part.",
 }
 
 
@@ -207,7 +208,7 @@ class FederationPage(SessionPage):
         self._show_membership()
         self.egress.refresh()
         membership = self.membership()
-        if membership is not None and membership.status == "approved":
+        if membership is not None and membership.status == MembershipStatus.APPROVED:
             self.refresh_plans()
 
     def _show_membership(self) -> None:
@@ -226,10 +227,10 @@ class FederationPage(SessionPage):
             self.key_label.setText(self.key_store.status_text())
         except Exception as error:
             self.key_label.setText(plain_error(error))
-        self.enrol_box.setVisible(status in (None, "revoked"))
+        self.enrol_box.setVisible(status in (None, MembershipStatus.REVOKED))
         self.check_button.setVisible(status is not None)
         self.leave_button.setVisible(status is not None)
-        if status == "pending":
+        if status == MembershipStatus.PENDING:
             self.poll.start()
         else:
             self.poll.stop()
@@ -288,7 +289,7 @@ class FederationPage(SessionPage):
         previous = self.state_label.text()
         self._show_membership()
         self.egress.refresh()
-        if status == "approved":
+        if status == MembershipStatus.APPROVED:
             if "Approved" not in previous:
                 self.say("The federation operator approved this workstation.")
             self.refresh_plans()
@@ -337,7 +338,7 @@ class FederationPage(SessionPage):
                     item.setToolTip(summary.plan_sha256)
                 self.plans_table.setItem(r, c, item)
         self.participation.set_plans([(s.plan_sha256, s.name) for s in self.plans
-                                      if s.status == "active" and self.node.approvals.active(s.plan_sha256)])
+                                      if s.status == PlanStatus.ACTIVE and self.node.approvals.active(s.plan_sha256)])
 
     def select_plan(self, sha: str) -> None:
         self.plans_table.selectRow([s.plan_sha256 for s in self.plans].index(sha))

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk.node import NodeService, Permission
+from pneumodesk.node.model_registry import ModelStatus
 
 from ..widgets.fields import message_label
 from ..widgets.tables import read_only_table
@@ -169,7 +170,7 @@ class ModelsPage(SessionPage):
         return self.models[rows[0].row()] if rows and rows[0].row() < len(self.models) else None
 
     def active(self) -> LocalModel | None:
-        return next((m for m in self.models if m.status == "active"), None)
+        return next((m for m in self.models if m.status == ModelStatus.ACTIVE), None)
 
     def _show_selected(self) -> None:
         model = self.selected()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pneumodesk.federation.vocabulary import MembershipStatus
 from pneumodesk.node import NodeService, Permission, UserSession
 
 from ..workers.participation import ParticipationWorker
@@ -114,7 +115,7 @@ class ParticipationPanel(QGroupBox):
 
     def _update_buttons(self) -> None:
         allowed = self.session is not None and self.session.can(Permission.MANAGE_FEDERATION)
-        approved = self.membership is not None and self.membership.status == "approved"
+        approved = self.membership is not None and self.membership.status == MembershipStatus.APPROVED
         self.start_button.setEnabled(allowed and approved and not self.running and self.plan_choice.count() > 0)
         self.pause_button.setEnabled(self.running)
         self.cancel_button.setEnabled(self.running)
