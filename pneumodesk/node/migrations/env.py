@@ -3,19 +3,7 @@
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import create_engine
-
 from pneumodesk.node.models import Base
+from pneumodesk.storage.migrations import run_migrations
 
-connection = context.config.attributes.get("connection")
-if connection is None:
-    url = context.config.get_main_option("sqlalchemy.url") or context.get_x_argument(as_dictionary=True)["url"]
-    with create_engine(url).begin() as own_connection:
-        context.configure(connection=own_connection, target_metadata=Base.metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-else:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
+run_migrations(Base.metadata)
