@@ -22,6 +22,7 @@ from pneumodesk.commands.datasets import add_datasets_parser
 from pneumodesk.commands.demo import add_demo_parser
 from pneumodesk.commands.node import add_node_parser
 from pneumodesk.commands.policy import add_policy_parser
+from pneumodesk.errors import PneumoDeskError
 from pneumodesk.training.recipe import TrainingRecipe
 
 
@@ -31,7 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain `pneumodesk` (optionally with --home DIR) opens the desktop window
         args = parser.parse_args([*argv, "gui"])
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except PneumoDeskError as error:  # a typed error no command handled (e.g. a node store that cannot be opened)
+        print(f"pneumodesk: {error}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """Start the desktop app: the QApplication, the main window (which opens on Owner set-up or sign-in), the
-first-start notice (or the screenshot run)."""
+first-start notice (or the screenshot run). A node store that cannot be opened (damaged, locked, read-only, from a
+newer version) stops the start with its plain message in a dialog, and nothing else is opened."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 
 def create_application() -> QApplication:
@@ -38,9 +39,25 @@ def run_gui(model: Path | None = None, screenshots: Path | None = None, home: Pa
         for path in written:
             print(path)
         return 0 if written else 1
+    from pneumodesk.node import NodeStoreError
+
     from .main_window import MainWindow
 
-    window = MainWindow(home=home, bundle=model)
+    try:
+        window = MainWindow(home=home, bundle=model)
+    except NodeStoreError as error:
+        show_start_failure(str(error))
+        return 1
     window.show()
     window.show_first_start_notice()
     return app.exec()
+
+
+START_FAILURE_TITLE = "PneumoDesk cannot start"
+
+
+def show_start_failure(message: str) -> None:
+    """Tell the user, in the store error's own words, why the app cannot start; returns when they close it."""
+    box = QMessageBox(QMessageBox.Icon.Critical, START_FAILURE_TITLE, message, QMessageBox.StandardButton.Close)
+    box.setObjectName("start_failure")
+    box.exec()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .models import AuditEntry, AuditHead
 from .store import NodeStore
@@ -84,24 +85,30 @@ class AuditLog:
 
     def append(self, user: str, action: str, target: str = "", outcome: str = OK,
                details: Mapping[str, Scalar] | None = None) -> int:
-        """Write one entry, chained to the last one, in its own transaction; returns its id."""
+        """Write one entry, chained to the last one, in its own transaction; returns its id once committed."""
+        with self.store.session() as session:
+            return self.append_in(session, user, action, target, outcome, details)
+
+    def append_in(self, session: Session, user: str, action: str, target: str = "", outcome: str = OK,
+                  details: Mapping[str, Scalar] | None = None) -> int:
+        """Add one entry to ``session``'s transaction, so it commits (or rolls back) together with the change it
+        records; returns its id. The entry exists only once the caller's transaction commits."""
         clean = {str(k): v for k, v in (details or {}).items()}
         for key, value in clean.items():
             if not isinstance(value, str | int | float | bool | type(None)):
                 raise TypeError(f"audit detail {key!r} must be a plain value, not {type(value).__name__}")
-        with self.store.session() as session:
-            head = session.get(AuditHead, 1)
-            if head is None:
-                raise RuntimeError("the audit log's head record is missing: run `pneumodesk audit verify`")
-            row = AuditEntry(
-                id=head.last_id + 1, time=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-                username=user, action=action, target=target[:128], outcome=outcome, details=canonical_json(clean),
-                prev_hash=head.last_hash, entry_hash="",
-            )
-            row.entry_hash = entry_hash(head.last_hash, _hashed_fields(row))
-            session.add(row)
-            head.last_id, head.last_hash, head.count = row.id, row.entry_hash, head.count + 1
-            return row.id
+        head = session.get(AuditHead, 1)
+        if head is None:
+            raise RuntimeError("the audit log's head record is missing: run `pneumodesk audit verify`")
+        row = AuditEntry(
+            id=head.last_id + 1, time=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            username=user, action=action, target=target[:128], outcome=outcome, details=canonical_json(clean),
+            prev_hash=head.last_hash, entry_hash="",
+        )
+        row.entry_hash = entry_hash(head.last_hash, _hashed_fields(row))
+        session.add(row)
+        head.last_id, head.last_hash, head.count = row.id, row.entry_hash, head.count + 1
+        return row.id
 
     def read(self, user: str | None = None, action: str | None = None, since: dt.datetime | None = None,
              until: dt.datetime | None = None, limit: int | None = None) -> list[AuditRecord]:

@@ -35,14 +35,22 @@ class ClinicalService:
 
     def record_verdict(self, actor: UserSession, verdict: str | None, model_version: str,
                        store: Callable[[], None]) -> None:
-        """Check ``review``, then run ``store`` (which keeps the verdict) and audit it."""
+        """Check ``review``, then keep the verdict (``store``) and its audit entry together.
+
+        The audit entry is written first and committed after ``store`` returns, in one transaction: a store that is
+        locked, read-only or full refuses before the verdict is kept (``NodeStoreError``, nothing kept), and a
+        failing ``store`` rolls the entry back. Only a disk that fills during the final commit itself can leave the
+        verdict kept without its entry; the error is raised then too, so nothing is reported saved that is not.
+        """
         self.accounts.require(actor, Permission.REVIEW, "verdict")
-        store()
         label = verdict or "cleared"
         if label not in VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}")
-        self.audit.append(actor.username, "verdict", "image", details={"verdict": label,
-                                                                       "model_version": model_version})
+        with self.audit.store.session() as session:
+            self.audit.append_in(session, actor.username, "verdict", "image",
+                                 details={"verdict": label, "model_version": model_version})
+            session.flush()
+            store()
 
     def export(self, actor: UserSession, kind: str, count: int, write: Callable[[], Path]) -> Path:
         """Check ``export_reports``, run ``write`` and audit the outcome (the file's name is not recorded)."""

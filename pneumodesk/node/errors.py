@@ -106,3 +106,80 @@ class MembershipError(NodeError):
 
 class ModelRegistryError(NodeError):
     """A local model that cannot be added, accepted, rejected or restored."""
+
+
+class NodeStoreError(NodeError):
+    """The node store's SQLite file could not be used. ``path`` is the file; the message says what happened, what
+    was (not) saved and what an administrator can do. PneumoDesk never rewrites or "repairs" the file on its own.
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class NodeStoreDamaged(NodeStoreError):
+    """The file is not a readable SQLite database any more (random bytes, truncated, a failed integrity check)."""
+
+    def __init__(self, path: object, detail: str) -> None:
+        self.detail = detail
+        super().__init__(path, f"The node store at {path} is damaged ({detail}). PneumoDesk has not changed it: "
+                               "restore it from a backup, or move it aside to start a new, empty node store.")
+
+
+class NodeStoreNotRecognised(NodeStoreError):
+    """A valid SQLite file that is not a PneumoDesk node store (another program's tables, or ours missing)."""
+
+    def __init__(self, path: object, detail: str) -> None:
+        self.detail = detail
+        super().__init__(path, f"The file at {path} is not a PneumoDesk node store ({detail}). PneumoDesk has not "
+                               "changed it: move it elsewhere, or choose another app data folder with --home.")
+
+
+class NodeStoreTooNew(NodeStoreError):
+    """The store's schema revision is unknown to this build: written by a newer PneumoDesk (or another program)."""
+
+    def __init__(self, path: object, revision: str, known_head: str) -> None:
+        self.revision, self.known_head = revision, known_head
+        super().__init__(path, f"The node store at {path} was written by a newer PneumoDesk (schema revision "
+                               f"{revision}; this version knows up to {known_head}). PneumoDesk has not changed "
+                               "it: install the newer version, or restore a backup made by this one.")
+
+
+class NodeStoreBusy(NodeStoreError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+    def __init__(self, path: object, waited_s: float) -> None:
+        self.waited_s = waited_s
+        super().__init__(path, f"The node store at {path} is locked by another program (another PneumoDesk window "
+                               f"or command) and stayed locked for {waited_s:g} s, so nothing from this action "
+                               "was saved. Close the other program or wait for it to finish, then try again.")
+
+
+class NodeStoreReadOnly(NodeStoreError):
+    """The file or its folder cannot be written. PneumoDesk does not run read-only: every sign-in and action is
+    recorded in the audit log, so a store it cannot write is refused with this error instead."""
+
+    def __init__(self, path: object, detail: str) -> None:
+        self.detail = detail
+        super().__init__(path, f"The node store at {path} is read-only ({detail}), so nothing from this action was "
+                               "saved. PneumoDesk records every sign-in and action in it: ask an administrator "
+                               "to give this user write access to the file and its folder.")
+
+
+class NodeStoreFull(NodeStoreError):
+    """A write failed because the disk (or the store's size limit) is full; the transaction was rolled back."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(path, f"The disk holding the node store at {path} is full, so nothing from this action "
+                               "was saved; everything saved before is intact. Free some disk space, then try again.")
+
+
+class NodeStoreUnavailable(NodeStoreError):
+    """The file could not be opened, read or written for another reason (a disk error, a missing folder)."""
+
+    def __init__(self, path: object, detail: str) -> None:
+        self.detail = detail
+        super().__init__(path, f"The node store at {path} cannot be opened or written ({detail}), so nothing from "
+                               "this action was saved. Check that its disk is connected and the file and its "
+                               "folder are accessible.")

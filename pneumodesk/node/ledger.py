@@ -49,7 +49,8 @@ class PrivacyLedger:
 
     def record(self, dataset_id: int, plan_sha256: str, round_number: int, epsilon: float, delta: float,
                noise_multiplier: float, sample_rate: float, steps: int) -> None:
-        """Append one run's spending (after it trained, before anything else happens)."""
+        """Append one run's spending (after it trained, before anything else happens), together with its audit
+        entry in one transaction: when this returns both are on disk; when it raises, neither is."""
         if not math.isfinite(epsilon) or epsilon < 0:
             raise ValueError(f"ε must be a finite number ≥ 0, not {epsilon!r}")
         with self.store.session() as session:
@@ -59,10 +60,10 @@ class PrivacyLedger:
                                   round_number=int(round_number), epsilon=float(epsilon), delta=float(delta),
                                   noise_multiplier=float(noise_multiplier), sample_rate=float(sample_rate),
                                   steps=int(steps)))
-        self.audit.append(SYSTEM_ACTOR, "privacy_spent", f"dataset {dataset_id}", details={
-            "plan_sha256": plan_sha256, "round": int(round_number), "epsilon": round(float(epsilon), 6),
-            "delta": float(delta), "noise_multiplier": round(float(noise_multiplier), 6), "steps": int(steps),
-        })
+            self.audit.append_in(session, SYSTEM_ACTOR, "privacy_spent", f"dataset {dataset_id}", details={
+                "plan_sha256": plan_sha256, "round": int(round_number), "epsilon": round(float(epsilon), 6),
+                "delta": float(delta), "noise_multiplier": round(float(noise_multiplier), 6), "steps": int(steps),
+            })
 
     def spent(self, dataset_id: int) -> float:
         """Total ε recorded against the dataset (basic composition)."""

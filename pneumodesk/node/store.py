@@ -3,10 +3,23 @@ schema by the Alembic revisions shipped in ``migrations/``.
 
 Invariants: every transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers (the GUI and a CLI run) are
 serialised and the audit chain cannot fork; foreign keys are enforced; the schema only ever changes by migration.
+
+Durability: the journal is WAL with ``synchronous=FULL``. WAL lets a reader run beside the one writer and keeps
+the main file consistent if the app dies mid-write; FULL syncs the WAL to disk at every commit, so a verdict's
+audit entry, an audit entry or a ledger entry is on disk before the call that wrote it returns — with NORMAL the
+last commits could vanish in a power cut after the app had reported them saved. The cost is one fsync per commit
+(a few milliseconds), which a desktop node's few writes a minute afford easily.
+
+Faults of the file (see ``store_check`` and ``store_faults``): an existing file that is damaged, not ours or from
+a newer PneumoDesk is refused before anything writes to it; a lock held longer than ``busy_timeout_s``, a
+read-only file or folder, a full disk or a disk error raise a ``NodeStoreError`` subclass with a plain message,
+and the failed transaction is rolled back, so everything reported saved before stays saved. There is no read-only
+mode: every sign-in and action writes the audit log, so a store that cannot be written is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -16,14 +29,22 @@ from pathlib import Path
 import platformdirs
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from .errors import NodeStoreDamaged, NodeStoreReadOnly, NodeStoreUnavailable
+from .store_check import KnownRevisions, check_store_file
+from .store_faults import sqlite_error_of, store_fault, store_faults
 
 APP_NAME = "PneumoDesk"
 HOME_ENV = "PNEUMODESK_HOME"
 STORE_FILE = "node.sqlite3"
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: How long a transaction waits for another process's write lock before giving up with ``NodeStoreBusy``.
+BUSY_TIMEOUT_S = 30.0
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -34,17 +55,18 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     return home
 
 
-def make_engine(path: Path) -> Engine:
+def make_engine(path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
     """An engine on the SQLite file at ``path`` with the pragmas and transaction mode the store relies on."""
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -65,20 +87,55 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     return config
 
 
+@functools.cache
+def known_revisions() -> KnownRevisions:
+    """The revisions shipped in ``migrations/`` (read once per process)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head is not None, "the node migrations have no head revision"
+    return KnownRevisions(frozenset(revision.revision for revision in script.walk_revisions()), head)
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the store to the newest revision (a no-op when it is already there)."""
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), "head")
 
 
-class NodeStore:
-    """The node's database. ``session()`` yields an ORM session committed on success, rolled back on error."""
+def probe_writable(engine: Engine) -> None:
+    """Commit one write that changes nothing (``user_version`` set to itself), so that a read-only file or folder is
+    found when the store opens rather than at the first action someone expects to be saved."""
+    with engine.begin() as connection:
+        version = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+        connection.exec_driver_sql(f"PRAGMA user_version = {version}")
 
-    def __init__(self, path: Path) -> None:
+
+class NodeStore:
+    """The node's database. ``session()`` yields an ORM session committed on success, rolled back on error; a
+    fault of the file inside it (locked, read-only, full, damaged) is raised as a ``NodeStoreError``."""
+
+    def __init__(self, path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(path)
-        upgrade(self.engine)
+        self.busy_timeout_s = busy_timeout_s
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except PermissionError as error:
+            raise NodeStoreReadOnly(path, f"its folder cannot be created: {error.strerror}") from error
+        except OSError as error:
+            raise NodeStoreUnavailable(path, f"its folder cannot be created: {error.strerror}") from error
+        check_store_file(path, busy_timeout_s, known_revisions())
+        self.engine = make_engine(path, busy_timeout_s)
+        try:
+            upgrade(self.engine)
+            probe_writable(self.engine)
+        except (DBAPIError, sqlite3.Error) as error:
+            self.engine.dispose()
+            # Not a fault of the file itself: its tables are not what its revision says.
+            detail = f"its schema cannot be brought up to date: {sqlite_error_of(error) or error}"
+            raise store_fault(error, path, busy_timeout_s) or NodeStoreDamaged(path, detail) from error
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
@@ -87,7 +144,7 @@ class NodeStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with store_faults(self.path, self.busy_timeout_s), self._sessions.begin() as session:
             yield session
 
     def close(self) -> None:
