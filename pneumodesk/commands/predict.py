@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -14,12 +15,19 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from pneumodesk.imaging import XRayReadError, read_xray
 from pneumodesk.inference import FileResult, Predictor, expand_paths, predict_files
+from pneumodesk.inference.batch import UNEXPECTED_READ_ERROR, failed_result
 from pneumodesk.model import ModelError
+
+from .library_log import route_library_output_to_log
+
+log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("path", "probability", "label", "error")
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    """One row per file found, whatever each file holds; library warnings go to the app home's log, not here."""
+    route_library_output_to_log(getattr(args, "home", None))
     try:
         predictor = Predictor.from_path(args.model, args.operating_point)
     except ModelError as error:
@@ -40,14 +48,18 @@ def predict_command(args: argparse.Namespace) -> int:
         print(json.dumps([_as_dict(result) for result in results], indent=2))
     else:
         _print_table(results, predictor)
-    return 0 if any(result.prediction for result in results) else 1
+    # 1 only when no file could be read at all; a file refused as outside the intended use was read and answered.
+    return 0 if any(result.prediction or result.outside_intended_use for result in results) else 1
 
 
 def _predict_with_heatmap(predictor: Predictor, path: Path, folder: Path) -> FileResult:
     try:
         xray = read_xray(path)
     except XRayReadError as error:
-        return FileResult(path, None, str(error))
+        return failed_result(path, error)
+    except Exception:
+        log.exception("Unexpected error reading an image file")
+        return FileResult(path, None, UNEXPECTED_READ_ERROR)
     prediction, heatmap = predictor.predict_with_heatmap(xray)
     folder.mkdir(parents=True, exist_ok=True)
     grey = np.repeat(xray.pixels[:, :, None], 3, axis=2)

@@ -27,3 +27,7 @@ class UnsupportedImageError(XRayReadError):
 
 class ImageTooLargeError(XRayReadError):
     """The image (or file) exceeds the size limits that keep a workstation responsive."""
+
+
+class OutsideIntendedUseError(XRayReadError):
+    """The file is readable but says it is not a chest radiograph (e.g. a CT, an MR, a knee): no probability."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import struct
 import warnings
 from pathlib import Path
 
@@ -13,6 +15,11 @@ from .limits import MAX_PIXELS, check_dimensions
 from .normalise import to_unit_range
 from .xray import SourceFacts, XRay
 
+log = logging.getLogger(__name__)
+
+# What Pillow raises on damaged files; TypeError/KeyError from a TIFF whose later IFD lacks its size (found by
+# tests/unit/test_imaging_fuzz.py, tests/corpus/images/tiff-second-ifd-without-size.tif), the rest from its plugins.
+_DAMAGED_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, EOFError, struct.error)
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
@@ -39,8 +46,9 @@ def read_raster(path: Path) -> XRay:
             raise ImageTooLargeError(
                 f"The image claims more than {MAX_PIXELS // 1_000_000} million pixels; it may be a decompression bomb."
             ) from None
-        except (OSError, SyntaxError, ValueError) as error:
-            raise CorruptImageError(f"The image data is damaged or incomplete ({error}).") from None
+        except _DAMAGED_IMAGE_ERRORS as error:
+            log.info("Image decoding failed: %r", error)
+            raise CorruptImageError("The image data is damaged or incomplete.") from None
     height, width = pixels.shape
     facts = SourceFacts(image_format, width, height, bit_depth, photometric)
     return XRay(to_unit_range(pixels), facts)

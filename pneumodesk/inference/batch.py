@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pneumodesk.imaging import XRayReadError, is_supported_file, preprocess, read_xray
+from pneumodesk.imaging import OutsideIntendedUseError, XRayReadError, is_supported_file, preprocess, read_xray
 
 from .prediction import Prediction
 from .predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_READ_ERROR = (
+    "PneumoDesk could not read this file because of an unexpected problem in its image readers; the details are in "
+    "the log."
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class FileResult:
     path: Path
     prediction: Prediction | None
     error: str | None  # a plain-language reason when the file could not be predicted
+    outside_intended_use: bool = False  # the file was read, and says it is not a chest radiograph
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -47,17 +56,31 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+def read_for_prediction(path: Path, input_size: int) -> np.ndarray | XRayReadError:
+    """Model input for one file, or the plain reason it has none. Never raises for a bad file: the readers promise a
+    typed ``XRayReadError``, and should one break that promise on some input, that one file fails (its traceback
+    logged) while the rest of the batch goes on."""
+    try:
+        return preprocess(read_xray(path), input_size)
+    except XRayReadError as error:
+        return error
+    except Exception:
+        log.exception("Unexpected error reading an image file")
+        return XRayReadError(UNEXPECTED_READ_ERROR)
+
+
+def failed_result(path: Path, error: XRayReadError) -> FileResult:
+    return FileResult(path, None, str(error), outside_intended_use=isinstance(error, OutsideIntendedUseError))
+
+
 def predict_files(predictor: Predictor, paths: Iterable[Path], batch_size: int = 16
                   ) -> Generator[FileResult, None, None]:
     """Yield one ``FileResult`` per path, in order. A bad file yields its error; the rest go on. ``close()`` on the
     generator waits for at most one chunk of decoding already started."""
     size = predictor.card.input_size
 
-    def load(path: Path) -> np.ndarray | str:
-        try:
-            return preprocess(read_xray(path), size)
-        except XRayReadError as error:
-            return str(error)
+    def load(path: Path) -> np.ndarray | XRayReadError:
+        return read_for_prediction(path, size)
 
     paths = list(paths)
     chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
@@ -67,10 +90,10 @@ def predict_files(predictor: Predictor, paths: Iterable[Path], batch_size: int =
         for index, chunk in enumerate(chunks):
             loaded = [future.result() for future in pending]
             pending = [pool.submit(load, path) for path in chunks[index + 1]] if index + 1 < len(chunks) else []
-            good = [item for item in loaded if not isinstance(item, str)]
+            good = [item for item in loaded if not isinstance(item, XRayReadError)]
             predictions = iter(predictor.predict_inputs(torch.from_numpy(np.stack(good)))) if good else iter(())
             for path, item in zip(chunk, loaded, strict=True):
-                if isinstance(item, str):
-                    yield FileResult(path, None, item)
+                if isinstance(item, XRayReadError):
+                    yield failed_result(path, item)
                 else:
                     yield FileResult(path, next(predictions), None)
