@@ -1,12 +1,15 @@
 """Typed calls of the coordinator's /api/v1, built on ``Transport.send`` (which records every request).
 
-Each method names its ``purpose`` for the egress log in words an admin understands.
+Each method names its ``purpose`` for the egress log in words an admin understands. Invariant: every answer is
+checked (schema, then ``answers``: about what was asked, possible values) before it is returned; a hostile or
+broken answer is a ``ProtocolError``.
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
 
+import requests
 from pydantic import BaseModel, ValidationError
 
 from pneumodesk.federation.messages import (
@@ -22,6 +25,7 @@ from pneumodesk.federation.messages import (
 )
 from pneumodesk.federation.tensors import sha256_hex
 
+from .answers import check_plan_summary, check_round, check_sha256, check_wait
 from .errors import ProtocolError
 from .transport import Transport
 
@@ -41,7 +45,7 @@ class CoordinatorClient:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def _model(self, model: type[M], response) -> M:  # type: ignore[no-untyped-def]
+    def _model(self, model: type[M], response: requests.Response) -> M:
         try:
             return model.model_validate(self.transport.json(response))
         except ValidationError:
@@ -58,14 +62,17 @@ class CoordinatorClient:
     def plans(self) -> list[PlanSummary]:
         response = self.transport.send("GET", "/plans", purpose=PURPOSE_STATUS, auth=True)
         data = self.transport.json(response)
+        if not isinstance(data, list):
+            raise ProtocolError("The coordinator's plan list is malformed.")
         try:
-            return [PlanSummary.model_validate(item) for item in data]
-        except (ValidationError, TypeError):
+            return [check_plan_summary(PlanSummary.model_validate(item)) for item in data]
+        except ValidationError:
             raise ProtocolError("The coordinator's plan list is malformed.") from None
 
     def plan(self, sha: str) -> PlanSummary:
-        return self._model(PlanSummary, self.transport.send("GET", f"/plans/{sha}", purpose=PURPOSE_STATUS,
-                                                            auth=True))
+        summary = self._model(PlanSummary, self.transport.send("GET", f"/plans/{sha}", purpose=PURPOSE_STATUS,
+                                                               auth=True))
+        return check_plan_summary(summary, sha)
 
     def wait(self, sha: str, since: str | None, timeout: float) -> PlanWait:
         """Long poll: returns when the plan's round differs from ``since`` or after ``timeout`` seconds."""
@@ -74,22 +81,29 @@ class CoordinatorClient:
             params["since"] = since
         response = self.transport.send("GET", f"/plans/{sha}/wait", purpose=PURPOSE_WAIT, params=params, auth=True,
                                        read_timeout=timeout + 30.0)
-        return self._model(PlanWait, response)
+        return check_wait(self._model(PlanWait, response), sha)
 
     def join(self, sha: str) -> RoundInfo:
-        return self._model(RoundInfo, self.transport.send("POST", f"/plans/{sha}/join", purpose=PURPOSE_JOIN,
+        info = self._model(RoundInfo, self.transport.send("POST", f"/plans/{sha}/join", purpose=PURPOSE_JOIN,
                                                           auth=True))
+        return check_round(info, plan_sha256=sha)
 
     def round(self, round_id: int) -> RoundInfo:
-        return self._model(RoundInfo, self.transport.send("GET", f"/rounds/{round_id}", purpose=PURPOSE_STATUS,
+        info = self._model(RoundInfo, self.transport.send("GET", f"/rounds/{round_id}", purpose=PURPOSE_STATUS,
                                                           auth=True))
+        return check_round(info, round_id=round_id)
 
     def models(self) -> list[ModelVersionInfo]:
         data = self.transport.json(self.transport.send("GET", "/models", purpose=PURPOSE_STATUS, auth=True))
+        if not isinstance(data, list):
+            raise ProtocolError("The coordinator's model list is malformed.")
         try:
-            return [ModelVersionInfo.model_validate(item) for item in data]
-        except (ValidationError, TypeError):
+            models = [ModelVersionInfo.model_validate(item) for item in data]
+        except ValidationError:
             raise ProtocolError("The coordinator's model list is malformed.") from None
+        for model in models:
+            check_sha256(model.sha256, "model identity")
+        return models
 
     def weights(self, version: int, expected_sha256: str | None = None) -> bytes:
         """The safetensors bytes of model ``version``, checked against the header's and ``expected_sha256``."""

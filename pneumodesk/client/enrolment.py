@@ -21,6 +21,7 @@ from cryptography import x509
 
 from pneumodesk.federation.vocabulary import MembershipStatus, RefusalReason
 
+from .answers import check_identifier, check_plain_text
 from .api import PURPOSE_ENROL, CoordinatorClient
 from .errors import ClientError, EnrolmentError, NotAuthorised
 from .keys import NodeKey, NodeKeyStore
@@ -100,11 +101,13 @@ def enrol(service: NodeService, actor: UserSession, home: Path, url: str, code: 
     try:
         client = CoordinatorClient(transport)
         info = client.enrol(code.strip(), name, key.public_key_b64)
+        check_identifier(info.node_id, "node id")
         # A challenge is answered for pending nodes too: it tells us the federation's audience to pin.
         challenge = transport.json(transport.send("POST", f"/nodes/{info.node_id}/challenge", purpose=PURPOSE_ENROL))
-        audience = str(challenge.get("audience", ""))
-        if not audience:
+        audience = challenge.get("audience") if isinstance(challenge, dict) else None
+        if not isinstance(audience, str) or not audience:
             raise EnrolmentError("The coordinator did not say which federation it belongs to.")
+        check_plain_text(audience, "federation identity")
     except ClientError:
         key_store.delete()  # nothing was enrolled with this key; the next attempt makes a new one
         raise

@@ -13,9 +13,10 @@ Invariants:
   file 0600) and bound to the round and node (associated data); it is deleted when the round is over;
 - the node refuses a round that lists its own identity key wrongly, a roster whose keys are not signed by their
   nodes' enrolled identity keys (``KeySubstitutionDetected``), a changed identity key of a node it has seen before
-  (pinned in ``home/federation/peer-identity-keys.json``, trust on first use), a threshold that is not a strict
-  majority and an unmasking request that asks for both kinds of share of one node — each ends the run as a refusal
-  the admin sees, because the coordinator is not behaving as the protocol says;
+  (pinned in ``home/federation/peer-identity-keys.json``, trust on first use — and only from a roster the node
+  accepted), a threshold that is not a strict majority and an unmasking request that asks for both kinds of share
+  of one node — each ends the run as a refusal the admin sees, because the coordinator is not behaving as the
+  protocol says;
 - a plan that requires secure aggregation is never uploaded in the clear: a round without the secure phases is
   refused.
 """
@@ -119,29 +120,42 @@ class SecureStateStore:
 
 
 class PeerKeys:
-    """Enrolled identity keys of the other nodes, pinned the first time a roster names them."""
+    """Enrolled identity keys of the other nodes, pinned the first time a roster naming them is accepted.
+
+    ``check`` only reads: a roster is pinned (``pin``) after the node accepted it, so a refused roster pins nothing.
+    """
 
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / "federation" / "peer-identity-keys.json"
 
-    def check(self, own_id: str, own_key: bytes, keys: dict[str, bytes]) -> None:
-        if keys.get(own_id) != own_key:
-            raise KeySubstitutionDetected("The coordinator lists another identity key for this very node; someone "
-                                          "substituted keys. The round cannot be trusted.")
+    def _pinned(self) -> dict[str, str]:
         try:
             pinned = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            pinned = {}
+            return {}
         except (OSError, ValueError):
             raise KeyStoreError(f"{self.path} is damaged; the pinned keys of the other hospitals are lost.") from None
+        if not isinstance(pinned, dict):
+            raise KeyStoreError(f"{self.path} is damaged; the pinned keys of the other hospitals are lost.")
+        return pinned
+
+    def check(self, own_id: str, own_key: bytes, keys: dict[str, bytes]) -> dict[str, str]:
+        """Raise ``KeySubstitutionDetected`` unless ``keys`` lists this node's own key and no changed peer key;
+        returns the keys not pinned yet (node id → base64), for ``pin`` once the roster is accepted."""
+        if keys.get(own_id) != own_key:
+            raise KeySubstitutionDetected("The coordinator lists another identity key for this very node; someone "
+                                          "substituted keys. The round cannot be trusted.")
+        pinned = self._pinned()
         changed = sorted(node for node, key in keys.items()
                          if node in pinned and pinned[node] != base64.b64encode(key).decode())
         if changed:
             raise KeySubstitutionDetected(f"The identity key of node(s) {', '.join(changed)} changed since this "
                                           "node first saw it; someone may be substituting keys.")
-        new = {node: base64.b64encode(key).decode() for node, key in keys.items() if node not in pinned}
+        return {node: base64.b64encode(key).decode() for node, key in keys.items() if node not in pinned}
+
+    def pin(self, new: dict[str, str]) -> None:
         if new:
-            write_private(self.path, json.dumps({**pinned, **new}, sort_keys=True).encode())
+            write_private(self.path, json.dumps({**self._pinned(), **new}, sort_keys=True).encode())
 
 
 class SecureUpload:
@@ -210,9 +224,10 @@ class SecureUpload:
 
         exchange.wait_for(RoundPhase.SHARE_KEYS)
         roster = exchange.fetch(SecureRoster, "roster")
-        self.peers.check(self.node_id, self.key.public_raw, dict(roster.identity_keys))
+        new_peers = self.peers.check(self.node_id, self.key.public_raw, dict(roster.identity_keys))
         self._check_terms(roster)
         shares = node.share_keys(roster.roster, roster.identity_keys)
+        self.peers.pin(new_peers)  # only a roster this node accepted is trusted on first use
         send(RoundPhase.SHARE_KEYS, "POST", "shares", shares.model_dump_json().encode(), PURPOSE_SHARES)
 
         exchange.wait_for(RoundPhase.MASKED_INPUT)

@@ -2,7 +2,9 @@
 
 Invariants: tokens live in memory only (they are re-obtainable in one round trip, so nothing is written to disk);
 a token is refreshed before it expires (``margin``), and at once after a 401; the challenge's audience must be the
-federation the node enrolled with, so a different coordinator behind the same address gets no signature.
+federation the node enrolled with, so a different coordinator behind the same address gets no signature; a nonce
+or token that could not travel as plain ASCII in signed bytes or a header, or a lifetime that is not positive, is a
+``ProtocolError`` (nothing is signed or kept).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from collections.abc import Callable
 from pneumodesk.federation.messages import ChallengeResponse, TokenResponse, challenge_bytes
 from pneumodesk.federation.vocabulary import ErrorCode, RefusalReason
 
+from .answers import NONCE_PATTERN, TOKEN_PATTERN
 from .errors import NotAuthorised, ProtocolError, Refused
 from .keys import NodeKey, b64url
 from .transport import Transport
+
+LONGEST_LIFETIME = 24 * 3600.0  # a longer promise is read as this: the token is refreshed at least daily
 
 
 class NodeTokens:
@@ -56,6 +61,8 @@ class NodeTokens:
             challenge = ChallengeResponse.model_validate(self.transport.json(challenge_response))
         except ValueError:
             raise ProtocolError("The coordinator's challenge is malformed.") from None
+        if NONCE_PATTERN.fullmatch(challenge.nonce) is None:
+            raise ProtocolError("The coordinator's challenge is malformed.")
         if self.audience is not None and challenge.audience != self.audience:
             raise NotAuthorised("The coordinator at this address belongs to another federation than the one this "
                                 "node enrolled with; nothing was signed.", 401, ErrorCode.UNAUTHORISED)
@@ -67,7 +74,9 @@ class NodeTokens:
             token = TokenResponse.model_validate(self.transport.json(response))
         except ValueError:
             raise ProtocolError("The coordinator's token answer is malformed.") from None
-        lifetime = float(token.expires_in)
+        if TOKEN_PATTERN.fullmatch(token.access_token) is None or token.expires_in <= 0:
+            raise ProtocolError("The coordinator's token answer is malformed.")
+        lifetime = float(min(token.expires_in, LONGEST_LIFETIME))
         margin = min(self.margin, lifetime * 0.2)
         self._token, self._expires = token.access_token, started + lifetime - margin
         self.refreshes += 1

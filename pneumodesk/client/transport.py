@@ -361,7 +361,8 @@ class Transport:
         return Refused(message, response.status_code, code)
 
     def json(self, response: requests.Response) -> Any:
+        """The answer's JSON; ``ProtocolError`` for anything else, nesting too deep to read included."""
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProtocolError("The coordinator's answer is not valid JSON.") from None

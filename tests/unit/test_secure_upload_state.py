@@ -35,8 +35,10 @@ def test_round_state_is_sealed_bound_to_its_round_and_survives_a_reload(tmp_path
 def test_peer_identity_keys_are_pinned_on_first_sight(tmp_path):
     peers = PeerKeys(tmp_path)
     own, other = os.urandom(32), os.urandom(32)
-    peers.check("me", own, {"me": own, "b": other})
-    peers.check("me", own, {"me": own, "b": other, "c": os.urandom(32)})  # a new node is pinned too
+    assert not peers.path.exists() and set(peers.check("me", own, {"me": own, "b": other})) == {"me", "b"}
+    assert not peers.path.exists()  # checking pins nothing: only an accepted roster is pinned
+    peers.pin(peers.check("me", own, {"me": own, "b": other}))
+    assert set(peers.check("me", own, {"me": own, "b": other, "c": os.urandom(32)})) == {"c"}  # a new node
     with pytest.raises(KeySubstitutionDetected, match="node\\(s\\) b changed"):
         peers.check("me", own, {"me": own, "b": os.urandom(32)})
     with pytest.raises(KeySubstitutionDetected, match="this very node"):
