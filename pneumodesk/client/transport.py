@@ -262,8 +262,8 @@ class Transport:
             body = json.dumps(json_body, separators=(",", ":")).encode()
             sent_headers["Content-Type"] = "application/json"
         response = self._attempt(method, path, purpose, body, sent_headers, params, auth, read_timeout)
-        if auth and response.status_code == 401:
-            self.tokens.invalidate()  # type: ignore[union-attr]
+        if auth and response.status_code == 401 and self.tokens is not None:
+            self.tokens.invalidate()
             response = self._attempt(method, path, purpose, body, sent_headers, params, auth, read_timeout)
         if response.status_code in ok:
             return response

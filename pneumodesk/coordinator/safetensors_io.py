@@ -76,12 +76,13 @@ def write_safetensors(layout: Mapping[str, tuple[np.dtype, tuple[int, ...]]],
     The result is read-only: it is stored, cached and served as it is."""
     names = sorted(layout)
     header: dict[str, object] = {}
+    spans: dict[str, tuple[int, int]] = {}  # name → (begin, end) in the data section
     offset = 0
     for name in names:
         dtype, shape = np.dtype(layout[name][0]), layout[name][1]
         size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        header[name] = {"dtype": CODES[dtype],
-                        "shape": list(shape), "data_offsets": [offset, offset + size]}
+        spans[name] = (offset, offset + size)
+        header[name] = {"dtype": CODES[dtype], "shape": list(shape), "data_offsets": list(spans[name])}
         offset += size
     if metadata:
         header["__metadata__"] = dict(metadata)
@@ -93,7 +94,7 @@ def write_safetensors(layout: Mapping[str, tuple[np.dtype, tuple[int, ...]]],
     out[8:start] = text
     for name in names:
         dtype, shape = np.dtype(layout[name][0]), layout[name][1]
-        begin, end = header[name]["data_offsets"]  # type: ignore[index]
+        begin, end = spans[name]
         fill(name, np.frombuffer(out, dtype=dtype, count=(end - begin) // dtype.itemsize,
                                  offset=start + begin).reshape(shape))
     return out.toreadonly()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
@@ -55,7 +55,7 @@ STATE_TEXT = {
 }
 
 
-def _list_plans(node: NodeService, key_store: NodeKeyStore) -> list[Any]:
+def _list_plans(node: NodeService, key_store: NodeKeyStore) -> list[PlanSummary]:
     from pneumodesk.client.enrolment import connect
 
     connection = connect(node, key_store)

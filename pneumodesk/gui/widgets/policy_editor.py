@@ -7,7 +7,7 @@ The editor only collects values; ``PolicyService.set`` checks them (and the perm
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from pneumodesk.node.policy import NodePolicy
 
 
 def _double(name: str, low: float, high: float, decimals: int, step: float) -> QDoubleSpinBox:
@@ -89,7 +92,7 @@ class PolicyEditor(QGroupBox):
         row.addWidget(self.save_button)
         layout.addLayout(row)
 
-    def show_policy(self, policy: Any, known_architectures: Iterable[str] = ()) -> None:
+    def show_policy(self, policy: NodePolicy, known_architectures: Iterable[str] = ()) -> None:
         self.epsilon_cap.setValue(policy.epsilon_cap_per_dataset)
         self.max_delta.setValue(policy.max_delta)
         self.require_dp.setChecked(policy.require_dp)
