@@ -235,17 +235,17 @@ class FuzzStats:
     unsatisfiable: set[tuple[str, str]] = field(default_factory=set)  # (operation, generation mode)
 
 
-def request_record(case: Any, response: Response) -> dict[str, Any]:
-    """What was sent, as a corpus entry (the Authorization header replaced by the auth mode's name)."""
+def request_record(mode: str, response: Response) -> dict[str, Any]:
+    """What was sent, in the corpus's form (tests/corpus/api/: the token replaced by the auth mode's name)."""
     sent = response.request
-    body = sent.body
-    if isinstance(body, str):
-        body = body.encode()
+    body = sent.body.encode() if isinstance(sent.body, str) else sent.body
     headers = {k: v for k, v in sent.headers.items()
                if k.lower() not in {"authorization", "user-agent", "accept-encoding", "accept", "connection",
                                     "content-length"}}
-    return {"method": sent.method, "url": sent.path_url, "headers": headers,
-            "body_hex": body.hex() if isinstance(body, bytes) else None}
+    record: dict[str, Any] = {"auth": mode, "method": sent.method, "path": sent.path_url, "headers": headers}
+    if isinstance(body, bytes):
+        record["body"] = {"hex": body.hex()}
+    return record
 
 
 def _content_type(response: Response) -> str:
@@ -335,12 +335,14 @@ def send(target: FuzzTarget, mode: str, case: Any, *, true_digest: bool = False)
 
 
 def fuzz_operation(target: FuzzTarget, operation: Any, mode: str, generation_mode: GenerationMode, *,
-                   max_examples: int, stats: FuzzStats, check_state: bool = True) -> None:
-    """Run ``max_examples`` generated cases (derandomised: the same cases every run) and record what broke."""
+                   max_examples: int, stats: FuzzStats, check_state: bool = True, seed: int = 0) -> None:
+    """Run ``max_examples`` generated cases and record what broke; with ``seed`` 0 derandomised (the same cases
+    every run), else the cases of that seed."""
     label = f"{operation.method.upper()} {operation.path}"
     stats.operations.add(label)
 
-    @hypothesis.settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
+    @hypothesis.seed(seed)
+    @hypothesis.settings(max_examples=max_examples, derandomize=not seed, database=None, deadline=None,
                          suppress_health_check=list(hypothesis.HealthCheck),
                          phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
     @hypothesis.given(case=case_strategy(target, operation, generation_mode), true_digest=st.booleans())
@@ -357,7 +359,7 @@ def fuzz_operation(target: FuzzTarget, operation: Any, mode: str, generation_mod
         stats.cases[mode] += 1
         stats.statuses[response.status_code] += 1
         for problem in judge(target, mode, case, response, before):
-            stats.findings.append(Finding(label, mode, problem, request_record(case, response),
+            stats.findings.append(Finding(label, mode, problem, request_record(mode, response),
                                           response.status_code, response.content.decode(errors="replace")))
 
     try:
@@ -368,13 +370,13 @@ def fuzz_operation(target: FuzzTarget, operation: Any, mode: str, generation_mod
 
 def fuzz_all(target: FuzzTarget, modes: Iterator[str] | list[str], *, max_examples: int,
              generation_modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
-             stats: FuzzStats | None = None, check_state: bool = True) -> FuzzStats:
+             stats: FuzzStats | None = None, check_state: bool = True, seed: int = 0) -> FuzzStats:
     stats = stats or FuzzStats()
     for mode in modes:
         for operation in target.operations():
             for generation_mode in generation_modes:
                 fuzz_operation(target, operation, mode, generation_mode, max_examples=max_examples, stats=stats,
-                               check_state=check_state)
+                               check_state=check_state, seed=seed)
     return stats
 
 
