@@ -45,7 +45,7 @@ def tensor_views(data: bytes | bytearray | memoryview) -> dict[str, np.ndarray]:
             dtype = DTYPES[entry["dtype"]]
             shape = tuple(int(n) for n in entry["shape"])
             begin, end = (int(n) for n in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
             raise WeightsIntegrityError(f"The weights are not usable safetensors: tensor {name!r} is malformed "
                                         "or of an unsupported type.") from None
         if any(n < 0 for n in shape) or end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:

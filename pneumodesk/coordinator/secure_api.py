@@ -17,7 +17,7 @@ from pneumodesk.federation.messages import API_PREFIX, SHA256_HEADER
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster
 
 from .bodies import pooled_body, receive_body
-from .routes.context import ERRORS, UPLOAD_SUFFIX, Context, NodeId, get_service
+from .routes.context import ERRORS, UPLOAD_SUFFIX, Context, NodeId, RoundId, get_service
 from .secure_rounds import SecureRounds
 from .service import CoordinatorService
 
@@ -44,31 +44,31 @@ async def _body(request: Request) -> bytes:
 
 
 @router.post("/advertisement", response_model=SecureReceipt)
-async def advertisement(round_id: int, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
+async def advertisement(round_id: RoundId, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
     """RoundPhase advertise_keys: this node's two round public keys, signed with its enrolled identity key."""
     return await run_in_threadpool(secure.advertise, round_id, who, await _body(request))
 
 
 @router.get("/roster", response_model=SecureRoster)
-async def roster(round_id: int, secure: Secure, who: NodeId) -> Response:
+async def roster(round_id: RoundId, secure: Secure, who: NodeId) -> Response:
     """From share_keys on: every advertised key of the round and the nodes' enrolled identity keys."""
     return _json(await run_in_threadpool(secure.roster, round_id, who))
 
 
 @router.post("/shares", response_model=SecureReceipt)
-async def shares(round_id: int, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
+async def shares(round_id: RoundId, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
     """RoundPhase share_keys: this node's encrypted shares, one per other node (opaque to the coordinator)."""
     return await run_in_threadpool(secure.shares, round_id, who, await _body(request))
 
 
 @router.get("/delivery")
-async def delivery(round_id: int, secure: Secure, who: NodeId) -> Response:
+async def delivery(round_id: RoundId, secure: Secure, who: NodeId) -> Response:
     """From masked_input on: the shares the other nodes encrypted for this node, and who shared."""
     return _json(await run_in_threadpool(secure.delivery, round_id, who))
 
 
 @router.put(UPLOAD_SUFFIX, response_model=SecureReceipt, openapi_extra=_BINARY_BODY)
-async def masked_input(round_id: int, request: Request, secure: Secure, context: Context, who: NodeId,
+async def masked_input(round_id: RoundId, request: Request, secure: Secure, context: Context, who: NodeId,
                        sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")]
                        ) -> SecureReceipt:
     """RoundPhase masked_input: this node's masked input (a retry with the same bytes counts once)."""
@@ -78,12 +78,12 @@ async def masked_input(round_id: int, request: Request, secure: Secure, context:
 
 
 @router.get("/unmask-request")
-async def unmask_request(round_id: int, secure: Secure, who: NodeId) -> Response:
+async def unmask_request(round_id: RoundId, secure: Secure, who: NodeId) -> Response:
     """From unmasking on: which nodes survived and which dropped."""
     return _json(await run_in_threadpool(secure.unmask_request, round_id, who))
 
 
 @router.post("/unmask", response_model=SecureReceipt)
-async def unmask(round_id: int, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
+async def unmask(round_id: RoundId, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
     """RoundPhase unmasking: self-mask shares of survivors and mask-key shares of dropped nodes."""
     return await run_in_threadpool(secure.unmask, round_id, who, await _body(request))

@@ -47,9 +47,9 @@ def safetensors_header(data: bytes | memoryview) -> dict[str, Any]:
     (length,) = struct.unpack("<Q", bytes(data[:8]))
     if length > min(len(data) - 8, 100 * 1024 * 1024):
         raise WeightsIntegrityError("The weights are not safetensors: the header length is impossible.")
-    try:
+    try:  # ValueError covers JSONDecodeError and integers too long to convert; RecursionError, deep nesting
         header = json.loads(bytes(data[8 : 8 + length]))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise WeightsIntegrityError("The weights are not safetensors: the header is not JSON.") from None
     if not isinstance(header, dict):
         raise WeightsIntegrityError("The weights are not safetensors: the header is not a JSON object.")
@@ -75,7 +75,7 @@ def tensor_signature(data: bytes | memoryview) -> dict[str, tuple[str, tuple[int
             continue
         try:
             signature[name] = (str(entry["dtype"]), tuple(int(n) for n in entry["shape"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
             raise WeightsIntegrityError(f"The weights are not safetensors: tensor {name!r} is malformed.") from None
     return signature
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +28,12 @@ from ..service import CoordinatorService
 #: The error answers every route documents (FastAPI's own validation error shape is never promised).
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422,
                                                                                     429)}
+#: The largest id the databases store in an ``Integer`` column (PostgreSQL's is 32 bits). A larger number in a path
+#: or query is invalid input, refused before it reaches the database driver (which would fail with a server error).
+MAX_ROW_ID = 2**31 - 1
+#: A round's id, or a model's version number, in a path: 1 … ``MAX_ROW_ID``.
+RoundId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the round's id")]
+ModelVersionNumber = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the model's version number")]
 #: Uploads (paths ending in this) get the large-body limit; every other body the JSON limit.
 UPLOAD_SUFFIX = "/update"
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pneumodesk.federation.messages import API_PREFIX, SHA256_HEADER, ModelVersionInfo
 
-from .context import ERRORS, Anyone, Service
+from .context import ERRORS, Anyone, ModelVersionNumber, Service
 
 router = APIRouter(prefix=API_PREFIX, tags=["models"], responses=ERRORS)
 DOWNLOAD_SLICE = 1 << 20
@@ -23,7 +23,7 @@ async def models(service: Service, _who: Anyone) -> list[ModelVersionInfo]:
 
 
 @router.get("/models/{version}/weights", responses={200: {"content": {"application/octet-stream": {}}}})
-async def weights(version: int, service: Service, _who: Anyone) -> Response:
+async def weights(version: ModelVersionNumber, service: Service, _who: Anyone) -> Response:
     """The model's safetensors bytes; the X-Content-SHA256 header carries their sha256 for the node to check."""
     data, sha = await run_in_threadpool(service.model_weights, version)
     return StreamingResponse(_slices(memoryview(data)), media_type="application/octet-stream",

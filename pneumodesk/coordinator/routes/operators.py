@@ -13,7 +13,7 @@ from pneumodesk.federation.messages import API_PREFIX, LoginRequest, TokenRespon
 
 from ..audit import AuditEntry
 from ..errors import Unauthorised
-from .context import ERRORS, ClientAddress, Context, RateLimited, Viewer
+from .context import ERRORS, MAX_ROW_ID, ClientAddress, Context, RateLimited, Viewer
 
 router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
 
@@ -37,7 +37,7 @@ async def audit(
     context: Context,
     _who: Viewer,
     limit: Annotated[int, Query(ge=1, le=10_000, description="the newest entries, at most this many")] = 1000,
-    after_id: Annotated[int, Query(ge=0, description="only entries with a larger id")] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="only entries with a larger id")] = 0,
 ) -> list[AuditEntry]:
     """The audit log, oldest first: logins, enrolment codes, node decisions, plans, model imports and exports."""
     return await run_in_threadpool(context.service.read_audit, limit, after_id)

@@ -21,7 +21,7 @@ from pneumodesk.federation.messages import (
 from pneumodesk.federation.vocabulary import FINISHED, PlanStatus
 
 from ..bodies import pooled_body
-from .context import ERRORS, UPLOAD_SUFFIX, Anyone, Context, NodeId, Service, Viewer
+from .context import ERRORS, UPLOAD_SUFFIX, Anyone, Context, NodeId, RoundId, Service, Viewer
 
 operator_router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
 router = APIRouter(prefix=API_PREFIX, tags=["rounds"], responses=ERRORS)
@@ -73,13 +73,13 @@ async def join(sha: str, service: Service, who: NodeId) -> RoundInfo:
 
 
 @router.get("/rounds/{round_id}", response_model=RoundInfo)
-async def round_status(round_id: int, service: Service, _who: Anyone) -> RoundInfo:
+async def round_status(round_id: RoundId, service: Service, _who: Anyone) -> RoundInfo:
     return await run_in_threadpool(service.round_status, round_id)
 
 
 @router.put(f"/rounds/{{round_id}}{UPLOAD_SUFFIX}", response_model=UploadReceipt, openapi_extra=_BINARY_BODY)
 async def upload(
-    round_id: int,
+    round_id: RoundId,
     request: Request,
     context: Context,
     who: NodeId,
@@ -93,8 +93,13 @@ async def upload(
 
 
 def _round_ended(state: PlanWait, since: str) -> bool:
-    """Whether the round named by revision ``since`` (``"<round id>:<counter>"``) is over or no longer current."""
+    """Whether the round named by revision ``since`` (``"<round id>:<counter>"``) is over or no longer current.
+
+    ``since`` comes from the client: a round id that is not plain ASCII digits (``str.isdigit`` also accepts "²",
+    which ``int`` refuses) names no round, so that round counts as over.
+    """
     if state.round is None:
         return True
     round_id = since.split(":", 1)[0]
-    return not round_id.isdigit() or int(round_id) != state.round.round_id or state.round.state in FINISHED
+    named = round_id.isascii() and round_id.isdigit()
+    return not named or int(round_id) != state.round.round_id or state.round.state in FINISHED
