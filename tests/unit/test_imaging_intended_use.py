@@ -8,6 +8,9 @@ from pneumodesk.imaging import OutsideIntendedUseError, read_xray
 from tests.builders import chest_like, dicom_dataset, to_uint16, write_dicom, write_png
 from tests.image_fuzz import pydicom_test_files
 
+# The files are odd on purpose; pydicom's complaints about them are expected here (the app sends them to its log).
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")
+
 
 @pytest.mark.parametrize(
     "name,words",
