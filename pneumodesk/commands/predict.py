@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
+from pneumodesk.csv_cells import defused_row
 from pneumodesk.imaging import XRayReadError, read_xray
 from pneumodesk.inference import FileResult, Predictor, expand_paths, predict_files
 from pneumodesk.inference.batch import UNEXPECTED_READ_ERROR, failed_result
@@ -94,12 +95,12 @@ def _write_csv(target: Path, results: list[FileResult]) -> None:
         for result in results:
             prediction = result.prediction
             writer.writerow(
-                [
+                defused_row([
                     str(result.path),
                     "" if prediction is None else f"{prediction.probability:.6f}",
                     "" if prediction is None else prediction.label,
                     result.error or "",
-                ]
+                ])
             )
 
 

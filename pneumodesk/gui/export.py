@@ -16,6 +16,8 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 
+from pneumodesk.csv_cells import defused_row
+
 from .widgets.viewer import grey_image, heat_image
 from .widgets.worklist_model import WorklistItem
 
@@ -39,7 +41,7 @@ def write_worklist_csv(items: list[WorklistItem], path: Path) -> Path:
         writer.writerow(CSV_COLUMNS)
         for item in items:
             p = item.prediction
-            writer.writerow([
+            writer.writerow(defused_row([
                 item.name,
                 item.status.value,
                 f"{p.probability:.4f}" if p else "",
@@ -49,7 +51,7 @@ def write_worklist_csv(items: list[WorklistItem], path: Path) -> Path:
                 p.model_version if p else "",
                 item.verdict or "",
                 item.error or "",
-            ])
+            ]))
     return path
 
 

@@ -1,9 +1,10 @@
 """Approvals of training plans, by plan hash, for one dataset and one coordinator.
 
-Invariants (DESIGN 2, 3): a plan outside the node policy, or one whose whole ε would push the dataset past its cap,
-is refused *before* anything is recorded (the refusal itself is audited) — the cap counts what was spent and what
-the dataset's other active approvals may still spend (their ε total less what they spent), so every approved plan
-can finish within the cap; the approval names the plan by the sha256
+Invariants (DESIGN 2, 3, 9): a plan outside the node policy, or one whose whole ε would push the dataset past its
+cap, is refused *before* anything is recorded (the refusal itself is audited) — the cap is per image: it counts what
+each of the dataset's images spent and what active approvals on any dataset holding the same image may still spend
+(their ε total less what they spent), so every approved plan can finish within the cap, however the same images
+were registered; the approval names the plan by the sha256
 of its canonical JSON, so a changed plan is a different hash and needs a new approval; withdrawing takes effect at
 once (``active`` is asked before every round); every approval and withdrawal is audited with the plan hash.
 """
@@ -125,16 +126,31 @@ class ApprovalService:
             return [_approval(r) for r in session.scalars(select(ApprovalRow).order_by(ApprovalRow.id.desc()))]
 
     def reserved(self, dataset_id: int, *, excluding: str | None = None) -> float:
-        """ε the dataset's active approvals (other than plan ``excluding``) may still spend: each one's ε total less
-        what it has spent."""
-        spent = self.ledger.spent_by_plan(dataset_id)
-        return sum(max(0.0, a.epsilon_total - spent.get(a.plan_sha256, 0.0))
-                   for a in self.active_for_dataset(dataset_id)
-                   if a.plan_sha256 != excluding and a.epsilon_total is not None and math.isfinite(a.epsilon_total))
+        """ε that active approvals (other than plan ``excluding``) may still spend on the dataset's images — each
+        one's ε total less what it has spent, summed per image over the approvals whose dataset holds the image —
+        as the amount it adds to the dataset's most-spent image: ``spent + reserved`` is the worst image's total."""
+        held: dict[int, float] = {}
+        spent_by_dataset: dict[int, dict[str, float]] = {}
+        for approval in self._active():
+            if approval.plan_sha256 == excluding or approval.epsilon_total is None:
+                continue
+            if not math.isfinite(approval.epsilon_total):
+                continue
+            spent = spent_by_dataset.setdefault(approval.dataset_id, self.ledger.spent_by_plan(approval.dataset_id))
+            left = max(0.0, approval.epsilon_total - spent.get(approval.plan_sha256, 0.0))
+            held[approval.dataset_id] = held.get(approval.dataset_id, 0.0) + left
+        if not held:
+            return 0.0
+        return max(0.0, self.ledger.worst_image(dataset_id, held) - self.ledger.spent(dataset_id))
 
     def active_for_dataset(self, dataset_id: int) -> builtins.list[Approval]:  # ``list`` is the method above
         with self.store.session() as session:
             query = select(ApprovalRow).where(ApprovalRow.dataset_id == dataset_id, ApprovalRow.withdrawn_at.is_(None))
+            return [_approval(r) for r in session.scalars(query)]
+
+    def _active(self) -> builtins.list[Approval]:
+        with self.store.session() as session:
+            query = select(ApprovalRow).where(ApprovalRow.withdrawn_at.is_(None))
             return [_approval(r) for r in session.scalars(query)]
 
     @staticmethod

@@ -24,6 +24,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pneumodesk.csv_cells import defused_row
+
 from .models import AuditEntry, AuditHead
 from .store import NodeStore
 
@@ -155,11 +157,6 @@ def verify_chain(store: NodeStore) -> ChainReport:
     return ChainReport(checked)
 
 
-def _defuse(cell: object) -> object:
-    """Keep spreadsheet programs from running a cell as a formula (CSV injection)."""
-    return "'" + cell if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@") else cell
-
-
 CSV_COLUMNS = ("id", "time", "user", "action", "target", "outcome", "details")
 
 
@@ -169,5 +166,5 @@ def write_audit_csv(records: list[AuditRecord], path: Path) -> Path:
         writer.writerow(CSV_COLUMNS)
         for r in records:
             cells = [r.id, r.time, r.user, r.action, r.target, r.outcome, canonical_json(r.details)]
-            writer.writerow([_defuse(c) for c in cells])
+            writer.writerow(defused_row(cells))
     return path

@@ -12,6 +12,10 @@ Invariants:
 - the validation split is fixed at registration and stored: grouped by patient (``patient_group`` of the file name;
   byte-identical files share a group), stratified by label, ``VALIDATION_FOLDS`` folds with seed ``SPLIT_SEED`` —
   the same scheme as ``training.split.grouped_split`` — so ~10 % of the images, never one patient on both sides;
+- every readable file's content digest (sha256 of its bytes) is stored as one of the dataset's images and kept after
+  removal: the privacy ledger charges a run to these images, so the same images registered again (re-added, under
+  another name, copied elsewhere, a subset) carry what they have spent (DESIGN 9); a file whose bytes cannot be read
+  for the digest is unreadable;
 - class counts are of readable images; removal is soft (ledger entries keep their dataset) and refused while an
   approval uses the dataset.
 """
@@ -38,7 +42,7 @@ from pneumodesk.imaging.patient_groups import patient_group
 from .accounts import AccountService
 from .audit import AuditLog
 from .errors import RegisteredDatasetError
-from .models import ApprovalRow, Dataset, DatasetFile, utcnow
+from .models import ApprovalRow, Dataset, DatasetFile, DatasetImage, utcnow
 from .permissions import Permission
 from .session import UserSession
 from .store import NodeStore
@@ -196,7 +200,7 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _groups(readable: list[_Candidate], digests: list[str | None]) -> list[str]:
+def _groups(readable: list[_Candidate], digests: list[str]) -> list[str]:
     """Patient group per file, with byte-identical files merged into one group (union-find)."""
     parent: dict[str, str] = {}
 
@@ -208,8 +212,7 @@ def _groups(readable: list[_Candidate], digests: list[str | None]) -> list[str]:
     groups = [patient_group(PurePath(c.relative).name) for c in readable]
     first_by_digest: dict[str, str] = {}
     for group, digest in zip(groups, digests, strict=True):
-        if digest is not None:
-            parent[find(group)] = find(first_by_digest.setdefault(digest, group))
+        parent[find(group)] = find(first_by_digest.setdefault(digest, group))
     return [find(group) for group in groups]
 
 
@@ -265,19 +268,23 @@ class DatasetService:
 
         def check(candidate: _Candidate) -> tuple[str | None, str | None]:
             problem = _readability_problem(candidate.path, full)
-            return problem, None if problem else _digest(candidate.path)
+            if problem is not None:
+                return problem, None
+            digest = _digest(candidate.path)
+            return ("The file could not be read again to compute its content digest." if digest is None
+                    else None), digest
 
         readable: list[_Candidate] = []
-        digests: list[str | None] = []
+        digests: list[str] = []
         unreadable = list(problems)
         with ThreadPoolExecutor(max_workers=2) as pool:  # decoding releases the GIL
             for done, (candidate, (problem, digest)) in enumerate(zip(candidates, pool.map(check, candidates),
                                                                       strict=True), start=1):
-                if problem is None:
+                if problem is None and digest is not None:
                     readable.append(candidate)
                     digests.append(digest)
                 else:
-                    unreadable.append((candidate.relative, problem))
+                    unreadable.append((candidate.relative, problem or "unreadable"))
                 if progress is not None:
                     progress(done, len(candidates))
         labels = np.array([c.label for c in readable], dtype=np.int64)
@@ -303,6 +310,7 @@ class DatasetService:
             )
             session.add_all(DatasetFile(dataset_id=dataset.id, path=path, label=-1, split="unreadable", reason=reason)
                             for path, reason in unreadable)
+            session.add_all(DatasetImage(dataset_id=dataset.id, digest=digest) for digest in sorted(set(digests)))
             dataset_id = dataset.id
         info = self._info(dataset_id)
         self.audit.append(actor.username, "dataset_registered", f"dataset {dataset_id}", details={

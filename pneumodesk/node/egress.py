@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from pneumodesk.csv_cells import defused_row
+
 from .accounts import AccountService
 from .audit import AuditLog
 from .models import EgressRow, utcnow
@@ -69,8 +71,8 @@ class EgressLog:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
             for r in records:
-                writer.writerow([r.id, r.time.isoformat(), r.method, r.endpoint, r.bytes_sent, r.bytes_received,
-                                 "" if r.status is None else r.status, r.purpose])
+                writer.writerow(defused_row([r.id, r.time.isoformat(), r.method, r.endpoint, r.bytes_sent,
+                                             r.bytes_received, "" if r.status is None else r.status, r.purpose]))
         self.audit.append(actor.username, "export", "egress_csv", details={"count": len(records)})
         return Path(path)
 

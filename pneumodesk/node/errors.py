@@ -84,14 +84,15 @@ class PlanOutsidePolicy(NodeError):
 
 
 class PrivacyBudgetExceeded(NodeError):
-    """Training would push a dataset's privacy spending (ε) past the cap the admin set."""
+    """Training would push the privacy spending (ε) of a dataset's images past the cap the admin set."""
 
     def __init__(self, dataset_id: int, spent: float, requested: float, cap: float, *, reserved: float = 0.0) -> None:
         self.dataset_id, self.spent, self.requested, self.cap = dataset_id, spent, requested, cap
         self.reserved = reserved
         held = f" and other approved plans may still spend ε = {reserved:.2f}" if reserved > 0 else ""
         super().__init__(
-            f"Dataset {dataset_id} has already spent ε = {spent:.2f}{held} of its privacy budget of ε = {cap:.2f}; "
+            f"Dataset {dataset_id} has already spent ε = {spent:.2f}{held} of its privacy budget of ε = {cap:.2f} "
+            f"(on its most-used image, counting every dataset that holds the same images); "
             f"another ε = {requested:.2f} would exceed it, so this training is not allowed."
         )
 

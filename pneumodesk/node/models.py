@@ -1,11 +1,11 @@
 """The node store's tables (SQLAlchemy 2). The schema is created and changed only by the Alembic revisions in
 ``migrations/`` (0001: accounts and audit; 0002: datasets, policy, approvals, privacy ledger, membership, egress
-log, local models).
+log, local models; 0003: the images of each dataset, by content digest, which the privacy ledger is charged to).
 
 Invariants: timestamps are stored as naive UTC and read back UTC-aware; ``users.password_hash`` holds argon2 hashes
-only; ``audit_entries``, ``privacy_ledger`` and ``egress_log`` are append-only (SQLite triggers refuse UPDATE and
-DELETE); the audit log is hash-chained (see ``audit``). Dataset file lists hold paths relative to the dataset's
-source; nothing in these tables ever leaves the node.
+only; ``audit_entries``, ``privacy_ledger``, ``dataset_images`` and ``egress_log`` are append-only (SQLite triggers
+refuse UPDATE and DELETE); the audit log is hash-chained (see ``audit``). Dataset file lists hold paths relative to
+the dataset's source; nothing in these tables ever leaves the node.
 """
 
 from __future__ import annotations
@@ -109,6 +109,18 @@ class DatasetFile(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class DatasetImage(Base):
+    """One image of a dataset, by the sha256 of its bytes: the key the privacy budget is charged to.
+
+    Written with the dataset and kept for good (append-only, SQLite triggers), also after the dataset is removed,
+    so every ledger entry of a dataset stays attributed to its images. One row per distinct digest per dataset
+    (byte-identical files of one dataset are one image)."""
+
+    __tablename__ = "dataset_images"
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
 class PolicyRow(Base):
     """The single row (id 1) holding the node policy as canonical JSON; absent means the defaults."""
 
@@ -134,7 +146,8 @@ class ApprovalRow(Base):
 
 
 class LedgerRow(Base):
-    """One local training run's privacy spending on a dataset. Append-only (SQLite triggers)."""
+    """One local training run's privacy spending on a dataset: charged to each of the dataset's images
+    (``DatasetImage``). Append-only (SQLite triggers)."""
 
     __tablename__ = "privacy_ledger"
     __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012

@@ -4,8 +4,9 @@ migrated or otherwise written to.
 
 The checks only read, on a plain sqlite3 connection, before the store's own connection switches the file to WAL:
 the SQLite header, ``PRAGMA quick_check`` (every page and index readable; linear in the file's size, a few
-milliseconds for a typical store), whose tables the file holds, its Alembic revision, and — when it claims this
-build's newest revision — that every table and column of ``models`` is there. A missing or empty file is a new store.
+milliseconds for a typical store), whose tables the file holds, its Alembic revision, that a file claiming a
+revision holds some table besides the revision's, and — when it claims this build's newest revision — that every
+table and column of ``models`` is there. A missing or empty file is a new store.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def check_store_file(path: Path, busy_timeout_s: float, revisions: KnownRevision
         unknown = [revision for revision in found if revision not in revisions.all]
         if unknown:
             raise NodeStoreTooNew(path, unknown[0], revisions.head)
+        if found and tables == {REVISION_TABLE}:  # every revision creates tables: none at all is damage
+            raise NodeStoreDamaged(path, f"its schema revision is {found[0]} but it holds none of its tables")
         if found == [revisions.head]:
             missing = missing_schema(db)
             if missing:

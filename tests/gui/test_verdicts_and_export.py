@@ -125,3 +125,19 @@ def test_default_export_names_carry_only_kind_and_time():
     when = datetime(2026, 11, 27, 14, 32)
     assert default_export_name("report", "pdf", when) == "pneumodesk-report-2026-11-27-1432.pdf"
     assert default_export_name("worklist", "csv", when) == "pneumodesk-worklist-2026-11-27-1432.csv"
+
+
+def test_the_worklist_csv_defuses_file_names_and_errors(tmp_path):
+    from pathlib import Path
+
+    from pneumodesk.gui.export import write_worklist_csv
+    from pneumodesk.gui.widgets.worklist_model import Status, WorklistItem
+
+    hostile = ('=HYPERLINK("https:evil.example","click")', "+cmd|' -C calc'!A0", "-2+3", "@SUM(1+1)", "\t=1", "\r=1")
+    items = [WorklistItem(Path("/scans") / f"{cell}.png", Status.ERROR, error=cell) for cell in hostile]
+
+    with write_worklist_csv(items, tmp_path / "w.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+
+    assert [row["file"] for row in rows] == [f"'{cell}.png" for cell in hostile]
+    assert [row["error"] for row in rows] == [f"'{cell}" for cell in hostile]

@@ -89,7 +89,10 @@ class ApprovalsPage(SessionPage):
             buttons.addWidget(button)
         buttons.addStretch(1)
         right.addLayout(buttons)
-        right.addWidget(QLabel("<b>Privacy ledger</b>: ε spent per dataset, recorded before each update leaves"))
+        ledger_label = QLabel("<b>Privacy ledger</b>: ε spent per dataset, recorded before each update leaves")
+        ledger_label.setToolTip("The budget follows the images: a dataset's figure is that of its most-used image, "
+                                "counting every dataset that holds the same images (removed ones too).")
+        right.addWidget(ledger_label)
         self.ledger_table = read_only_table("Privacy ledger", LEDGER_COLUMNS)
         right.addWidget(self.ledger_table, 1)
         columns.addLayout(right, 3)
