@@ -106,13 +106,17 @@ class ApiContext:
     limits: dict[str, RateLimiter] = field(default_factory=dict)
     update_buffers: BufferPool = field(init=False)
     plan_states: SharedReads = field(init=False)
+    #: Password checks (argon2) running at once; a login finding none free is refused, not queued.
+    password_checks: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         config = self.service.config
         self.update_buffers = BufferPool(config.idle_upload_buffers_mb * 1024 * 1024)
         self.plan_states = SharedReads(self.service.plan_state)
+        self.password_checks = asyncio.Semaphore(config.concurrent_password_checks)
         self.limits = self.limits or {
             "login": RateLimiter(config.login_attempts_per_minute),
+            "login_user": RateLimiter(config.login_attempts_per_minute),
             "token": RateLimiter(config.token_requests_per_minute),
             "enrol": RateLimiter(config.enrol_attempts_per_minute),
         }
