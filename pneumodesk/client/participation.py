@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pneumodesk.federation.bounds import bounded_update
 from pneumodesk.federation.messages import RoundInfo
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, state_dict_to_bytes
@@ -384,9 +385,9 @@ class ParticipationEngine:
         weights = self.client.weights(joined.model_version, joined.model_sha256)
         inputs, labels = self._training_arrays(approved.dataset_id, approved.plan.input_size)
         update = self._train(weights, inputs, labels, approved.plan, approved.cost, number)
-        data = state_dict_to_bytes(update.state)
-        record = RoundRecord(joined.round_id, number, "trained", joined.model_version, int(update.examples),
-                             sha256_hex(data))
+        state, examples = bounded_update(update.state, update.examples, weights, approved.plan)  # norm, public count
+        data = state_dict_to_bytes(state)
+        record = RoundRecord(joined.round_id, number, "trained", joined.model_version, examples, sha256_hex(data))
         cost = approved.cost
         if cost is not None and approved.epsilon is not None:
             self.service.ledger.record(approved.dataset_id, self.plan_sha256, number, approved.epsilon, cost.delta,

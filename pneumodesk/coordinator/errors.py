@@ -52,6 +52,13 @@ class InvalidInput(CoordinatorError):
     code = ErrorCode.INVALID_INPUT
 
 
+class TooLarge(CoordinatorError):
+    """A body larger than what this round can need (refused before it is read)."""
+
+    status = 413
+    code = ErrorCode.BODY_TOO_LARGE
+
+
 class ConfigurationError(CoordinatorError):
     """The coordinator's folder or configuration is missing or unusable (operator-facing)."""
 

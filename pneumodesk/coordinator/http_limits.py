@@ -113,6 +113,13 @@ class RateLimiter:
                 return max(0.0, hits[0] + 60.0 - now)
             return None
 
+    def forget(self, key: str) -> None:
+        """Take back ``key``'s newest hit (an attempt that turned out legitimate, e.g. a successful login)."""
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits:
+                hits.pop()
+
     def hit(self, key: str) -> float | None:
         """Record a hit; ``None`` if allowed, else the seconds to wait before the next one would be."""
         wait = self.blocked(key)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pneumodesk.federation.messages import RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
-from pneumodesk.federation.tensors import check_compatible, sha256_hex
+from pneumodesk.federation.tensors import check_compatible, sha256_hex, update_norm
 from pneumodesk.federation.vocabulary import PlanStatus
 
 from .blobs import BlobStore
@@ -54,6 +55,7 @@ class RoundOrchestrator:
         self._aggregating: set[int] = set()
         self._signatures: dict[str, bytes] = {}
         self._sums = RoundSums()
+        self._bases: dict[str, dict[str, np.ndarray]] = {}  # parsed models updates are checked against (≤ 2)
 
     # -- rounds -----------------------------------------------------------------------------------------------
 
@@ -123,8 +125,12 @@ class RoundOrchestrator:
             if round_.phase != RoundPhase.PLAIN_INPUT:
                 raise Conflict(f"Round {round_.number} uses secure aggregation: only masked inputs are accepted.")
             base_sha = get_row(session, ModelVersion, round_.model_version).sha256
+            spec = TrainingPlan.model_validate_json(get_row(session, Plan, round_.plan_sha256).canonical_json)
+        if examples > spec.max_examples_per_node:
+            raise InvalidInput(f"The example count must be at most the plan's cap of {spec.max_examples_per_node}.")
         check_compatible(data, self._reference(base_sha))
         views = tensor_views(data)  # validates every tensor's byte range; no copy
+        self._check_bounded(views, base_sha, spec.max_update_norm)
         self._blobs.put(data, digest)  # durable before it is counted; the running sum spares reading it back
         try:
             return self._record(round_id, node_id, digest, examples, views)
@@ -189,6 +195,22 @@ class RoundOrchestrator:
             raise Conflict("This node already sent a different update for this round; only the first one counts.")
         return UploadReceipt(round_id=round_.id, update_sha256=digest, examples=examples, counted=False,
                              round_state=RoundState(round_.state))
+
+    def _check_bounded(self, views: dict[str, np.ndarray], base_sha256: str, max_norm: float) -> None:
+        """Refuse an update with NaN or infinite values, or one farther than ``max_norm`` (L2) from the round's
+        model: one node must not be able to take the global model anywhere it likes."""
+        with self._lock:
+            base = self._bases.get(base_sha256)
+        if base is None:
+            base = tensor_views(self._blobs.get(base_sha256))
+            with self._lock:
+                self._bases = {base_sha256: base, **dict(list(self._bases.items())[:1])}  # this round's, the last
+        norm = update_norm(views, base)
+        if not math.isfinite(norm):
+            raise InvalidInput("The update holds NaN or infinite values; it cannot be aggregated.")
+        if norm > max_norm:
+            raise InvalidInput(f"The update is {norm:.4g} (L2) away from the round's model, more than the plan's "
+                               f"bound of {max_norm:g}; nodes clip their updates to it.")
 
     def _reference(self, model_sha256: str) -> bytes:
         """The safetensors header of a model (cached): enough to check an update's tensor names and shapes."""

@@ -71,6 +71,9 @@ class RunningSum:
         if not self.included:
             raise ValueError("no updates to average")
         total = float(self.total_examples)
+        for name, sums in self._sums.items():  # a model with NaN or inf in it is never published
+            if not np.isfinite(sums).all():
+                raise ValueError(f"the aggregate is not finite (tensor {name!r}); the round's model is refused")
 
         def fill(name: str, out: np.ndarray) -> None:
             sums, flat = self._sums[name], out.reshape(-1)

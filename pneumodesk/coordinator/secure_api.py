@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from pneumodesk.federation.messages import API_PREFIX, SHA256_HEADER
 from pneumodesk.federation.secagg.wire import SecureReceipt, SecureRoster
+from pneumodesk.federation.vocabulary import RoundPhase
 
 from .bodies import pooled_body, receive_body
-from .routes.context import ERRORS, UPLOAD_SUFFIX, Context, NodeId, RoundId, get_service
+from .routes.context import ERRORS, UPLOAD_SUFFIX, Context, NodeId, RoundId, checked_upload, get_service
 from .secure_rounds import SecureRounds
 from .service import CoordinatorService
 
@@ -72,7 +73,8 @@ async def masked_input(round_id: RoundId, request: Request, secure: Secure, cont
                        sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")]
                        ) -> SecureReceipt:
     """RoundPhase masked_input: this node's masked input (a retry with the same bytes counts once)."""
-    async with pooled_body(request, context.update_buffers) as received:  # only its sum and its hash are kept
+    async with (checked_upload(request, context, round_id, who, RoundPhase.MASKED_INPUT),
+                pooled_body(request, context.update_buffers) as received):  # only its sum and its hash are kept
         return await run_in_threadpool(partial(secure.masked_input, received_sha256=received.sha256), round_id, who,
                                        received.data, sha256)
 

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import PlanError
 
 _SHA256 = r"^[0-9a-f]{64}$"
+#: The default L2 bound of one node's update; generous for one local round of a GroupNorm CNN, yet finite.
+DEFAULT_MAX_UPDATE_NORM = 10_000.0
+#: Fields added after plans were first hashed, with their defaults: written into the canonical JSON only when they
+#: differ, so every plan published before a field existed keeps its hash (and its hospitals' approvals).
+_LATER_FIELDS: dict[str, object] = {"max_update_norm": DEFAULT_MAX_UPDATE_NORM}
 
 
 class DifferentialPrivacy(BaseModel):
@@ -59,9 +64,14 @@ class TrainingPlan(BaseModel):
         description="each coordinate of a node's delta (local − global) is clipped to ±clip")
     secure_aggregation_max_examples: int = Field(
         default=10_000, ge=1, le=1_000_000,
-        description="a node's weight in the sum is min(its example count, this cap)")
+        description="the plan's example cap, plain and secure rounds alike: a node reports at most this many examples "
+                    "(exactly this many when DP is on, see ``reported_examples``); the coordinator refuses more")
     secure_phase_seconds: int = Field(
         default=120, ge=2, le=24 * 3600, description="deadline of each secure-aggregation phase after key advertising")
+    max_update_norm: float = Field(
+        default=DEFAULT_MAX_UPDATE_NORM, gt=0.0, le=1e9,
+        description="L2 bound of a node's update (local − global floating-point weights): the node clips to it, the "
+                    "coordinator refuses a plain update above it")
 
     @model_validator(mode="after")
     def _sane(self) -> TrainingPlan:
@@ -84,6 +94,22 @@ class TrainingPlan(BaseModel):
             )
             raise PlanError(f"The training plan is not valid: {problems}.") from None
 
+    @property
+    def max_examples_per_node(self) -> int:
+        """The plan's public example cap (``secure_aggregation_max_examples``, a name kept for stable hashes)."""
+        return self.secure_aggregation_max_examples
+
+    def reported_examples(self, examples: int) -> int:
+        """The example count a node reports for FedAvg weighting: a public quantity under DP.
+
+        With DP on, the exact count is outside the DP guarantee, so every node reports the plan's cap itself (all
+        nodes weigh the same, and neither a header nor the secure sum's count word reveals a hospital's size);
+        without DP, the count capped at ``max_examples_per_node``. Either way no node can claim more weight than the
+        cap (the coordinator refuses a larger count)."""
+        if self.dp.enabled:
+            return self.max_examples_per_node
+        return max(1, min(int(examples), self.max_examples_per_node))
+
     def canonical_json(self) -> bytes:
         return canonical_plan_json(self)
 
@@ -97,8 +123,13 @@ def _canonical(value: Any) -> bytes:
 
 
 def canonical_plan_json(plan: TrainingPlan) -> bytes:
-    """UTF-8 JSON with sorted keys, no whitespace and every default written out: one text per plan."""
-    return _canonical(plan.model_dump(mode="json"))
+    """UTF-8 JSON with sorted keys, no whitespace and every default written out (except a later field at its
+    default, see ``_LATER_FIELDS``): one text per plan."""
+    data = plan.model_dump(mode="json")
+    for name, default in _LATER_FIELDS.items():
+        if data.get(name) == default:
+            del data[name]
+    return _canonical(data)
 
 
 def plan_hash(plan: TrainingPlan) -> str:

@@ -93,3 +93,45 @@ def check_compatible(update: bytes | memoryview, reference: bytes | memoryview) 
             raise IncompatibleUpdateError(
                 f"The update does not fit the round's model: tensor {name!r} is {got[name]}, expected {signature}."
             )
+
+
+def update_norm(update: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray]) -> float:
+    """L2 norm (float64) of ``update − base`` over the floating-point tensors; NaN or inf when any value is not finite.
+
+    Integer tensors (counters) are left out: they are not learnt. Both hold the same names and shapes."""
+    squared = 0.0
+    for name, array in update.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        flat, reference = array.reshape(-1), np.asarray(base[name]).reshape(-1)
+        for start in range(0, flat.size, 1 << 18):  # float64 blocks: no whole-model copy
+            block = flat[start : start + (1 << 18)].astype(np.float64)
+            block -= reference[start : start + (1 << 18)]
+            squared += float(np.dot(block, block))
+    return float(np.sqrt(squared))
+
+
+def clip_update_norm(update: Mapping[str, TensorLike], base: Mapping[str, TensorLike],
+                     max_norm: float) -> StateDict:
+    """``base + (update − base) · min(1, max_norm / ‖update − base‖)`` as numpy arrays (the node's own bound).
+
+    Only floating-point tensors move; the result's norm is at most ``max_norm`` up to float rounding in the tensors'
+    dtype. Raises ``IncompatibleUpdateError`` for non-finite values: such an update must never leave the node."""
+    arrays = {name: as_numpy(value) for name, value in update.items()}
+    reference = {name: as_numpy(value) for name, value in base.items()}
+    if arrays.keys() != reference.keys():
+        raise IncompatibleUpdateError("The update and the global model do not hold the same tensors.")
+    norm = update_norm(arrays, reference)
+    if not np.isfinite(norm):
+        raise IncompatibleUpdateError("The update holds NaN or infinite values; it cannot be sent.")
+    if norm <= max_norm:
+        return arrays
+    scale = max_norm / norm * (1.0 - 1e-6)  # a hair inside, so float32 rounding keeps it within the bound
+    clipped: StateDict = {}
+    for name, array in arrays.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            clipped[name] = array
+            continue
+        start = reference[name].astype(np.float64)
+        clipped[name] = (start + (array.astype(np.float64) - start) * scale).astype(array.dtype)
+    return clipped

@@ -25,3 +25,22 @@ def test_challenge_and_token_requests_are_limited_per_node(coordinator):
         assert response.headers["Content-Type"] == "application/json"
     # Another node from the same address is not affected.
     assert second.request_token().status_code == 200
+
+
+def test_a_burst_of_concurrent_logins_is_counted_before_any_password_is_checked(coordinator):
+    # Prepare: 40 wrong-password logins from one address, all sent at the same moment; the limit is 10 a minute.
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = [coordinator.session() for _ in range(40)]
+
+    def attempt(session) -> int:
+        return session.post(f"{coordinator.url}/operators/login",
+                            json={"username": "admin", "password": "not the password"}, timeout=60).status_code
+
+    # Execute
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(attempt, sessions))
+
+    # Assert: at most 10 reached a password check; every other attempt was refused before one (429).
+    assert statuses.count(401) <= 10
+    assert statuses.count(429) >= 30 and set(statuses) <= {401, 429}

@@ -9,7 +9,7 @@ the one JSON error schema (``ERRORS``).
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
@@ -18,10 +18,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from pneumodesk.federation.messages import ErrorBody, PlanWait
+from pneumodesk.federation.vocabulary import RoundPhase
 
 from ..bodies import BufferPool
 from ..config import CoordinatorConfig
-from ..errors import Unauthorised
+from ..errors import Conflict, TooLarge, Unauthorised
 from ..http_limits import RateLimiter
 from ..service import CoordinatorService
 
@@ -106,13 +107,19 @@ class ApiContext:
     limits: dict[str, RateLimiter] = field(default_factory=dict)
     update_buffers: BufferPool = field(init=False)
     plan_states: SharedReads = field(init=False)
+    #: Password checks (argon2) running at once; a login finding none free is refused, not queued.
+    password_checks: asyncio.Semaphore = field(init=False)
+    #: Nodes with an upload in progress (this process): one upload per node at a time.
+    uploading: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         config = self.service.config
         self.update_buffers = BufferPool(config.idle_upload_buffers_mb * 1024 * 1024)
         self.plan_states = SharedReads(self.service.plan_state)
+        self.password_checks = asyncio.Semaphore(config.concurrent_password_checks)
         self.limits = self.limits or {
             "login": RateLimiter(config.login_attempts_per_minute),
+            "login_user": RateLimiter(config.login_attempts_per_minute),
             "token": RateLimiter(config.token_requests_per_minute),
             "enrol": RateLimiter(config.enrol_attempts_per_minute),
         }
@@ -127,6 +134,24 @@ class ApiContext:
         wait = self.limits[kind].hit(key)
         if wait is not None:
             raise RateLimited(wait)
+
+
+@contextlib.asynccontextmanager
+async def checked_upload(request: Request, context: ApiContext, round_id: int, node_id: str,
+                         phase: RoundPhase) -> AsyncIterator[None]:
+    """Everything an upload is checked for before its body is read: one upload per node at a time (409), the round,
+    phase and roster (``upload_allowance``), and the announced size against what the round's model can need (413)."""
+    if node_id in context.uploading:
+        raise Conflict("This node is already sending an upload; wait for its answer.")
+    context.uploading.add(node_id)
+    try:
+        limit = await run_in_threadpool(context.service.rounds.upload_allowance, round_id, node_id, phase)
+        announced = request.headers.get("content-length")
+        if announced is not None and announced.isdigit() and int(announced) > limit:
+            raise TooLarge(f"The upload is larger than this round's model can need ({limit} bytes).")
+        yield
+    finally:
+        context.uploading.discard(node_id)
 
 
 def get_context(request: Request) -> ApiContext:

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from pneumodesk.federation.messages import API_PREFIX, LoginRequest, TokenResponse
 
 from ..audit import AuditEntry
-from ..errors import Unauthorised
 from .context import ERRORS, MAX_ROW_ID, ClientAddress, Context, RateLimited, Viewer
 
 router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
@@ -20,16 +19,23 @@ router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
 
 @router.post("/operators/login", response_model=TokenResponse)
 async def login(body: LoginRequest, context: Context, client: ClientAddress) -> TokenResponse:
-    """Failed logins are limited per client address; a client over the limit is refused before checking."""
-    limiter = context.limits["login"]
-    wait = limiter.blocked(client)
-    if wait is not None:
-        raise RateLimited(wait)
+    """Every attempt is counted before its password is checked, per client address and per user name (a success
+    gives its count back); at most ``concurrent_password_checks`` argon2 checks run at once, an attempt beyond that
+    is refused at once (429), so a burst of logins cannot fill the worker threads that serve nodes."""
+    context.limit("login", client)
     try:
-        return await run_in_threadpool(partial(context.service.login, source=client), body.username, body.password)
-    except Unauthorised:
-        limiter.hit(client)
+        context.limit("login_user", body.username)
+    except RateLimited:
+        context.limits["login"].forget(client)
         raise
+    checks = context.password_checks
+    if checks.locked():
+        raise RateLimited(1.0)
+    async with checks:  # a failed check raises Unauthorised and keeps both counts
+        token = await run_in_threadpool(partial(context.service.login, source=client), body.username, body.password)
+    context.limits["login"].forget(client)
+    context.limits["login_user"].forget(body.username)
+    return token
 
 
 @router.get("/audit", response_model=list[AuditEntry])

@@ -18,10 +18,10 @@ from pneumodesk.federation.messages import (
     RoundInfo,
     UploadReceipt,
 )
-from pneumodesk.federation.vocabulary import FINISHED, PlanStatus
+from pneumodesk.federation.vocabulary import FINISHED, PlanStatus, RoundPhase
 
 from ..bodies import pooled_body
-from .context import ERRORS, UPLOAD_SUFFIX, Anyone, Context, NodeId, RoundId, Service, Viewer
+from .context import ERRORS, UPLOAD_SUFFIX, Anyone, Context, NodeId, RoundId, Service, Viewer, checked_upload
 
 operator_router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
 router = APIRouter(prefix=API_PREFIX, tags=["rounds"], responses=ERRORS)
@@ -87,7 +87,8 @@ async def upload(
     sha256: Annotated[str, Header(alias=SHA256_HEADER, pattern=r"^[0-9a-fA-F]{64}$")],
 ) -> UploadReceipt:
     """Upload this node's update (safetensors) with its example count; an identical retry is counted once."""
-    async with pooled_body(request, context.update_buffers) as body:  # the service keeps no view into the body
+    async with (checked_upload(request, context, round_id, who, RoundPhase.PLAIN_INPUT),
+                pooled_body(request, context.update_buffers) as body):  # the service keeps no view into the body
         return await run_in_threadpool(partial(context.service.submit_update, received_sha256=body.sha256), round_id,
                                        who, body.data, examples, sha256)
 

@@ -12,11 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from pneumodesk.federation.messages import PlanWait, RoundInfo, UploadReceipt
 from pneumodesk.federation.vocabulary import ACCEPTS_SUBMISSIONS, PlanStatus, RoundPhase
 
-from ..db import Plan, Round
-from ..errors import Conflict, NotFound
+from ..db import ModelVersion, Plan, Round, Submission, get_row
+from ..errors import Conflict, Forbidden, NotFound
 from ..orchestrator import RoundOrchestrator
 from ..secure_rounds import SecureRounds
 
+#: Room for a safetensors header (tensor names, metadata) beyond the model's own size, and for a masked input's
+#: framing beyond its words.
+UPLOAD_SLACK_BYTES = 1024 * 1024
 #: Phases in which a node may still join a round: before any key exchange (secure) or any time (plain).
 JOINABLE_PHASES = frozenset({RoundPhase.PLAIN_INPUT, RoundPhase.ADVERTISE_KEYS})
 
@@ -62,6 +65,33 @@ class RoundService:
                       claimed_sha256: str | None, *, received_sha256: str | None = None) -> UploadReceipt:
         return self._orchestrator.submit_update(round_id, node_id, data, examples, claimed_sha256,
                                                 received_sha256=received_sha256)
+
+    def upload_allowance(self, round_id: int, node_id: str, phase: RoundPhase) -> int:
+        """Before a byte of an upload is read: the largest body this node may send for ``phase`` of this round.
+
+        Refuses (404/409/403) a round that does not exist, does not accept this phase now, or (secure) a node not in
+        the round's key roster; a node that already sent this phase may retry (its retry is answered as before).
+        The limit comes from the round's model: its size (plain), twice its size (masked input: up to 64-bit words
+        for 32-bit weights), plus ``UPLOAD_SLACK_BYTES``."""
+        with self._sessions() as session:
+            round_ = session.get(Round, round_id)
+            if round_ is None:
+                raise NotFound(f"There is no round {round_id}.")
+            model_bytes = get_row(session, ModelVersion, round_.model_version).size_bytes
+            limit = (model_bytes if phase == RoundPhase.PLAIN_INPUT else 2 * model_bytes) + UPLOAD_SLACK_BYTES
+            sent = select(Submission.id).where(Submission.round_id == round_id, Submission.node_id == node_id)
+            if session.scalars(sent.where(Submission.phase == phase.value)).first() is not None:
+                return limit
+            if round_.state not in ACCEPTS_SUBMISSIONS:
+                raise Conflict(f"Round {round_.number} is {round_.state} and accepts no more updates.")
+            if phase == RoundPhase.PLAIN_INPUT and round_.phase != phase.value:
+                raise Conflict(f"Round {round_.number} uses secure aggregation: only masked inputs are accepted.")
+            if round_.phase != phase.value:
+                raise Conflict(f"Round {round_.number} is in phase {round_.phase}, not {phase.value}.")
+            if phase != RoundPhase.PLAIN_INPUT and session.scalars(
+                    sent.where(Submission.phase == RoundPhase.SHARE_KEYS.value)).first() is None:
+                raise Forbidden("This node is not in the round's key roster; it cannot send a masked input.")
+            return limit
 
     def sweep(self) -> None:
         """Settle rounds: deadlines passed and aggregations interrupted (plain, then secure)."""

@@ -136,6 +136,12 @@ def decode(total: np.ndarray, spec: QuantisationSpec) -> tuple[np.ndarray, int]:
     count = int(signed[-1])
     if count <= 0:
         raise QuantisationError("The aggregate holds no examples; the inputs were not encoded for this round.")
+    if count > spec.max_nodes * spec.max_examples:  # range check of the count word: no node may weigh more
+        raise QuantisationError(f"The aggregate claims {count} examples, more than {spec.max_nodes} nodes may hold "
+                                f"under the cap of {spec.max_examples}: an input was not encoded for this round.")
     mean = signed[:-1].astype(np.float64)
     mean *= 1.0 / (2.0**spec.fraction_bits * count)
+    # The weighted mean of clipped values lies within the clip range (plus rounding); anything else is a forged input.
+    if mean.size and float(np.max(np.abs(mean))) > spec.clip + spec.error_bound:
+        raise QuantisationError("The aggregate lies outside the clip range: an input was not encoded for this round.")
     return mean, count
