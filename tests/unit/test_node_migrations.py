@@ -16,7 +16,8 @@ from pneumodesk.node.store import NodeStore, alembic_config
 FIRST = {"roles", "role_permissions", "users", "audit_entries", "audit_head", "alembic_version"}
 SECOND = {"datasets", "dataset_files", "node_policy", "approvals", "privacy_ledger", "federation_membership",
           "egress_log", "local_models"}
-TABLES = FIRST | SECOND
+THIRD = {"recognised_peers"}
+TABLES = FIRST | SECOND | THIRD
 APPEND_ONLY_TRIGGERS = {f"{table}_no_{verb}" for table in ("audit_entries", "privacy_ledger", "egress_log")
                         for verb in ("update", "delete")}
 
@@ -92,5 +93,22 @@ def test_a_store_at_the_first_revision_upgrades_keeping_its_accounts_and_audit_c
     again = NodeService.open(tmp_path)
 
     assert after_downgrade == FIRST
-    assert revision(path) == "r20261127_0002" and again.accounts.has_owner() and again.verify_audit().intact
+    assert revision(path) == "r20261128_0003" and again.accounts.has_owner() and again.verify_audit().intact
     again.close()
+
+
+def test_a_store_at_the_second_revision_gains_the_recognised_peers_table_and_keeps_its_policy(tmp_path):
+    path = tmp_path / "node.sqlite3"
+    path.touch()
+    command.upgrade(alembic_config(url=f"sqlite:///{path}"), "r20261127_0002")
+    with sqlite3.connect(path) as db:  # a policy saved before min_recognised_peers existed
+        db.execute("insert into node_policy (id, policy_json, updated, updated_by) values "
+                   "(1, '{\"min_nodes_per_round\":4}', '2026-11-27 10:00:00', 'olivia.owner')")
+
+    node = NodeService.open(tmp_path)
+
+    assert revision(path) == "r20261128_0003" and "recognised_peers" in {name for _, name in schema(path)}
+    policy = node.policy.get()
+    assert policy.min_nodes_per_round == 4 and policy.min_recognised_peers == 0
+    assert node.peers.list() == []
+    node.close()
