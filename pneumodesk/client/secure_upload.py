@@ -62,6 +62,7 @@ from .api import CoordinatorClient
 from .errors import KeyStoreError, ParticipationRefused, ProtocolError, Refused, Stopped
 from .keys import NodeKey
 from .private_files import make_private_folder, require_owner_only, write_private
+from .roster_policy import RosterPolicy, RosterTooSmall
 from .upload import PreparedUpdate
 
 if TYPE_CHECKING:
@@ -169,7 +170,8 @@ class SecureUpload:
 
     def __init__(self, home: Path, key: NodeKey, node_id: str, audience: str, *, plan: TrainingPlan | None = None,
                  poll_timeout: float = 20.0, stop_after: RoundPhase | None = None,
-                 on_phase: Callable[[str], None] | None = None) -> None:
+                 on_phase: Callable[[str], None] | None = None, roster_policy: RosterPolicy | None = None) -> None:
+        self.roster_policy = roster_policy  # None: read from the node store in ``home`` when a round starts
         self.home, self.key, self.node_id, self.audience, self.plan = Path(home), key, node_id, audience, plan
         self.poll_timeout, self.stop_after, self.on_phase = poll_timeout, stop_after, on_phase
         self.store, self.peers = SecureStateStore(home), PeerKeys(home)
@@ -186,11 +188,12 @@ class SecureUpload:
         if loaded is not None:
             node, sent = loaded
         else:
-            node, sent = SecAggNode.begin(protocol_round, self.node_id, self.key.signing_key), []
+            node, sent = SecAggNode.begin(protocol_round, self.node_id, self.key.signing_key,
+                                          min_nodes=self._roster_policy().smallest_round(self.plan)), []
         exchange = _Exchange(self, client, round_info, should_stop)
         try:
             receipt = self._run(exchange, protocol_round, node, sent, update)
-        except (KeySubstitutionDetected, UnmaskRequestRefused) as error:
+        except (KeySubstitutionDetected, UnmaskRequestRefused, RosterTooSmall) as error:
             self.store.drop(protocol_round)
             raise ParticipationRefused(str(error), RefusalReason.SECURE_AGGREGATION) from None
         except ParticipationRefused:
@@ -226,6 +229,7 @@ class SecureUpload:
         roster = exchange.fetch(SecureRoster, "roster")
         new_peers = self.peers.check(self.node_id, self.key.public_raw, dict(roster.identity_keys))
         self._check_terms(roster)
+        recognised = self._roster_policy().check_roster(self.home, self.node_id, roster)
         shares = node.share_keys(roster.roster, roster.identity_keys)
         self.peers.pin(new_peers)  # only a roster this node accepted is trusted on first use
         send(RoundPhase.SHARE_KEYS, "POST", "shares", shares.model_dump_json().encode(), PURPOSE_SHARES)
@@ -243,6 +247,7 @@ class SecureUpload:
         if info.phase == RoundPhase.UNMASKING and RoundState(info.state) in ACCEPTS_SUBMISSIONS:
             try:
                 request = exchange.fetch(UnmaskRequest, "unmask-request")
+                recognised.check_survivors(request.survivors)
                 response = node.unmask(request)
                 send(RoundPhase.UNMASKING, "POST", "unmask", response.model_dump_json().encode(), PURPOSE_UNMASK)
             except Refused as error:  # 409 once t answers were in before ours: the round needs nothing more
@@ -252,6 +257,11 @@ class SecureUpload:
             info = exchange.current()
         return UploadReceipt(round_id=info.round_id, update_sha256=digest, examples=examples, counted=True,
                              round_state=info.state)
+
+    def _roster_policy(self) -> RosterPolicy:
+        if self.roster_policy is None:
+            self.roster_policy = RosterPolicy.read(self.home)
+        return self.roster_policy
 
     def _check_terms(self, roster: SecureRoster) -> None:
         """The round's threshold and number format must be the approved plan's (the protocol checks the rest)."""

@@ -101,6 +101,10 @@ class ApprovalError(NodeError):
     """An approval that cannot be given or withdrawn (unknown plan, already approved, …)."""
 
 
+class RecognisedPeerError(NodeError):
+    """A recognised-peer fingerprint or name that cannot be used, or a peer that is not recognised."""
+
+
 class MembershipError(NodeError):
     """A federation membership change that cannot be made."""
 

@@ -1,6 +1,7 @@
 """The node store's tables (SQLAlchemy 2). The schema is created and changed only by the Alembic revisions in
 ``migrations/`` (0001: accounts and audit; 0002: datasets, policy, approvals, privacy ledger, membership, egress
-log, local models; 0003: the images of each dataset, by content digest, which the privacy ledger is charged to).
+log, local models; 0003: the images of each dataset, by content digest, which the privacy ledger is charged to;
+0004: recognised peers).
 
 Invariants: timestamps are stored as naive UTC and read back UTC-aware; ``users.password_hash`` holds argon2 hashes
 only; ``audit_entries``, ``privacy_ledger``, ``dataset_images`` and ``egress_log`` are append-only (SQLite triggers
@@ -211,3 +212,18 @@ class LocalModelRow(Base):
     added: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RecognisedPeerRow(Base):
+    """A peer node's identity key that this hospital's admin checked out of band and recognised (revision 0003).
+
+    Keyed by the key's fingerprint (``roster_rules.key_fingerprint``): a coordinator cannot make a node it enrolled
+    count as recognised without that node holding a recognised key.
+    """
+
+    __tablename__ = "recognised_peers"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    node_id: Mapped[str] = mapped_column(String(128))  # as the coordinator named the node when it was recognised
+    recognised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recognised_by: Mapped[str] = mapped_column(String(64))

@@ -44,7 +44,8 @@ class NodePolicy:
     max_learning_rate: float = 1.0
     min_batch_size: int = 8
     max_batch_size: int = 512
-    min_nodes_per_round: int = 3
+    min_nodes_per_round: int = 3  # also the fewest nodes of every secure-aggregation set (roster, U2, U3)
+    min_recognised_peers: int = 0  # roster peers whose key this hospital's admin recognised; 0 = not required
 
     def to_json_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,6 +122,8 @@ def policy_problems(policy: NodePolicy) -> list[str]:
     for name in ("max_local_epochs", "max_rounds", "min_batch_size", "min_nodes_per_round"):
         if getattr(policy, name) < 1:
             problems.append(f"{name.replace('_', ' ')} must be at least 1")
+    if policy.min_recognised_peers < 0:
+        problems.append("min recognised peers cannot be negative")
     if policy.max_learning_rate <= 0:
         problems.append("the largest learning rate must be above 0")
     if policy.min_batch_size > policy.max_batch_size:

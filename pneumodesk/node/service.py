@@ -1,5 +1,5 @@
 """``NodeService``: the one front door to the hospital node's state (store, accounts, audit, clinical actions,
-datasets, policy, approvals, privacy ledger, federation membership, egress log, local models)."""
+datasets, policy, approvals, privacy ledger, federation membership, recognised peers, egress log, local models)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .membership import FederationMembership
 from .model_registry import LocalModelRegistry
 from .permissions import Permission
 from .policy import PolicyService
+from .recognised_peers import RecognisedPeers
 from .session import UserSession
 from .store import STORE_FILE, NodeStore, resolve_home
 
@@ -35,6 +36,7 @@ class NodeService:
         self.ledger = PrivacyLedger(store, self.audit)
         self.approvals = ApprovalService(store, self.accounts, self.audit, self.policy, self.ledger)
         self.membership = FederationMembership(store, self.accounts, self.audit)
+        self.peers = RecognisedPeers(store, self.accounts, self.audit)
         self.egress = EgressLog(store, self.accounts, self.audit)
         self.models = LocalModelRegistry(store, self.accounts, self.audit, self.home, default_bundle)
 

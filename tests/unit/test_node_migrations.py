@@ -17,7 +17,8 @@ FIRST = {"roles", "role_permissions", "users", "audit_entries", "audit_head", "a
 SECOND = {"datasets", "dataset_files", "node_policy", "approvals", "privacy_ledger", "federation_membership",
           "egress_log", "local_models"}
 THIRD = {"dataset_images"}
-TABLES = FIRST | SECOND | THIRD
+FOURTH = {"recognised_peers"}
+TABLES = FIRST | SECOND | THIRD | FOURTH
 APPEND_ONLY_TRIGGERS = {f"{table}_no_{verb}" for table in ("audit_entries", "privacy_ledger", "egress_log",
                                                            "dataset_images") for verb in ("update", "delete")}
 
@@ -96,3 +97,21 @@ def test_a_store_at_the_first_revision_upgrades_keeping_its_accounts_and_audit_c
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert revision(path) == head and again.accounts.has_owner() and again.verify_audit().intact
     again.close()
+
+
+def test_a_store_at_the_second_revision_gains_the_recognised_peers_table_and_keeps_its_policy(tmp_path):
+    path = tmp_path / "node.sqlite3"
+    path.touch()
+    command.upgrade(alembic_config(url=f"sqlite:///{path}"), "r20261127_0002")
+    with sqlite3.connect(path) as db:  # a policy saved before min_recognised_peers existed
+        db.execute("insert into node_policy (id, policy_json, updated, updated_by) values "
+                   "(1, '{\"min_nodes_per_round\":4}', '2026-11-27 10:00:00', 'olivia.owner')")
+
+    node = NodeService.open(tmp_path)
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision(path) == head and "recognised_peers" in {name for _, name in schema(path)}
+    policy = node.policy.get()
+    assert policy.min_nodes_per_round == 4 and policy.min_recognised_peers == 0
+    assert node.peers.list() == []
+    node.close()

@@ -41,6 +41,7 @@ from .messages import (
     UnmaskResponse,
 )
 from .quantise import ChunkEncoder, check_input
+from .roster_rules import SMALLEST_ROUND, check_set
 from .sharing import decrypt_share, encrypt_share
 
 
@@ -75,6 +76,7 @@ class NodeState(BaseModel):
     share_private: bytes
     self_seed: bytes
     advertisement: KeyAdvertisement
+    min_nodes: int = SMALLEST_ROUND  # the fewest nodes of U1, U2 and U3 (roster_rules), fixed at begin
     roster: KeyRoster | None = None
     outgoing: ShareKeysMessage | None = None
     own_shares: tuple[str, str] | None = None  # (seed share, key share) for this node's own position, hex
@@ -89,14 +91,18 @@ class SecAggNode:
         self.state = state
 
     @classmethod
-    def begin(cls, round_id: str, node_id: str, identity: Ed25519PrivateKey) -> SecAggNode:
-        """Fresh X25519 key pairs and self-mask seed for this round, and the signed advertisement of the keys."""
+    def begin(cls, round_id: str, node_id: str, identity: Ed25519PrivateKey, *,
+              min_nodes: int = SMALLEST_ROUND) -> SecAggNode:
+        """Fresh X25519 key pairs and self-mask seed for this round, and the signed advertisement of the keys.
+
+        ``min_nodes``: the fewest nodes this node accepts in the roster, U2 and U3 (``roster_rules.smallest_round``).
+        """
         mask_key, share_key = X25519PrivateKey.generate(), X25519PrivateKey.generate()
         advertisement = sign_advertisement(identity, round_id, node_id, mask_key.public_key().public_bytes_raw(),
                                            share_key.public_key().public_bytes_raw())
         return cls(NodeState(round_id=round_id, node_id=node_id, mask_private=mask_key.private_bytes_raw(),
                              share_private=share_key.private_bytes_raw(), self_seed=os.urandom(32),
-                             advertisement=advertisement))
+                             advertisement=advertisement, min_nodes=max(min_nodes, SMALLEST_ROUND)))
 
     # -- persistence --------------------------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class SecAggNode:
         self._require(NodeStage.ADVERTISED)
         self._check_round(roster.round_id)
         ids = roster.node_ids
+        check_set("roster", ids, state.min_nodes)
         if roster.advertisement(state.node_id) != state.advertisement:
             raise KeySubstitutionDetected("The roster does not carry this node's own keys; they were substituted.")
         if not (len(ids) / 2 < roster.threshold <= len(ids)):
@@ -218,6 +225,7 @@ class SecAggNode:
         u2 = tuple(sorted(set(delivery.senders)))
         if state.node_id not in u2 or not set(u2) <= set(roster.node_ids):
             raise ProtocolViolation("The list of nodes that shared keys is not part of this round's roster.")
+        check_set("shared", u2, state.min_nodes)
         if len(u2) < roster.threshold:
             raise ProtocolViolation("Fewer nodes than the threshold shared their keys; the round cannot go on.")
         by_sender = {share.sender: share for share in delivery.shares}
@@ -258,6 +266,7 @@ class SecAggNode:
             raise UnmaskRequestRefused("The unmasking request does not cover exactly the nodes that shared keys.")
         if state.node_id not in survivors:
             raise UnmaskRequestRefused("The unmasking request lists this node as dropped although it is answering.")
+        check_set("survivors", survivors, state.min_nodes)
         if len(survivors) < roster.threshold:
             raise UnmaskRequestRefused(
                 f"Only {len(survivors)} nodes survived; at least {roster.threshold} are needed, so nothing is revealed."

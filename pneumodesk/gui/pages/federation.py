@@ -35,6 +35,7 @@ from ..dialogs.plan_review import PlanReviewDialog
 from ..widgets.egress_panel import EgressPanel
 from ..widgets.fields import message_label, show_message, text_field
 from ..widgets.participation_panel import ParticipationPanel
+from ..widgets.roster_peers_panel import RosterPeersPanel
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
@@ -110,6 +111,8 @@ class FederationPage(SessionPage):
         outer.addLayout(middle, 1)
         self.egress = EgressPanel(node)
         outer.addWidget(self.egress, 1)
+        self.roster_peers = RosterPeersPanel(node, home)
+        outer.addWidget(self.roster_peers)
         self.message = message_label("Federation message")
         outer.addWidget(self.message)
 
@@ -188,6 +191,7 @@ class FederationPage(SessionPage):
         # The panels first: a refresh also refreshes the egress log.
         self.egress.set_session(self.session)
         self.participation.set_session(self.session)
+        self.roster_peers.set_session(self.session)
         if self.session is None:
             self.poll.stop()
 
