@@ -388,7 +388,8 @@ class ParticipationEngine:
         number = joined.number
         secure = _requires_secure_aggregation(approved.plan, self.service) or joined.phase in PHASES_SECURE
         self._emit(EngineStage.DOWNLOADING, f"Round {number}: downloading the global model.", round_number=number)
-        weights = self.client.weights(joined.model_version, joined.model_sha256)
+        weights = self.client.weights(joined.model_version, joined.model_sha256,
+                                      architecture=approved.plan.architecture)
         inputs, labels = self._training_arrays(approved.dataset_id, approved.plan.input_size)
         update = self._train(weights, inputs, labels, approved.plan, approved.cost, number)
         data = state_dict_to_bytes(update.state)
