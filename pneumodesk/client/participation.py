@@ -422,7 +422,9 @@ class ParticipationEngine:
         from pneumodesk.training.local_round import TrainingCancelled, train_local_round
 
         initial = {k: torch.from_numpy(v.copy()) for k, v in state_dict_from_bytes(weights).items()}
-        seed = self.options.seed if self.options.seed is not None else secrets.randbits(31)
+        # The seed drives model construction and plain SGD only; DP noise and sampling come from a CSPRNG
+        # (``training.noise``), so no seed, known or guessed, can regenerate them.
+        seed = self.options.seed if self.options.seed is not None else secrets.randbits(63)
         last = [0.0]
 
         def progress(fraction: float) -> None:
