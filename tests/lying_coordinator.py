@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 from requests.adapters import BaseAdapter
@@ -36,6 +37,7 @@ class Answer:
     body: bytes = b""
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
+    stream: BinaryIO | None = None  # read instead of ``body``, as the node reads it (a body too big to hold)
 
 
 Script = Callable[[requests.PreparedRequest], Answer]
@@ -57,7 +59,7 @@ class ScriptedAdapter(BaseAdapter):
         response.status_code = answer.status
         response.reason = "Scripted"
         response.headers = CaseInsensitiveDict(answer.headers)
-        response._content = answer.body
+        response.raw = answer.stream if answer.stream is not None else io.BytesIO(answer.body)
         response.url = request.url or ""
         response.request = request
         response.encoding = None

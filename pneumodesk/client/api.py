@@ -105,10 +105,17 @@ class CoordinatorClient:
             check_sha256(model.sha256, "model identity")
         return models
 
-    def weights(self, version: int, expected_sha256: str | None = None) -> bytes:
-        """The safetensors bytes of model ``version``, checked against the header's and ``expected_sha256``."""
+    def weights(self, version: int, expected_sha256: str | None = None, *, architecture: str | None = None) -> bytes:
+        """The safetensors bytes of model ``version``, checked against the header's and ``expected_sha256``.
+
+        Never reads more than a model of ``architecture`` can take (``model_size``; without it, the largest
+        architecture this node knows): a larger body is a ``ProtocolError`` before it fills the memory.
+        """
+        from .model_size import largest_weights_size_limit, weights_size_limit
+
+        limit = weights_size_limit(architecture) if architecture is not None else largest_weights_size_limit()
         response = self.transport.send("GET", f"/models/{version}/weights", purpose=PURPOSE_DOWNLOAD, auth=True,
-                                       read_timeout=300.0)
+                                       read_timeout=300.0, max_body=limit)
         data = response.content
         actual = sha256_hex(data)
         claimed = response.headers.get(SHA256_HEADER, "").lower()

@@ -34,7 +34,7 @@ def build_candidate(service: NodeService, client: CoordinatorClient, home: Path,
     if approved is None:
         return None
     approval, plan = approved
-    data = client.weights(version)
+    data = client.weights(version, architecture=plan.architecture)
     state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_from_bytes(data).items()}
     validation = service.datasets.files(approval.dataset_id, "validation")
     base = base_card(service, plan)

@@ -68,4 +68,4 @@ class EngineOptions:
     max_rounds: int | None = None
     candidates: CandidatePolicy = "final"
     retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-    seed: int | None = None  # None: a fresh random seed per round (DP noise must not be predictable)
+    seed: int | None = None  # None: a fresh random seed per round (DP noise never follows it)

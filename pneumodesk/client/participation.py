@@ -9,12 +9,17 @@ One step of ``run()``:
    model (sha256 checked), train on the approved dataset, record ε in the ledger, and hand the update to the upload
    strategy (``upload.PlainUpload``, or ``secure_upload`` when the approved plan asks for secure aggregation).
 
-Invariants: nothing trains without an active approval for this exact plan hash; ε is recorded *before* the update
-leaves (a crash in between can only over-count, never under-count); after a crash or restart the engine resumes
-from ``state.StateStore`` and re-sends the same update bytes (the coordinator counts them once) instead of training
-again; a coordinator that disappears gives status ``unreachable`` with a retry delay (``backoff.Backoff``), never a
-crash; only a stop, a refusal (approval, policy, budget, revocation), a TLS failure or the end of the plan ends
-``run()``. Refusals are decided on typed reasons (``RefusalReason``, ``ErrorCode``), never on a message's words.
+Invariants: nothing trains without an active approval for this exact plan hash, and nothing leaves without one: just
+before an update is sent the approval is checked again (gone: the update is deleted, never sent) and so is whether
+it must be aggregated securely — fixed at training time in its ``RoundRecord.secure`` and widened by the plan and
+policy as they stand — so an update meant for secure aggregation is never sent in the clear, whatever phase the
+coordinator announces; a round given up (refused, closed, withdrawn) is ``missed`` for good; ε is recorded *before*
+the update leaves (a crash in between can only over-count, never under-count); after a crash or restart the engine
+resumes from ``state.StateStore`` and re-sends the same update bytes (the coordinator counts them once) instead of
+training again; a coordinator that disappears gives status ``unreachable`` with a retry delay (``backoff.Backoff``),
+never a crash; only a stop, a refusal (approval, policy, budget, revocation), a TLS failure or the end of the plan
+ends ``run()``. Refusals are decided on typed reasons (``RefusalReason``, ``ErrorCode``), never on a message's
+words.
 
 Threading: ``run()`` blocks; call it in a worker thread (QThread in the GUI). ``stop()``, ``pause()`` and
 ``resume()`` are thread-safe; callbacks run on the worker thread.
@@ -40,6 +45,7 @@ from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, sta
 from pneumodesk.federation.vocabulary import (
     ACCEPTS_SUBMISSIONS,
     FINISHED,
+    PHASES_SECURE,
     MembershipStatus,
     PlanStatus,
     RefusalReason,
@@ -381,13 +387,16 @@ class ParticipationEngine:
                 return
             raise
         number = joined.number
+        secure = _requires_secure_aggregation(approved.plan, self.service) or joined.phase in PHASES_SECURE
         self._emit(EngineStage.DOWNLOADING, f"Round {number}: downloading the global model.", round_number=number)
-        weights = self.client.weights(joined.model_version, joined.model_sha256)
+        weights = self.client.weights(joined.model_version, joined.model_sha256,
+                                      architecture=approved.plan.architecture)
         inputs, labels = self._training_arrays(approved.dataset_id, approved.plan.input_size)
         update = self._train(weights, inputs, labels, approved.plan, approved.cost, number)
         state, examples = bounded_update(update.state, update.examples, weights, approved.plan)  # norm, public count
         data = state_dict_to_bytes(state)
-        record = RoundRecord(joined.round_id, number, "trained", joined.model_version, examples, sha256_hex(data))
+        record = RoundRecord(joined.round_id, number, "trained", joined.model_version, examples, sha256_hex(data),
+                             secure=secure)
         cost = approved.cost
         if cost is not None and approved.epsilon is not None:
             self.service.ledger.record(approved.dataset_id, self.plan_sha256, number, approved.epsilon, cost.delta,
@@ -396,7 +405,7 @@ class ParticipationEngine:
         self.state.rounds[joined.round_id] = record
         self.store.save(self.state)
         self._run.trained += 1
-        self._deliver(joined, record, data, approved.plan)
+        self._deliver(joined, record, data)
 
     def _training_arrays(self, dataset_id: int, input_size: int) -> tuple[np.ndarray, np.ndarray]:
         from pneumodesk.training.local_round import load_training_arrays
@@ -415,7 +424,9 @@ class ParticipationEngine:
         from pneumodesk.training.local_round import TrainingCancelled, train_local_round
 
         initial = {k: torch.from_numpy(v.copy()) for k, v in state_dict_from_bytes(weights).items()}
-        seed = self.options.seed if self.options.seed is not None else secrets.randbits(31)
+        # The seed drives model construction and plain SGD only; DP noise and sampling come from a CSPRNG
+        # (``training.noise``), so no seed, known or guessed, can regenerate them.
+        seed = self.options.seed if self.options.seed is not None else secrets.randbits(63)
         last = [0.0]
 
         def progress(fraction: float) -> None:
@@ -435,11 +446,12 @@ class ParticipationEngine:
             self._check_stop_or_pause()  # paused: wait, then the next step trains the round afresh
             raise _RetryNow from None
 
-    def _uploader(self, current: RoundInfo, plan: TrainingPlan | None) -> UpdateUploader:
-        """The caller's strategy, else secure aggregation when the approved plan (or the round) has it on."""
+    def _uploader(self, current: RoundInfo, plan: TrainingPlan, secure: bool) -> UpdateUploader:
+        """The caller's strategy, else secure aggregation whenever the update's terms (``secure``) or the round
+        ask for it; plain upload only for an update trained without that requirement in a plain round."""
         if self.uploader is not None:
             return self.uploader
-        if current.phase == RoundPhase.PLAIN_INPUT and (plan is None or not plan.secure_aggregation):
+        if not secure and current.phase == RoundPhase.PLAIN_INPUT:
             return PlainUpload()
         from .secure_upload import secure_uploader
 
@@ -451,37 +463,66 @@ class ParticipationEngine:
         return secure_uploader(self.home, self.connection, plan=plan, poll_timeout=self.options.poll_timeout,
                                on_phase=on_phase)
 
-    def _deliver(self, current: RoundInfo, record: RoundRecord, data: bytes | None = None,
-                 plan: TrainingPlan | None = None) -> None:
-        """Send a trained update. ``plan``: the round's approved plan when it was just checked; a round resumed
-        after a restart reads it once here (ε was spent already, so only the upload strategy depends on it)."""
+    def _give_up(self, record: RoundRecord) -> None:
+        """The round is missed for good: its update is deleted unsent (ε stays spent) and never delivered later."""
+        record.stage = "missed"
+        self.store.drop_update(record.round_id)
+        self.store.save(self.state)
+
+    def _delivery_terms(self, current: RoundInfo, record: RoundRecord) -> tuple[TrainingPlan, bool]:
+        """Re-check, just before the update leaves, that it may leave now and how: (the approved plan, whether it
+        must be aggregated securely). An update without an active approval, or one that must be aggregated
+        securely in a round the coordinator runs in the clear, is dropped (``_give_up``) and the run is refused."""
+        approved = approved_plan(self.service, self.plan_sha256)
+        if approved is None:
+            self._give_up(record)
+            raise ParticipationRefused(f"The approval of this plan was withdrawn after round {record.number} was "
+                                       "trained; its update was deleted and not sent.", RefusalReason.NOT_APPROVED)
+        plan = approved[1]
+        secure = record.secure or _requires_secure_aggregation(plan, self.service)
+        uploader_name = self.uploader.name if self.uploader is not None else None
+        if secure and (current.phase not in PHASES_SECURE or uploader_name == PlainUpload.name):
+            self._give_up(record)
+            raise ParticipationRefused(f"Round {record.number}'s update must be sent with secure aggregation (the "
+                                       "plan or this node's policy requires it), but the coordinator runs the round "
+                                       "in the clear; the update was deleted and not sent.",
+                                       RefusalReason.OUTSIDE_POLICY)
+        return plan, secure
+
+    def _deliver(self, current: RoundInfo, record: RoundRecord, data: bytes | None = None) -> None:
+        """Send a trained update, on the terms checked by ``_delivery_terms`` right now (a round resumed after a
+        restart, or after a pause, is checked again: ε was spent already, but nothing leaves without them)."""
         self._check_stop_or_pause()  # a stop here keeps the trained update for the next start
         data = data if data is not None else self.store.load_update(record.round_id)
         if data is None or sha256_hex(data) != record.update_sha256:  # lost file: the round is missed, ε stays spent
             record.stage = "missed"
             self.store.save(self.state)
             return
-        if plan is None and self.uploader is None:
-            approved = approved_plan(self.service, self.plan_sha256)
-            plan = approved[1] if approved is not None else None
+        plan, secure = self._delivery_terms(current, record)
         self._emit(EngineStage.UPLOADING, f"Round {record.number}: sending the model update.",
                    round_number=record.number)
         payload = data
         update = PreparedUpdate(payload, record.update_sha256, record.examples,
                                 arrays=lambda: state_dict_from_bytes(payload))
         try:
-            receipt = self._uploader(current, plan).deliver(self.client, current, update, self._should_stop)
+            receipt = self._uploader(current, plan, secure).deliver(self.client, current, update, self._should_stop)
         except Refused as error:
             if error.status in (404, 409):  # the round closed before our update arrived
-                record.stage = "missed"
-                self.store.drop_update(record.round_id)
-                self.store.save(self.state)
+                self._give_up(record)
                 self._emit(EngineStage.WAITING, f"Round {record.number} closed before the update arrived: "
                            f"{error}", round_number=record.number)
                 return
+            raise
+        except ParticipationRefused:  # e.g. a secure round refused: never taken part in again (a tombstone there)
+            self._give_up(record)
             raise
         record.stage = "uploaded"
         self.store.drop_update(record.round_id)
         self.store.save(self.state)
         self._emit(EngineStage.SUBMITTED, f"Round {record.number}: update sent ({receipt.round_state}).",
                    round_number=record.number)
+
+
+def _requires_secure_aggregation(plan: TrainingPlan, service: NodeService) -> bool:
+    """Whether the plan or the node's policy (as it stands now) requires secure aggregation."""
+    return plan.secure_aggregation or service.policy.get().require_secure_aggregation

@@ -10,7 +10,9 @@ Invariants:
   each message leaves, so a node that crashes or loses an answer repeats exactly the same message after a restart
   and never reveals conflicting shares or masks a second, different update;
 - the state is sealed with AES-256-GCM under a random 32-byte key in ``home/secrets/secagg-state.key`` (folder 0700,
-  file 0600) and bound to the round and node (associated data); it is deleted when the round is over;
+  file 0600) and bound to the round and node (associated data); it is deleted when the round is over — ended,
+  refused or closed — and replaced by a tombstone (``SecureStateStore.bury``): a round with a tombstone is never
+  begun again, so a later run cannot mask the same update under fresh keys in the same round;
 - the node refuses a round that lists its own identity key wrongly, a roster whose keys are not signed by their
   nodes' enrolled identity keys (``KeySubstitutionDetected``), a changed identity key of a node it has seen before
   (pinned in ``home/federation/peer-identity-keys.json``, trust on first use — and only from a roster the node
@@ -119,6 +121,18 @@ class SecureStateStore:
     def drop(self, protocol_round: str) -> None:
         self._file(protocol_round).unlink(missing_ok=True)
 
+    def _tombstone(self, protocol_round: str) -> Path:
+        return self._file(protocol_round).with_suffix(".over")
+
+    def bury(self, protocol_round: str) -> None:
+        """End this node's part in a round for good: the tombstone is written *before* the secrets are deleted, so
+        a crash in between leaves both, never neither (a round without state and without tombstone is a new one)."""
+        write_private(self._tombstone(protocol_round), b"")
+        self.drop(protocol_round)
+
+    def buried(self, protocol_round: str) -> bool:
+        return self._tombstone(protocol_round).exists()
+
 
 class PeerKeys:
     """Enrolled identity keys of the other nodes, pinned the first time a roster naming them is accepted.
@@ -184,6 +198,9 @@ class SecureUpload:
             raise ParticipationRefused("The plan requires secure aggregation but the coordinator runs this round "
                                        "without it; the update was not sent.", RefusalReason.OUTSIDE_POLICY)
         protocol_round = round_key(self.audience, round_info.plan_sha256, round_info.round_id)
+        if self.store.buried(protocol_round):  # never mask the same update again under fresh keys
+            raise Refused(f"This node's part in round {round_info.number} is over (it ended or was refused); it does "
+                          "not take part in it again under fresh keys.", 409, ErrorCode.CONFLICT)
         loaded = self.store.load(protocol_round)
         if loaded is not None:
             node, sent = loaded
@@ -194,19 +211,19 @@ class SecureUpload:
         try:
             receipt = self._run(exchange, protocol_round, node, sent, update)
         except (KeySubstitutionDetected, UnmaskRequestRefused, RosterTooSmall) as error:
-            self.store.drop(protocol_round)
+            self.store.bury(protocol_round)
             raise ParticipationRefused(str(error), RefusalReason.SECURE_AGGREGATION) from None
         except ParticipationRefused:
-            self.store.drop(protocol_round)
+            self.store.bury(protocol_round)
             raise
         except SecAggError as error:  # the coordinator broke the protocol: this round is lost for this node
-            self.store.drop(protocol_round)
+            self.store.bury(protocol_round)
             raise Refused(f"Secure aggregation failed for this round: {error}", 409, ErrorCode.CONFLICT) from None
         except Refused as error:
             if error.status in (404, 409):
-                self.store.drop(protocol_round)
+                self.store.bury(protocol_round)
             raise
-        self.store.drop(protocol_round)
+        self.store.bury(protocol_round)
         return receipt
 
     def _run(self, exchange: _Exchange, protocol_round: str, node: SecAggNode, sent: list[str],
@@ -349,7 +366,10 @@ def forget_finished_round(home: Path, audience: str, plan_sha256: str, round_id:
         loaded = store.load(protocol_round)
     except KeyStoreError:  # unreadable: nothing to learn from it
         loaded = None
-    store.drop(protocol_round)
+    if loaded is not None:
+        store.bury(protocol_round)
+    else:
+        store.drop(protocol_round)
     return loaded is not None and RoundPhase.MASKED_INPUT in loaded[1]
 
 

@@ -31,6 +31,9 @@ class RoundRecord:
     examples: int = 0
     update_sha256: str = ""
     result_version: int | None = None
+    # Fixed when the update was trained: the round's terms required secure aggregation (the plan, the node policy
+    # or the round's own phase). Such an update is never sent in the clear, whatever the coordinator says later.
+    secure: bool = False
 
 
 @dataclass
@@ -60,6 +63,7 @@ class StateStore:
             return ParticipationState(self.plan_sha256)
         except (OSError, ValueError):  # damaged: start afresh; the ledger (DB) still prevents a second ε
             return ParticipationState(self.plan_sha256)
+        # A file from before ``secure`` existed loads it as False: delivery re-checks plan and policy anyway.
         rounds = {int(k): RoundRecord(**v) for k, v in data.get("rounds", {}).items()}
         return ParticipationState(self.plan_sha256, rounds, [int(v) for v in data.get("candidates", [])])
 

@@ -11,6 +11,10 @@ Invariants:
 - Every attempt that reached the network is recorded in the egress log (method, path without query, bytes sent
   including headers and body, bytes received, status, purpose) and passed to the optional ``recorder``.
 - Tokens never appear in an egress record: the ``Authorization`` value is redacted before the recorder sees it.
+- No answer is read past a size limit (``max_body``: ``DEFAULT_MAX_BODY`` unless the caller knows better, as a
+  model download does from the plan's architecture): bodies are streamed, a declared ``Content-Length`` over the
+  limit is refused before reading, and reading stops at the first byte past it (decompressed bytes count), so a
+  coordinator cannot exhaust the node's memory; such an answer is a ``ProtocolError``.
 - ``interrupt()`` (any thread) ends the requests in flight at once — their sockets are shut down, they are recorded
   as usual and not retried — so stopping never waits for a long poll; requests sent afterwards work normally.
 """
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
 RETRY_STATUSES = (429, 502, 503, 504)
 USER_AGENT = f"PneumoDesk-node/{__version__}"
+DEFAULT_MAX_BODY = 16 * 1024 * 1024  # every answer but a model download is a small JSON document
+_CHUNK = 1024 * 1024
 
 
 class EgressSink(Protocol):
@@ -191,6 +197,36 @@ class _TrackingAdapter(HTTPAdapter):
         return manager
 
 
+class _TooLarge(Exception):
+    def __init__(self, read: int) -> None:
+        super().__init__(read)
+        self.read = read
+
+
+def _read_body(response: requests.Response, limit: int) -> int:
+    """Read a streamed answer's body into ``response.content``, at most ``limit`` bytes; returns the bytes read.
+    Past the limit (declared or actual) the connection is closed and ``_TooLarge`` raised."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise _TooLarge(0)
+    chunks: list[bytes] = []
+    read = 0
+    for chunk in response.iter_content(chunk_size=_CHUNK):
+        read += len(chunk)
+        if read > limit:
+            response.close()
+            raise _TooLarge(read)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what ``response.content`` returns from now on
+    response._content_consumed = True  # type: ignore[attr-defined]
+    return read
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
+
+
 def _error_code(text: str) -> ErrorCode | None:
     """The coordinator's ``error`` field as an ``ErrorCode``; None for none, or one this version does not know."""
     try:
@@ -247,8 +283,10 @@ class Transport:
 
     def send(self, method: str, path: str, *, purpose: str, json_body: Any = None, data: bytes | None = None,
              headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None, auth: bool = False,
-             read_timeout: float | None = None, ok: tuple[int, ...] = (200, 201)) -> requests.Response:
-        """Send one request (path under /api/v1); returns the response when its status is in ``ok``.
+             read_timeout: float | None = None, ok: tuple[int, ...] = (200, 201),
+             max_body: int = DEFAULT_MAX_BODY) -> requests.Response:
+        """Send one request (path under /api/v1); returns the response when its status is in ``ok``, its body read
+        (at most ``max_body`` bytes, else ``ProtocolError``).
 
         With ``auth`` a bearer token from ``tokens`` is attached; a 401 invalidates it and the request is sent once
         more with a fresh token. Raises ``CoordinatorUnreachable``, ``TlsFailure``, ``NotAuthorised`` or
@@ -261,16 +299,17 @@ class Transport:
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":")).encode()
             sent_headers["Content-Type"] = "application/json"
-        response = self._attempt(method, path, purpose, body, sent_headers, params, auth, read_timeout)
+        response = self._attempt(method, path, purpose, body, sent_headers, params, auth, read_timeout, max_body)
         if auth and response.status_code == 401 and self.tokens is not None:
             self.tokens.invalidate()
-            response = self._attempt(method, path, purpose, body, sent_headers, params, auth, read_timeout)
+            response = self._attempt(method, path, purpose, body, sent_headers, params, auth, read_timeout, max_body)
         if response.status_code in ok:
             return response
         raise self._refusal(response)
 
     def _attempt(self, method: str, path: str, purpose: str, body: bytes | None, headers: dict[str, str],
-                 params: Mapping[str, Any] | None, auth: bool, read_timeout: float | None) -> requests.Response:
+                 params: Mapping[str, Any] | None, auth: bool, read_timeout: float | None,
+                 max_body: int) -> requests.Response:
         token = self.tokens.token() if auth and self.tokens is not None else None
         request = requests.Request(method, self.url(path), data=body, headers=headers, params=params,
                                    auth=_Bearer(token))
@@ -284,9 +323,16 @@ class Transport:
         self._current.interruptions = self._interruptions
         try:
             response = self.session.send(prepared, timeout=timeout, allow_redirects=False,
-                                         proxies=settings["proxies"], verify=str(self.ca_path), stream=False)
+                                         proxies=settings["proxies"], verify=str(self.ca_path), stream=True)
             status = response.status_code
-            received = _header_bytes(f"HTTP/1.1 {status} {response.reason}", response.headers) + len(response.content)
+            received = _header_bytes(f"HTTP/1.1 {status} {response.reason}", response.headers)
+            try:
+                received += _read_body(response, max_body)
+            except _TooLarge as error:
+                received += error.read
+                raise ProtocolError(f"The coordinator's answer ({purpose}) is larger than the "
+                                    f"{_size_text(max_body)} this node accepts for it; the node stopped reading "
+                                    "it and discarded it.") from None
             return response
         except requests.exceptions.RequestException as error:
             sent_request = not _nothing_sent(error)

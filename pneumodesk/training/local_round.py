@@ -11,8 +11,10 @@ Invariants:
 - The loss is the unweighted mean log loss. A class-balanced weight (as ``trainer.py`` uses) would make every
   example's gradient depend on the dataset's class counts, which DP-SGD's neighbouring-dataset argument does not
   cover, and would give non-IID hospitals different objectives; calibration on validation data corrects the prior.
-- The same initial weights, data, plan and seed give the same update (bit for bit on one machine); the caller's
-  global torch RNG state is left as it was.
+- The DP noise and the Poisson sampling come from ``noise.SecureRandom`` (AES-256-CTR, a fresh key from
+  ``os.urandom`` per round), never from ``seed``: an update cannot be de-noised by guessing a seed.
+- Without DP, the same initial weights, data, plan and seed give the same update (bit for bit on one machine); with
+  DP only the model's construction follows the seed. The caller's global torch RNG state is left as it was.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,7 +37,11 @@ from pneumodesk.model import build_model
 
 from .clipping import PerExampleClipping, supports
 from .datasets import TrainingDataError, load_model_inputs
+from .noise import SecureRandom
 from .privacy import PrivacyCost, epsilon_for
+
+if TYPE_CHECKING:
+    from opacus.optimizers import DPOptimizer
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +211,9 @@ def _train_private(
         max_grad_norm=plan.dp.max_grad_norm,
         expected_batch_size=expected_batch,
         loss_reduction="mean",
-        generator=torch.Generator().manual_seed(seed + 1),
     )
-    sampling = torch.Generator().manual_seed(seed)
+    randomness = SecureRandom()  # noise and sampling: a CSPRNG, not the seed (see ``noise``)
+    optimiser.secure_random = randomness
     model.train()
     try:
         with warnings.catch_warnings():
@@ -214,7 +221,7 @@ def _train_private(
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             for step in range(1, cost.steps_per_round + 1):
                 _stop_if_asked(should_stop)
-                index = torch.nonzero(torch.rand(n, generator=sampling) < cost.sample_rate).reshape(-1)
+                index = torch.nonzero(randomness.uniform(n) < cost.sample_rate).reshape(-1)
                 optimiser.zero_grad(set_to_none=True)
                 if len(index):
                     gradients.backward(features[index], targets[index])
@@ -279,7 +286,8 @@ def _noise_only_optimiser() -> type:
 
     Its ``accumulate`` deep-copies every ``p.grad`` each step (a few ms on small models); the clipped sums that
     ``PerExampleClipping`` leaves in ``p.grad`` are fresh tensors every step, so they are used directly. Noise
-    (``std = noise_multiplier × C``), the division by the expected batch size and the step are Opacus' own.
+    (``std = noise_multiplier × C``, drawn by ``_with_secure_noise``), the division by the expected batch size and
+    the step are Opacus' own.
     """
     from opacus.optimizers import DPOptimizerFastGradientClipping
 
@@ -291,7 +299,27 @@ def _noise_only_optimiser() -> type:
                 else:
                     parameter.summed_grad = parameter.summed_grad + parameter.grad
 
-    return NoiseOnlyOptimiser
+    return _with_secure_noise(NoiseOnlyOptimiser)
+
+
+def _with_secure_noise(optimiser_class: type[DPOptimizer]) -> type[DPOptimizer]:
+    """``optimiser_class`` whose ``add_noise`` draws from ``self.secure_random`` (set after construction), not from
+    a torch generator: Opacus' noise (``std = noise_multiplier × C``) with a CSPRNG as its source."""
+    from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+
+    class SecureNoise(optimiser_class):
+        secure_random: SecureRandom
+
+        def add_noise(self) -> None:
+            std = self.noise_multiplier * self.max_grad_norm
+            for parameter in self.params:
+                _check_processed_flag(parameter.summed_grad)
+                summed = parameter.summed_grad
+                noise = self.secure_random.normal(summed.shape, std, summed.dtype, summed.device)
+                parameter.grad = (summed + noise).view_as(parameter)
+                _mark_as_processed(parameter.summed_grad)
+
+    return SecureNoise
 
 
 class _OpacusPerSample:
@@ -301,7 +329,7 @@ class _OpacusPerSample:
         from opacus import GradSampleModule
         from opacus.optimizers import DPOptimizer
 
-        self.optimiser_class = DPOptimizer
+        self.optimiser_class = _with_secure_noise(DPOptimizer)
         self.model = model
         self.private_model = GradSampleModule(model, loss_reduction="mean")
 

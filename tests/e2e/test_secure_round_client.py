@@ -243,3 +243,52 @@ def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(nod
     assert purposes.count(PURPOSE_MASKED) == 1 and purposes.count(PURPOSE_UNMASK) == 1
     (record,) = StateStore(last.home, plan.sha256).load().rounds.values()
     assert record.stage == "settled"
+
+
+def test_a_refused_secure_round_is_missed_for_good_and_never_masked_again_under_fresh_keys(node_coordinator,
+                                                                                           tmp_path):
+    import base64
+    import json
+    import os
+
+    from pneumodesk.client.errors import Refused
+    from pneumodesk.client.secure_upload import PURPOSE_KEYS
+    from pneumodesk.client.state import StateStore
+    from pneumodesk.client.upload import PreparedUpdate
+
+    recorder = Recorder()
+    hospitals, plan = _three_hospitals_on_a_secure_plan(node_coordinator, tmp_path, recorder, phase_seconds=30)
+    victim, peer = hospitals[2], hospitals[0]
+    # The victim once saw another identity key for a peer: the roster looks like a key substitution, so it refuses.
+    pinned = {peer.service.membership.get().node_id: base64.b64encode(os.urandom(32)).decode()}
+    (victim.home / "federation" / "peer-identity-keys.json").write_text(json.dumps(pinned))
+    others = [h.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(h.name)) for h in hospitals[:2]]
+    threads, _ = _start(others)
+    try:
+        refused = victim.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(victim.name)).run()
+    finally:
+        for engine in others:
+            engine.stop()
+        for thread in threads:
+            thread.join(300)
+
+    assert refused.phase == EngineStage.REFUSED and refused.reason == "secure_aggregation", refused.message
+    (record,) = StateStore(victim.home, plan.sha256).load().rounds.values()
+    assert record.stage == "missed", "a refused round must not stay 'trained' (a later run would deliver it again)"
+    assert not list((victim.home / "federation" / "participation").rglob("round-*.safetensors"))
+
+    # Even asked to deliver that round again (its bookkeeping lost), the node does not begin it under fresh keys.
+    from pneumodesk.client.enrolment import connect
+    from pneumodesk.client.secure_upload import secure_uploader
+
+    connection = connect(victim.service, victim.key_store, recorder=recorder.for_hospital(victim.name))
+    try:
+        info = connection.client.round(record.round_id)
+        update = PreparedUpdate(b"", "0" * 64, 1, arrays=dict)
+        with pytest.raises(Refused) as caught:
+            secure_uploader(victim.home, connection, poll_timeout=5).deliver(connection.client, info, update,
+                                                                             lambda: False)
+        assert caught.value.status == 409 and "fresh keys" in str(caught.value)
+    finally:
+        connection.close()
+    assert [e.purpose for e in recorder.events[victim.name]].count(PURPOSE_KEYS) == 1, "round keys sent twice"
