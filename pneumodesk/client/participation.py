@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pneumodesk.errors import PneumoDeskError
 from pneumodesk.federation.messages import RoundInfo
 from pneumodesk.federation.plan import TrainingPlan
-from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, state_dict_to_bytes
+from pneumodesk.federation.tensors import StateDict, sha256_hex, state_dict_from_bytes, state_dict_to_bytes
 from pneumodesk.federation.vocabulary import (
     ACCEPTS_SUBMISSIONS,
     FINISHED,
@@ -60,6 +61,7 @@ from .errors import (
     Stopped,
     TlsFailure,
 )
+from .global_model import checked_global_model
 from .keys import NodeKeyStore
 from .state import ParticipationState, RoundRecord, StateStore
 from .upload import PlainUpload, PreparedUpdate, UpdateUploader
@@ -193,7 +195,8 @@ class ParticipationEngine:
             return self._finish(EngineStage.REFUSED, str(error), reason=reason)
         except TlsFailure as error:
             return self._finish(EngineStage.FAILED, str(error), reason=RefusalReason.TLS)
-        except ClientError as error:
+        except PneumoDeskError as error:  # typed: a hostile answer, unreadable data, ...; the message says which
+            log.warning("The participation engine stopped: %s", error)
             return self._finish(EngineStage.FAILED, str(error))
         except Exception as error:  # the GUI shows it; the log keeps the traceback (no data values in it)
             log.exception("The participation engine failed")
@@ -382,8 +385,9 @@ class ParticipationEngine:
         number = joined.number
         self._emit(EngineStage.DOWNLOADING, f"Round {number}: downloading the global model.", round_number=number)
         weights = self.client.weights(joined.model_version, joined.model_sha256)
+        initial = checked_global_model(weights, approved.plan)  # names, shapes, float32, finite: before training
         inputs, labels = self._training_arrays(approved.dataset_id, approved.plan.input_size)
-        update = self._train(weights, inputs, labels, approved.plan, approved.cost, number)
+        update = self._train(initial, inputs, labels, approved.plan, approved.cost, number)
         data = state_dict_to_bytes(update.state)
         record = RoundRecord(joined.round_id, number, "trained", joined.model_version, int(update.examples),
                              sha256_hex(data))
@@ -407,13 +411,13 @@ class ParticipationEngine:
             self._arrays = {key: load_training_arrays(files, input_size)}
         return self._arrays[key]
 
-    def _train(self, weights: bytes, inputs: np.ndarray, labels: np.ndarray, plan: TrainingPlan,
+    def _train(self, weights: StateDict, inputs: np.ndarray, labels: np.ndarray, plan: TrainingPlan,
                cost: PrivacyCost | None, number: int) -> LocalUpdate:
         import torch
 
         from pneumodesk.training.local_round import TrainingCancelled, train_local_round
 
-        initial = {k: torch.from_numpy(v.copy()) for k, v in state_dict_from_bytes(weights).items()}
+        initial = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
         seed = self.options.seed if self.options.seed is not None else secrets.randbits(31)
         last = [0.0]
 
