@@ -14,11 +14,13 @@ is stopped) with a plain, typed reason — never "unexpected error" — and
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import pickle
 import sqlite3
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -439,3 +441,37 @@ def test_fuzzed_model_headers_are_trained_on_only_when_they_are_the_plan_s_model
             return
         ended_plainly(result)
         assert coordinator.uploads == [] and store_snapshot(node.node.home) == before
+
+
+# -- the engine's crash corpus: every hostile answer the engine once trained on or accepted ---------------------------
+
+ENGINE_CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "coordinator_messages" / "engine"
+
+
+def _engine_corpus() -> list[Path]:
+    return sorted(ENGINE_CORPUS.glob("*.json"))
+
+
+@pytest.mark.parametrize("entry", _engine_corpus(), ids=lambda path: path.stem)
+def test_engine_corpus_is_refused_plainly(approved: ApprovedNode, entry: Path) -> None:
+    """``engine_model``: the round's model (zlib, base64), refused before training with the store unchanged;
+    ``engine_receipt``: the honest receipt with ``changes``, refused after training (the ε entry is by design)."""
+    document = json.loads(entry.read_text(encoding="utf-8"))
+    assert document["defect"]
+    before = store_snapshot(approved.node.home)
+    if document["kind"] == "engine_model":
+        coordinator = LyingRound(approved.plan.sha256, zlib.decompress(base64.b64decode(document["body_zlib"])))
+        result, _ = run_engine(approved, coordinator)
+        ended_plainly(result)
+        assert coordinator.uploads == [] and store_snapshot(approved.node.home) == before, document["defect"]
+    else:
+        assert document["kind"] == "engine_receipt"
+        coordinator = LyingRound(approved.plan.sha256, BASE, lies={"update": receipt(**document["changes"])})
+        result, engine = run_engine(approved, coordinator)
+        ended_plainly(result)
+        assert engine.store.load().rounds[LyingRound.ROUND_ID].stage == "trained", document["defect"]
+        assert without_recorded_epsilon(store_snapshot(approved.node.home)) == without_recorded_epsilon(before)
+
+
+def test_the_engine_corpus_is_not_empty() -> None:
+    assert len(_engine_corpus()) >= 9
