@@ -142,6 +142,7 @@ class LyingRound:
 
     plan_sha256: str
     weights: bytes
+    result: bytes | None = None  # the aggregated model (version 2); None: the same bytes as ``weights``
     lies: dict[str, Lie] = field(default_factory=dict)
     on_wait: Callable[[LyingRound], None] | None = None
     uploads: list[bytes] = field(default_factory=list)
@@ -206,8 +207,10 @@ class LyingRound:
         if name in ("join", "round"):
             return json_answer(self.round_json())
         if name == "weights":
-            return Answer(self.weights, 200, {"Content-Type": "application/octet-stream",
-                                              SHA256_HEADER: self.model_sha256})
+            wanted = self.result if "/models/2/" in (request.path_url or "") and self.result is not None else \
+                self.weights
+            return Answer(wanted, 200, {"Content-Type": "application/octet-stream",
+                                        SHA256_HEADER: hashlib.sha256(wanted).hexdigest()})
         if name == "update":
             return json_answer(self.receipt_json())
         return json_answer({"error": "not_found", "message": "No such thing."}, 404)

@@ -17,7 +17,7 @@ from pneumodesk.federation.tensors import StateDict, state_dict_from_bytes
 
 from .errors import ProtocolError
 
-DISCARDED = "It was discarded; nothing was trained on it."
+DISCARDED = "It was discarded; nothing was trained on it or stored."
 
 
 def _name(name: str) -> str:

@@ -455,7 +455,9 @@ def _engine_corpus() -> list[Path]:
 @pytest.mark.parametrize("entry", _engine_corpus(), ids=lambda path: path.stem)
 def test_engine_corpus_is_refused_plainly(approved: ApprovedNode, entry: Path) -> None:
     """``engine_model``: the round's model (zlib, base64), refused before training with the store unchanged;
-    ``engine_receipt``: the honest receipt with ``changes``, refused after training (the ε entry is by design)."""
+    ``engine_result_model``: the aggregated model offered as a candidate, refused after training (model registry
+    unchanged; the ε entry is by design); ``engine_receipt``: the honest receipt with ``changes``, refused after
+    training (the ε entry is by design)."""
     document = json.loads(entry.read_text(encoding="utf-8"))
     assert document["defect"]
     before = store_snapshot(approved.node.home)
@@ -464,6 +466,13 @@ def test_engine_corpus_is_refused_plainly(approved: ApprovedNode, entry: Path) -
         result, _ = run_engine(approved, coordinator)
         ended_plainly(result)
         assert coordinator.uploads == [] and store_snapshot(approved.node.home) == before, document["defect"]
+    elif document["kind"] == "engine_result_model":
+        coordinator = LyingRound(approved.plan.sha256, BASE,
+                                 result=zlib.decompress(base64.b64decode(document["body_zlib"])))
+        options = EngineOptions(poll_timeout=1, max_rounds=1, candidates="final", retry_delays=(0.01,), seed=1)
+        result, _ = run_engine(approved, coordinator, options=options)
+        ended_plainly(result)
+        assert without_recorded_epsilon(store_snapshot(approved.node.home)) == without_recorded_epsilon(before)
     else:
         assert document["kind"] == "engine_receipt"
         coordinator = LyingRound(approved.plan.sha256, BASE, lies={"update": receipt(**document["changes"])})
@@ -474,4 +483,19 @@ def test_engine_corpus_is_refused_plainly(approved: ApprovedNode, entry: Path) -
 
 
 def test_the_engine_corpus_is_not_empty() -> None:
-    assert len(_engine_corpus()) >= 9
+    assert len(_engine_corpus()) >= 10
+
+
+@pytest.mark.parametrize("name", ["nan-weight", "float64", "wrong-shape", "truncated"])
+def test_a_hostile_aggregated_model_never_enters_the_model_registry(approved: ApprovedNode, name: str) -> None:
+    """After training (the round's ε entry is by design): the aggregated model offered as a local candidate is
+    refused plainly, and the model registry (``local_models``) is unchanged."""
+    coordinator = LyingRound(approved.plan.sha256, BASE, result=HOSTILE_MODELS[name]())
+    before = store_snapshot(approved.node.home)
+    options = EngineOptions(poll_timeout=1, max_rounds=1, candidates="final", retry_delays=(0.01,), seed=1)
+    result, _ = run_engine(approved, coordinator, options=options)
+    ended_plainly(result)
+    assert "Global model version 2" in result.message and result.candidates == ()
+    after = store_snapshot(approved.node.home)
+    assert after["local_models"] == before["local_models"]
+    assert without_recorded_epsilon(after) == without_recorded_epsilon(before)
