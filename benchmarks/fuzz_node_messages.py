@@ -37,8 +37,10 @@ from tests.hostile_messages import (
     drive_secure,
     drive_token_pair,
     drive_tokens,
+    drive_upload_receipt,
     drive_weights,
     plan_list_template,
+    receipt_template,
     round_template,
     secure_template,
     weight_blobs,
@@ -73,6 +75,7 @@ def kinds() -> dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Outcome]]
         "challenge_token": (st.tuples(bodies(CHALLENGE), bodies(TOKEN)), lambda pair: drive_token_pair(*pair)),
         "enrolment": (st.tuples(bodies(NODE_INFO), bodies(CHALLENGE)), lambda pair: drive_enrolment(*pair)),
         "weights": (st.tuples(weight_blobs(), st.booleans(), st.booleans()), _weights),
+        "upload_receipt": _one(bodies(receipt_template()), drive_upload_receipt),
     }
     for endpoint in ("roster", "delivery", "unmask-request", "receipt"):
         table[f"secure_{endpoint}"] = (bodies(secure_template(endpoint)),

@@ -439,6 +439,30 @@ def drive_weights(blob: bytes, claimed: str | None, expected: str | None) -> Out
         return _checked(node.home, lambda: state_dict_from_bytes(client.weights(1, expected)))
 
 
+# -- the plain upload's receipt ---------------------------------------------------------------------------------------
+
+def receipt_template() -> dict[str, Any]:
+    """The receipt an honest coordinator sends for ``BASE_WEIGHTS`` with 10 examples in round 7."""
+    return {"round_id": 7, "update_sha256": sha256_hex(BASE_WEIGHTS), "examples": 10, "counted": True,
+            "round_state": "collecting"}
+
+
+def drive_upload_receipt(body: bytes) -> Outcome:
+    """The answer to a plain update upload: accepted only when it acknowledges exactly the update sent."""
+    with node_home() as node:
+        client = lying_client(node.ca_path, _json_answer(body), tokens=StaticTokens())
+        outcome = _checked(node.home, lambda: client.upload(7, BASE_WEIGHTS, 10))
+        if outcome.accepted and not _same_receipt(body):
+            raise Crash("a receipt for another round, update or example count was accepted")
+        return outcome
+
+
+def _same_receipt(body: bytes) -> bool:
+    document = json.loads(body)
+    template = receipt_template()
+    return all(document.get(key) == template[key] for key in ("round_id", "update_sha256", "examples"))
+
+
 # -- secure aggregation: roster, share delivery, unmasking request -----------------------------------------------
 
 SECURE_ROUND = 7
@@ -573,7 +597,7 @@ def drive_secure(endpoint: str, hostile: bytes) -> Outcome:
 # -- the kinds, by name (the corpus files are named after them) ----------------------------------------------------
 
 KINDS = ("plan_list", "plan_wait", "round_info", "model_list", "token_answer", "challenge_token", "enrolment",
-         "weights", *(f"secure_{endpoint}" for endpoint in SECURE_ENDPOINTS))
+         "weights", "upload_receipt", *(f"secure_{endpoint}" for endpoint in SECURE_ENDPOINTS))
 
 
 def replay(kind: str, document: dict[str, Any]) -> Outcome:
@@ -596,6 +620,8 @@ def replay(kind: str, document: dict[str, Any]) -> Outcome:
         return drive_enrolment(raw("node_info"), raw("challenge"))
     if kind == "weights":
         return drive_weights(raw("body"), document.get("claimed"), document.get("expected"))
+    if kind == "upload_receipt":
+        return drive_upload_receipt(raw("body"))
     if kind.startswith("secure_"):
         return drive_secure(kind.removeprefix("secure_"), raw("body"))
     raise ValueError(f"unknown corpus kind {kind!r}")

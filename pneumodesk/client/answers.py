@@ -12,7 +12,7 @@ import json
 import re
 
 from pneumodesk.federation.errors import PlanError
-from pneumodesk.federation.messages import PlanSummary, PlanWait, RoundInfo
+from pneumodesk.federation.messages import PlanSummary, PlanWait, RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
 
 from .errors import ProtocolError
@@ -81,6 +81,21 @@ def check_wait(wait: PlanWait, plan_sha256: str) -> PlanWait:
     if wait.round is not None:
         check_round(wait.round, plan_sha256=plan_sha256)
     return wait
+
+
+def check_receipt(receipt: UploadReceipt, round_id: int, update_sha256: str, examples: int) -> UploadReceipt:
+    """``receipt`` when it acknowledges exactly the update sent: this round, these bytes, this example count.
+    Anything else means the update the node recorded ε for was not the one counted; the node sends it again."""
+    if receipt.round_id != round_id:
+        raise ProtocolError(f"The coordinator acknowledged an update for round {receipt.round_id} when it was sent "
+                            f"for round {round_id}; the update will be sent again.")
+    if receipt.update_sha256.lower() != update_sha256.lower():
+        raise ProtocolError("The coordinator acknowledged other bytes than the update sent (sha256 mismatch); the "
+                            "update will be sent again.")
+    if receipt.examples != examples:
+        raise ProtocolError(f"The coordinator acknowledged {receipt.examples} training examples when the update "
+                            f"was sent with {examples}; the update will be sent again.")
+    return receipt
 
 
 def check_plan_summary(summary: PlanSummary, plan_sha256: str | None = None) -> PlanSummary:

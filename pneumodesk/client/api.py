@@ -25,7 +25,7 @@ from pneumodesk.federation.messages import (
 )
 from pneumodesk.federation.tensors import sha256_hex
 
-from .answers import check_plan_summary, check_round, check_sha256, check_wait
+from .answers import check_plan_summary, check_receipt, check_round, check_sha256, check_wait
 from .errors import ProtocolError
 from .transport import Transport
 
@@ -126,8 +126,9 @@ class CoordinatorClient:
 
     def upload(self, round_id: int, data: bytes, examples: int) -> UploadReceipt:
         """PUT the update; retried safely (the coordinator counts an identical sha256 once)."""
-        headers = {EXAMPLES_HEADER: str(int(examples)), SHA256_HEADER: sha256_hex(data),
+        digest = sha256_hex(data)
+        headers = {EXAMPLES_HEADER: str(int(examples)), SHA256_HEADER: digest,
                    "Content-Type": "application/octet-stream"}
         response = self.transport.send("PUT", f"/rounds/{round_id}/update", purpose=PURPOSE_UPLOAD, data=data,
                                        headers=headers, auth=True, read_timeout=300.0)
-        return self._model(UploadReceipt, response)
+        return check_receipt(self._model(UploadReceipt, response), round_id, digest, int(examples))

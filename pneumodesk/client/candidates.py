@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumodesk.federation.plan import TrainingPlan
-from pneumodesk.federation.tensors import state_dict_from_bytes
 
 from .api import CoordinatorClient
 from .eligibility import approved_plan
+from .global_model import checked_global_model
 
 if TYPE_CHECKING:
     from pneumodesk.model import ModelCard
@@ -35,7 +35,8 @@ def build_candidate(service: NodeService, client: CoordinatorClient, home: Path,
         return None
     approval, plan = approved
     data = client.weights(version, architecture=plan.architecture)
-    state = {k: torch.from_numpy(v.copy()) for k, v in state_dict_from_bytes(data).items()}
+    arrays = checked_global_model(data, plan, f"Global model version {version}")  # nothing odd enters the registry
+    state = {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
     validation = service.datasets.files(approval.dataset_id, "validation")
     base = base_card(service, plan)
     out = Path(home) / "federation" / "candidates" / f"{plan_sha256[:16]}-v{version}"

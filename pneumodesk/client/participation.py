@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pneumodesk.errors import PneumoDeskError
 from pneumodesk.federation.bounds import bounded_update
 from pneumodesk.federation.messages import RoundInfo
 from pneumodesk.federation.plan import TrainingPlan
-from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, state_dict_to_bytes
+from pneumodesk.federation.tensors import StateDict, sha256_hex, state_dict_from_bytes, state_dict_to_bytes
 from pneumodesk.federation.vocabulary import (
     ACCEPTS_SUBMISSIONS,
     FINISHED,
@@ -67,6 +68,7 @@ from .errors import (
     Stopped,
     TlsFailure,
 )
+from .global_model import checked_global_model
 from .keys import NodeKeyStore
 from .state import ParticipationState, RoundRecord, StateStore
 from .upload import PlainUpload, PreparedUpdate, UpdateUploader
@@ -200,7 +202,8 @@ class ParticipationEngine:
             return self._finish(EngineStage.REFUSED, str(error), reason=reason)
         except TlsFailure as error:
             return self._finish(EngineStage.FAILED, str(error), reason=RefusalReason.TLS)
-        except ClientError as error:
+        except PneumoDeskError as error:  # typed: a hostile answer, unreadable data, ...; the message says which
+            log.warning("The participation engine stopped: %s", error)
             return self._finish(EngineStage.FAILED, str(error))
         except Exception as error:  # the GUI shows it; the log keeps the traceback (no data values in it)
             log.exception("The participation engine failed")
@@ -391,8 +394,9 @@ class ParticipationEngine:
         self._emit(EngineStage.DOWNLOADING, f"Round {number}: downloading the global model.", round_number=number)
         weights = self.client.weights(joined.model_version, joined.model_sha256,
                                       architecture=approved.plan.architecture)
+        initial = checked_global_model(weights, approved.plan)  # names, shapes, float32, finite: before training
         inputs, labels = self._training_arrays(approved.dataset_id, approved.plan.input_size)
-        update = self._train(weights, inputs, labels, approved.plan, approved.cost, number)
+        update = self._train(initial, inputs, labels, approved.plan, approved.cost, number)
         state, examples = bounded_update(update.state, update.examples, weights, approved.plan)  # norm, public count
         data = state_dict_to_bytes(state)
         record = RoundRecord(joined.round_id, number, "trained", joined.model_version, examples, sha256_hex(data),
@@ -417,13 +421,13 @@ class ParticipationEngine:
             self._arrays = {key: load_training_arrays(files, input_size)}
         return self._arrays[key]
 
-    def _train(self, weights: bytes, inputs: np.ndarray, labels: np.ndarray, plan: TrainingPlan,
+    def _train(self, weights: StateDict, inputs: np.ndarray, labels: np.ndarray, plan: TrainingPlan,
                cost: PrivacyCost | None, number: int) -> LocalUpdate:
         import torch
 
         from pneumodesk.training.local_round import TrainingCancelled, train_local_round
 
-        initial = {k: torch.from_numpy(v.copy()) for k, v in state_dict_from_bytes(weights).items()}
+        initial = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
         # The seed drives model construction and plain SGD only; DP noise and sampling come from a CSPRNG
         # (``training.noise``), so no seed, known or guessed, can regenerate them.
         seed = self.options.seed if self.options.seed is not None else secrets.randbits(63)

@@ -33,8 +33,10 @@ from tests.hostile_messages import (
     drive_secure,
     drive_token_pair,
     drive_tokens,
+    drive_upload_receipt,
     drive_weights,
     plan_list_template,
+    receipt_template,
     replay,
     round_template,
     secure_template,
@@ -59,6 +61,7 @@ def test_valid_answers_are_accepted() -> None:
     digest = sha256_hex(BASE_WEIGHTS)
     assert drive_weights(BASE_WEIGHTS, digest, digest).accepted
     assert drive_secure("roster", encode(secure_template("roster"))).accepted
+    assert drive_upload_receipt(encode(receipt_template())).accepted
 
 
 @FUZZ
@@ -113,6 +116,12 @@ def test_model_blob(blob: bytes, header: str, announce: bool) -> None:
     outcome = drive_weights(blob, claimed, digest if announce else None)
     if header in ("wrong", "missing"):
         assert not outcome.accepted  # a blob whose sha256 does not match is never used
+
+
+@FUZZ
+@given(bodies(receipt_template()))
+def test_upload_receipt(body: bytes) -> None:
+    drive_upload_receipt(body)
 
 
 @pytest.mark.parametrize("endpoint", SECURE_ENDPOINTS)

@@ -9,7 +9,6 @@ node's services check permissions. While the operator has not yet approved the n
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -348,7 +347,8 @@ class FederationPage(SessionPage):
         self.plans_table.selectRow([s.plan_sha256 for s in self.plans].index(sha))
 
     def review_selected(self) -> PlanReviewDialog | None:
-        from pneumodesk.federation import TrainingPlan
+        from pneumodesk.client.answers import published_plan
+        from pneumodesk.client.errors import ProtocolError
 
         rows = self.plans_table.selectionModel().selectedRows()
         membership = self.membership()
@@ -357,12 +357,12 @@ class FederationPage(SessionPage):
             return None
         summary = self.plans[rows[0].row()]
         try:
-            plan = TrainingPlan.from_json_bytes(json.dumps(summary.plan))
+            plan = published_plan(summary)  # the one check of a published plan: valid text that hashes to its id
+        except ProtocolError as error:
+            self.say(plain_error(error), error=True)
+            return None
         except PneumoDeskError as error:
             self.say(f"The coordinator's plan cannot be read: {plain_error(error)}", error=True)
-            return None
-        if plan.sha256 != summary.plan_sha256:
-            self.say("The plan's content does not match its identity; it was not shown.", error=True)
             return None
         dialog = PlanReviewDialog(self.node, self.session, plan, membership.coordinator_url, self)
         dialog.approved.connect(lambda _a: self._after_approval_change())
