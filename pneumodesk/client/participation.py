@@ -457,6 +457,7 @@ class ParticipationEngine:
             return self.uploader
         if not secure and current.phase == RoundPhase.PLAIN_INPUT:
             return PlainUpload()
+        from .roster_policy import RosterPolicy
         from .secure_upload import secure_uploader
 
         def on_phase(step: str) -> None:
@@ -465,7 +466,7 @@ class ParticipationEngine:
 
         assert self.connection is not None
         return secure_uploader(self.home, self.connection, plan=plan, poll_timeout=self.options.poll_timeout,
-                               on_phase=on_phase)
+                               on_phase=on_phase, roster_policy=RosterPolicy.of(self.service))
 
     def _give_up(self, record: RoundRecord) -> None:
         """The round is missed for good: its update is deleted unsent (ε stays spent) and never delivered later."""

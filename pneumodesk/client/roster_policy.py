@@ -20,6 +20,7 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.secagg.roster_rules import RosterTooSmall, key_fingerprint, smallest_round
@@ -29,6 +30,9 @@ from pneumodesk.node.recognised_peers import canonical_fingerprint
 from pneumodesk.node.store import STORE_FILE
 
 from .private_files import write_private
+
+if TYPE_CHECKING:
+    from pneumodesk.node import NodeService
 
 LAST_ROSTER = Path("federation") / "last-roster.json"
 
@@ -53,6 +57,12 @@ class RosterPolicy:
     recognised: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
+    def of(cls, service: NodeService) -> RosterPolicy:
+        """This node's policy and recognised peers, from its open node store."""
+        policy = service.policy.get()
+        return cls(policy.min_nodes_per_round, policy.min_recognised_peers, service.peers.fingerprints())
+
+    @classmethod
     def read(cls, home: Path) -> RosterPolicy:
         """This node's policy and recognised peers from the node store in ``home`` (defaults when there is none)."""
         if not (Path(home) / STORE_FILE).exists():
@@ -61,8 +71,7 @@ class RosterPolicy:
 
         service = NodeService.open(home)
         try:
-            policy = service.policy.get()
-            return cls(policy.min_nodes_per_round, policy.min_recognised_peers, service.peers.fingerprints())
+            return cls.of(service)
         finally:
             service.close()
 

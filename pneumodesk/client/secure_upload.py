@@ -375,8 +375,10 @@ def forget_finished_round(home: Path, audience: str, plan_sha256: str, round_id:
 
 def secure_uploader(home: Path, connection: FederationConnection, *, plan: TrainingPlan | None = None,
                     poll_timeout: float = 20.0, stop_after: RoundPhase | None = None,
-                    on_phase: Callable[[str], None] | None = None) -> SecureUpload:
+                    on_phase: Callable[[str], None] | None = None,
+                    roster_policy: RosterPolicy | None = None) -> SecureUpload:
     """The strategy for an enrolled node's ``FederationConnection`` (key, node id, federation audience)."""
     membership = connection.membership
     return SecureUpload(home, connection.key, membership.node_id, membership.federation, plan=plan,
-                        poll_timeout=poll_timeout, stop_after=stop_after, on_phase=on_phase)
+                        poll_timeout=poll_timeout, stop_after=stop_after, on_phase=on_phase,
+                        roster_policy=roster_policy)

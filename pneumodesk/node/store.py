@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,9 +97,14 @@ def known_revisions() -> KnownRevisions:
     return KnownRevisions(frozenset(revision.revision for revision in script.walk_revisions()), head)
 
 
+# Alembic keeps its running environment in module globals (``alembic.context``), so two stores opened at once in one
+# process (several hospitals of a local federation, a worker thread beside the GUI) must not migrate concurrently.
+_MIGRATING = threading.Lock()
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the store to the newest revision (a no-op when it is already there)."""
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         command.upgrade(alembic_config(connection), "head")
 
 
