@@ -74,7 +74,9 @@ def test_only_protocol_messages_counts_and_model_updates_leave(node_coordinator,
                 header = safetensors_header(event.body)
                 assert set(header) - {"__metadata__"} == model_keys
                 assert not header.get("__metadata__")
-                assert int(event.headers[EXAMPLES_HEADER]) == len(training)  # a count, nothing per image
+                # A public count, nothing per image: under DP the plan's cap, never the hospital's real size.
+                assert int(event.headers[EXAMPLES_HEADER]) == plan.reported_examples(len(training))
+                assert not plan.dp.enabled or int(event.headers[EXAMPLES_HEADER]) != len(training)
             elif event.body:
                 payload = json.loads(event.body)
                 keys = next((v for k, v in JSON_KEYS.items() if event.endpoint.endswith(k)), None)
