@@ -77,7 +77,7 @@ class CoordinatorConfig:
     max_json_bytes: int = 64 * 1024
     max_update_bytes: int = 512 * 1024 * 1024
     login_attempts_per_minute: int = 10  # per client address and per user name; counted before checking
-    concurrent_password_checks: int = 2  # argon2 checks at once; more logins at the same moment are refused (429)
+    concurrent_login_checks: int = 2  # argon2 checks at once; more logins at the same moment are refused (429)
     token_requests_per_minute: int = 30
     enrol_attempts_per_minute: int = 30
     sweep_seconds: float = 1.0

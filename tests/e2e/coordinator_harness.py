@@ -229,12 +229,15 @@ def approved_nodes(coordinator: Coordinator, count: int) -> list[SimulatedNode]:
 
 
 def plan_json(base_sha256: str, *, min_nodes: int, rounds: int = 1, architecture: str = "pneumonet-tiny",
-              input_size: int = 32, deadline: int = 3600) -> str:
-    return json.dumps({
+              input_size: int = 32, deadline: int = 3600, max_update_norm: float | None = None) -> str:
+    plan: dict[str, object] = {
         "name": "test plan", "architecture": architecture, "input_size": input_size,
         "base_model_sha256": base_sha256, "learning_rate": 0.01, "rounds": rounds, "min_nodes": min_nodes,
         "round_deadline_seconds": deadline, "secure_aggregation": False, "dp": {"enabled": False},
-    })
+    }
+    if max_update_norm is not None:
+        plan["max_update_norm"] = max_update_norm
+    return json.dumps(plan)
 
 
 def publish_via_api(coordinator: Coordinator, operator_token: str, plan: str) -> dict:

@@ -59,5 +59,5 @@ def test_password_checks_beyond_the_bound_are_refused_at_once(context):
         return list(await asyncio.gather(*(one(i) for i in range(6))))
 
     outcomes = asyncio.run(burst())
-    assert outcomes.count("wrong") == context.config.concurrent_password_checks
-    assert outcomes.count("limited") == 6 - context.config.concurrent_password_checks
+    assert outcomes.count("wrong") == context.config.concurrent_login_checks
+    assert outcomes.count("limited") == 6 - context.config.concurrent_login_checks

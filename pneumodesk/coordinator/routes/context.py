@@ -116,7 +116,7 @@ class ApiContext:
         config = self.service.config
         self.update_buffers = BufferPool(config.idle_upload_buffers_mb * 1024 * 1024)
         self.plan_states = SharedReads(self.service.plan_state)
-        self.password_checks = asyncio.Semaphore(config.concurrent_password_checks)
+        self.password_checks = asyncio.Semaphore(config.concurrent_login_checks)
         self.limits = self.limits or {
             "login": RateLimiter(config.login_attempts_per_minute),
             "login_user": RateLimiter(config.login_attempts_per_minute),

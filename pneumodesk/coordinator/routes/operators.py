@@ -20,7 +20,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["operators"], responses=ERRORS)
 @router.post("/operators/login", response_model=TokenResponse)
 async def login(body: LoginRequest, context: Context, client: ClientAddress) -> TokenResponse:
     """Every attempt is counted before its password is checked, per client address and per user name (a success
-    gives its count back); at most ``concurrent_password_checks`` argon2 checks run at once, an attempt beyond that
+    gives its count back); at most ``concurrent_login_checks`` argon2 checks run at once, an attempt beyond that
     is refused at once (429), so a burst of logins cannot fill the worker threads that serve nodes."""
     context.limit("login", client)
     try:
