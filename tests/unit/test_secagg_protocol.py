@@ -103,8 +103,12 @@ def test_dropouts_after_sharing_and_after_masking_up_to_n_minus_t() -> None:
     assert roster.threshold == 4
     cohort.share(roster)
     cohort.mask(cohort.ids[:5])  # hospital-05 and -06 vanish after key sharing
-    request = cohort.confirm(cohort.ids[:5])
-    assert request.dropped == ("hospital-05", "hospital-06")
+    survivors = cohort.server.close_masking()
+    assert cohort.server.delivery_for("hospital-04").senders == cohort.server.u2  # a restarted node fetches it again
+    for node in survivors.survivors:
+        cohort.server.receive_signature(cohort.nodes[node].confirm_survivors(survivors, cohort.identities[node]))
+    request = cohort.server.close_consistency()
+    assert request.dropped == ("hospital-05", "hospital-06") and len(request.signatures) == 5
     for node in cohort.ids[:4]:  # hospital-04 vanishes after its masked input
         cohort.server.receive_unmask(cohort.nodes[node].unmask(request))
     result = cohort.server.finish()

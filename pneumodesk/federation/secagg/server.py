@@ -163,7 +163,8 @@ class SecAggServer:
         return self.u2
 
     def delivery_for(self, node_id: str) -> ShareDelivery:
-        if self.phase not in (ServerStage.MASKED_INPUT, ServerStage.UNMASKING, ServerStage.DONE):
+        if self.phase not in (ServerStage.MASKED_INPUT, ServerStage.CONSISTENCY_CHECK, ServerStage.UNMASKING,
+                              ServerStage.DONE):
             self._require(ServerStage.MASKED_INPUT)
         if node_id not in self.u2:
             raise ProtocolViolation(f"Node {node_id} did not share its keys in time and is out of this round.")
