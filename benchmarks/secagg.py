@@ -197,7 +197,7 @@ def _wait_complete(node, round_id: int, timeout: float = 600.0) -> None:  # type
 
 def _secure_node(node, delta: np.ndarray, examples: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """One node's whole secure exchange; phase changes are learnt by the plan's long poll."""
-    from pneumodesk.federation.secagg import ShareDelivery, UnmaskRequest
+    from pneumodesk.federation.secagg import ShareDelivery, SurvivorList, UnmaskRequest
     from pneumodesk.federation.secagg.wire import SecureRoster
 
     http, url, headers = node.node.http, node.node.coordinator.url, node.node.headers()
@@ -214,8 +214,8 @@ def _secure_node(node, delta: np.ndarray, examples: int) -> dict[str, float]:  #
                                 headers={**headers, "Content-Type": "application/json", **extra})
         counters["sent"] += len(body or b"")
         counters["received"] += len(response.content)
-        if response.status_code == 409 and endpoint.startswith("unmask"):
-            return None  # t answers were in before this one: the round needs nothing more
+        if response.status_code == 409 and endpoint.startswith(("unmask", "consistency")):
+            return None  # the phase closed before this answer: the round needs nothing more from this node
         if response.status_code != 200:
             raise RuntimeError(response.text)
         return response
@@ -244,9 +244,16 @@ def _secure_node(node, delta: np.ndarray, examples: int) -> dict[str, float]:  #
     delivery = ShareDelivery.model_validate_json(request("GET", "delivery").content)
     masked = timed(lambda: node.protocol.masked_input(delivery, delta, examples).to_bytes())
     request("PUT", "update", masked, **{SHA256_HEADER: sha256_hex(masked), "Content-Type": "application/octet-stream"})
+    wait("consistency_check")
+    info = http.get(f"{url}/rounds/{node.round_id}", headers=headers, timeout=60).json()
+    confirmed = None
+    if info["state"] == "collecting" and info["phase"] == "consistency_check":
+        survivors = SurvivorList.model_validate_json(request("GET", "survivors").content)
+        signature = timed(lambda: node.protocol.confirm_survivors(survivors, node.node.key))
+        confirmed = request("POST", "consistency", signature.model_dump_json().encode())
     wait("unmasking")
     info = http.get(f"{url}/rounds/{node.round_id}", headers=headers, timeout=60).json()
-    if info["state"] == "collecting":
+    if confirmed is not None and info["state"] == "collecting":
         answer = request("GET", "unmask-request")
         if answer is not None:
             unmask = UnmaskRequest.model_validate_json(answer.content)

@@ -495,6 +495,7 @@ class SecureRound:
 
     roster: dict[str, Any]
     delivery: dict[str, Any]
+    survivors: dict[str, Any]
     unmask_request: dict[str, Any]
     own_identity: bytes
 
@@ -513,15 +514,21 @@ def secure_round() -> SecureRound:
     messages: list[ShareKeysMessage] = [nodes[peer][0].share_keys(roster, identities) for peer in PEERS]
     shares = tuple(share for message in messages for share in message.shares if share.receiver == NODE_ID)
     delivery = ShareDelivery(round_id=PROTOCOL_ROUND, receiver=NODE_ID, senders=tuple(ids), shares=shares)
-    request = UnmaskRequest(round_id=PROTOCOL_ROUND, survivors=tuple(ids), dropped=())
+    from pneumodesk.federation.secagg import SurvivorList
+    from pneumodesk.federation.secagg.keys import sign_survivors
+
+    survivors = SurvivorList(round_id=PROTOCOL_ROUND, survivors=tuple(ids))
+    signatures = tuple(sign_survivors(nodes[node][1], PROTOCOL_ROUND, node, tuple(ids)) for node in ids)
+    request = UnmaskRequest(round_id=PROTOCOL_ROUND, survivors=tuple(ids), dropped=(), signatures=signatures)
     roster_json = {"roster": json.loads(roster.model_dump_json()),
                    "identity_keys": {node: base64.b64encode(key).decode() for node, key in identities.items()}}
     _SECURE.append(SecureRound(roster_json, json.loads(delivery.model_dump_json()),
-                               json.loads(request.model_dump_json()), identities[NODE_ID]))
+                               json.loads(survivors.model_dump_json()), json.loads(request.model_dump_json()),
+                               identities[NODE_ID]))
     return _SECURE[0]
 
 
-SECURE_ENDPOINTS = ("roster", "delivery", "unmask-request", "receipt")
+SECURE_ENDPOINTS = ("roster", "delivery", "survivors", "unmask-request", "receipt")
 
 
 def secure_template(endpoint: str) -> Any:
@@ -529,13 +536,14 @@ def secure_template(endpoint: str) -> Any:
     if endpoint == "receipt":
         return {"round_id": SECURE_ROUND, "phase": "advertise_keys", "counted": True, "round_state": "collecting",
                 "round_phase": "share_keys"}
-    return {"roster": round_.roster, "delivery": round_.delivery, "unmask-request": round_.unmask_request}[endpoint]
+    return {"roster": round_.roster, "delivery": round_.delivery, "survivors": round_.survivors,
+            "unmask-request": round_.unmask_request}[endpoint]
 
 
 class _SecureCoordinator:
     """Plays the round's phases honestly, except that ``endpoint`` answers ``hostile``."""
 
-    PHASES = ("advertise_keys", "share_keys", "masked_input", "unmasking")
+    PHASES = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
 
     def __init__(self, endpoint: str, hostile: bytes) -> None:
         self.endpoint, self.hostile = endpoint, hostile
@@ -553,7 +561,7 @@ class _SecureCoordinator:
         name = url.rsplit("/", 1)[-1]
         if request.method in ("POST", "PUT"):
             self.sent.append(name)
-            receipt = {**secure_template("receipt"), "phase": self.PHASES[min(self.step, 3)]}
+            receipt = {**secure_template("receipt"), "phase": self.PHASES[min(self.step, len(self.PHASES) - 1)]}
             self.step += 1
             receipt["round_phase"] = self._round()["phase"]
             body = self.hostile if self.endpoint == "receipt" and name == "shares" else encode(receipt)
@@ -563,7 +571,7 @@ class _SecureCoordinator:
         if url.endswith("/wait"):
             return Answer(encode({"changed": True, "plan_status": "active", "round": self._round()}), 200,
                           JSON_HEADERS)
-        if name in ("roster", "delivery", "unmask-request"):
+        if name in ("roster", "delivery", "survivors", "unmask-request"):
             body = self.hostile if name == self.endpoint else encode(secure_template(name))
             return Answer(body, 200, JSON_HEADERS)
         return Answer(encode(self._round()), 200, JSON_HEADERS)

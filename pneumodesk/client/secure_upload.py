@@ -3,7 +3,8 @@
 One round, in the order the coordinator's phases move (each phase change arrives by the plan's long poll):
 advertise two fresh round keys signed with the node key → fetch the key roster (checking every signature against
 the enrolled identity keys) → send the encrypted Shamir shares → fetch the shares meant for this node → send the
-masked input (delta = local − global weights, with the example count) → answer the unmasking request.
+masked input (delta = local − global weights, with the example count) → sign the list of survivors U3 with the node
+key (once per round) → answer the unmasking request, only if at least t survivors signed that same list.
 
 Invariants:
 - a fresh ``SecAggNode`` per round; its state (secrets inside) is written, encrypted, under the node home *before*
@@ -16,9 +17,10 @@ Invariants:
 - the node refuses a round that lists its own identity key wrongly, a roster whose keys are not signed by their
   nodes' enrolled identity keys (``KeySubstitutionDetected``), a changed identity key of a node it has seen before
   (pinned in ``home/federation/peer-identity-keys.json``, trust on first use — and only from a roster the node
-  accepted), a threshold that is not a strict majority and an unmasking request that asks for both kinds of share
-  of one node — each ends the run as a refusal the admin sees, because the coordinator is not behaving as the
-  protocol says;
+  accepted), a threshold that is not a strict majority, a second survivor list, an unmasking request without t
+  valid signatures on the list this node signed (``ConsistencyCheckFailed``: the coordinator told the nodes
+  different stories) and one that asks for both kinds of share of one node — each ends the run as a refusal the
+  admin sees, because the coordinator is not behaving as the protocol says;
 - a plan that requires secure aggregation is never uploaded in the clear: a round without the secure phases is
   refused.
 """
@@ -41,10 +43,12 @@ from pydantic import BaseModel, ValidationError
 from pneumodesk.federation.messages import SHA256_HEADER, RoundInfo, UploadReceipt
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.secagg import (
+    ConsistencyCheckFailed,
     KeySubstitutionDetected,
     SecAggError,
     SecAggNode,
     ShareDelivery,
+    SurvivorList,
     UnmaskRequest,
     UnmaskRequestRefused,
 )
@@ -75,6 +79,7 @@ M = TypeVar("M", bound=BaseModel)
 PURPOSE_KEYS = "secure aggregation: this round's public keys (signed)"
 PURPOSE_SHARES = "secure aggregation: encrypted key shares for the other hospitals"
 PURPOSE_MASKED = "secure aggregation: the masked model update (readable only as part of the sum)"
+PURPOSE_CONFIRM = "secure aggregation: this node's signature on the list of surviving hospitals"
 PURPOSE_UNMASK = "secure aggregation: key shares that unmask the sum"
 PURPOSE_FETCH = "secure aggregation: round keys and shares from the other hospitals"
 _AAD = b"pneumodesk-secagg-node-state-v1"
@@ -210,7 +215,7 @@ class SecureUpload:
         exchange = _Exchange(self, client, round_info, should_stop)
         try:
             receipt = self._run(exchange, protocol_round, node, sent, update)
-        except (KeySubstitutionDetected, UnmaskRequestRefused, RosterTooSmall) as error:
+        except (KeySubstitutionDetected, UnmaskRequestRefused, ConsistencyCheckFailed, RosterTooSmall) as error:
             self.store.bury(protocol_round)
             raise ParticipationRefused(str(error), RefusalReason.SECURE_AGGREGATION) from None
         except ParticipationRefused:
@@ -260,8 +265,19 @@ class SecureUpload:
         send(RoundPhase.MASKED_INPUT, "PUT", "update", masked, PURPOSE_MASKED,
              **{SHA256_HEADER: digest, "Content-Type": "application/octet-stream"})
 
-        info = exchange.wait_for(RoundPhase.UNMASKING, finished_ok=True)
-        if info.phase == RoundPhase.UNMASKING and RoundState(info.state) in ACCEPTS_SUBMISSIONS:
+        info = exchange.wait_for(RoundPhase.CONSISTENCY_CHECK, finished_ok=True)
+        if info.phase == RoundPhase.CONSISTENCY_CHECK and RoundState(info.state) in ACCEPTS_SUBMISSIONS:
+            try:
+                survivors = exchange.fetch(SurvivorList, "survivors")
+                signature = node.confirm_survivors(survivors, self.key.signing_key)
+                send(RoundPhase.CONSISTENCY_CHECK, "POST", "consistency", signature.model_dump_json().encode(),
+                     PURPOSE_CONFIRM)
+            except Refused as error:  # 409: the phase closed without ours, so this node is not asked to unmask
+                if error.status != 409:
+                    raise
+            info = exchange.wait_for(RoundPhase.UNMASKING, finished_ok=True)
+        confirmed = RoundPhase.CONSISTENCY_CHECK in sent  # its masked input counts either way
+        if confirmed and info.phase == RoundPhase.UNMASKING and RoundState(info.state) in ACCEPTS_SUBMISSIONS:
             try:
                 request = exchange.fetch(UnmaskRequest, "unmask-request")
                 recognised.check_survivors(request.survivors)

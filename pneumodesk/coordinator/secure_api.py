@@ -79,9 +79,21 @@ async def masked_input(round_id: RoundId, request: Request, secure: Secure, cont
                                        received.data, sha256)
 
 
+@router.get("/survivors")
+async def survivors(round_id: RoundId, secure: Secure, who: NodeId) -> Response:
+    """From consistency_check on: U3, the nodes whose masked input arrived (each signs it once)."""
+    return _json(await run_in_threadpool(secure.survivors, round_id, who))
+
+
+@router.post("/consistency", response_model=SecureReceipt)
+async def consistency(round_id: RoundId, request: Request, secure: Secure, who: NodeId) -> SecureReceipt:
+    """RoundPhase consistency_check: this node's identity-key signature on (round, U3)."""
+    return await run_in_threadpool(secure.consistency, round_id, who, await _body(request))
+
+
 @router.get("/unmask-request")
 async def unmask_request(round_id: RoundId, secure: Secure, who: NodeId) -> Response:
-    """From unmasking on: which nodes survived and which dropped."""
+    """From unmasking on: which nodes survived and which dropped, with the survivors' signatures on that list."""
     return _json(await run_in_threadpool(secure.unmask_request, round_id, who))
 
 

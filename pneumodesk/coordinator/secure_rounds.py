@@ -1,7 +1,8 @@
 """Secure-aggregation rounds (Bonawitz et al.): the coordinator relays keys and shares and learns only the sum.
 
 A round of a plan with ``secure_aggregation`` opens in phase ``advertise_keys`` (``RoundOrchestrator.open_round``)
-and stays ``open``/``collecting`` while its ``phase`` moves advertise_keys → share_keys → masked_input → unmasking;
+and stays ``open``/``collecting`` while its ``phase`` moves advertise_keys → share_keys → masked_input →
+consistency_check → unmasking;
 then it is ``aggregating`` for as long as unmasking and writing the model take, and ``complete`` (or ``failed``).
 Each phase change bumps the round's ``revision``, so nodes see it in their long poll; ``Round.deadline`` is the
 current phase's deadline (advertising: the plan's round deadline, which covers local training; later phases:
@@ -13,6 +14,8 @@ When a phase closes:
   for that many (``QuantisationSpec.for_round`` with the plan's clip and example cap);
 - share_keys: when every roster node sent its shares, or at the deadline (≥ t needed);
 - masked_input: when every node that shared sent a masked input, or at the deadline (≥ t needed);
+- consistency_check: when every node of U3 (masked input in) signed U3, or at the deadline (≥ t signatures needed;
+  the unmasking request carries them, and a node answers only with t valid ones on the U3 it signed itself);
 - unmasking: as soon as t survivors answered (or at the deadline, when fewer than t is a failure).
 The decoded mean of the survivors' deltas is added to the round's model: that is the new model version, with the
 same lineage as a plain round (counts only, never who sent what).
@@ -52,6 +55,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pneumodesk.federation.plan import TrainingPlan
 from pneumodesk.federation.secagg import (
     AggregateResult,
+    ConsistencySignature,
     KeyAdvertisement,
     MaskedInput,
     ProtocolViolation,
@@ -60,6 +64,7 @@ from pneumodesk.federation.secagg import (
     SecAggServer,
     ShareDelivery,
     ShareKeysMessage,
+    SurvivorList,
     TooFewSurvivors,
     UnmaskRequest,
     UnmaskResponse,
@@ -157,6 +162,13 @@ class SecureRounds:
                              lambda _s, _r, live: self._server(live).receive_masked_input(message, words), digest,
                              prestore=True)
 
+    def consistency(self, round_id: int, node_id: str, body: bytes) -> SecureReceipt:
+        message = _parse(ConsistencySignature, body)
+        if message.node_id != node_id:
+            raise Forbidden("A node may only send its own signature of the survivors.")
+        return self._receive(round_id, node_id, RoundPhase.CONSISTENCY_CHECK, body,
+                             lambda _s, _r, live: self._server(live).receive_signature(message))
+
     def unmask(self, round_id: int, node_id: str, body: bytes) -> SecureReceipt:
         message = _parse(UnmaskResponse, body)
         if message.sender != node_id:
@@ -184,13 +196,23 @@ class SecureRounds:
             except ProtocolViolation as error:
                 raise Conflict(str(error)) from None
 
+    def survivors(self, round_id: int, node_id: str) -> SurvivorList:
+        with self._lock, self._sessions() as session:
+            _round, live = self._readable(session, round_id, RoundPhase.CONSISTENCY_CHECK)
+            survivors = self._server(live).survivor_list
+            assert survivors is not None
+            if node_id not in survivors.survivors:
+                raise Conflict("This node's masked input did not arrive in time; it is not asked to confirm.")
+            return survivors
+
     def unmask_request(self, round_id: int, node_id: str) -> UnmaskRequest:
         with self._lock, self._sessions() as session:
             _round, live = self._readable(session, round_id, RoundPhase.UNMASKING)
-            request = self._server(live).unmask_request
+            server = self._server(live)
+            request = server.unmask_request
             assert request is not None
-            if node_id not in request.survivors:
-                raise Conflict("This node's masked input did not arrive in time; it is not asked to unmask.")
+            if node_id not in server.u4:
+                raise Conflict("This node did not confirm the survivors in time; it is not asked to unmask.")
             return request
 
     # -- time -----------------------------------------------------------------------------------------------------
@@ -360,6 +382,11 @@ class SecureRounds:
         if reached == 2:
             return live
         server.close_masking()
+        for row in by_phase.get(RoundPhase.CONSISTENCY_CHECK.value, []):
+            server.receive_signature(ConsistencySignature.model_validate_json(bytes(self._store.get(row.blob_sha256))))
+        if reached == 3:
+            return live
+        server.close_consistency()
         for row in by_phase.get(RoundPhase.UNMASKING.value, []):
             server.receive_unmask(UnmaskResponse.model_validate_json(bytes(self._store.get(row.blob_sha256))))
         return live
@@ -405,6 +432,10 @@ class SecureRounds:
             elif phase == RoundPhase.MASKED_INPUT:
                 if count == len(self._server(live).u2) or deadline_passed:
                     self._server(live).close_masking()
+                    self._next_phase(session, round_, live, RoundPhase.CONSISTENCY_CHECK, spec)
+            elif phase == RoundPhase.CONSISTENCY_CHECK:
+                if count == len(self._server(live).u3) or deadline_passed:
+                    self._server(live).close_consistency()
                     self._next_phase(session, round_, live, RoundPhase.UNMASKING, spec)
             elif phase == RoundPhase.UNMASKING:
                 threshold = self._server(live).threshold or 0

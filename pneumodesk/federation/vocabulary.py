@@ -27,13 +27,14 @@ FINISHED = frozenset({RoundState.COMPLETE, RoundState.FAILED})
 class RoundPhase(StrEnum):
     """What the coordinator expects from nodes while a round accepts submissions.
 
-    Plain FedAvg has one phase; secure aggregation (Bonawitz et al.) goes through the other four, in this order.
+    Plain FedAvg has one phase; secure aggregation (Bonawitz et al.) goes through the other five, in this order.
     """
 
     PLAIN_INPUT = "plain_input"
     ADVERTISE_KEYS = "advertise_keys"
     SHARE_KEYS = "share_keys"
     MASKED_INPUT = "masked_input"
+    CONSISTENCY_CHECK = "consistency_check"
     UNMASKING = "unmasking"
 
 
@@ -42,6 +43,7 @@ PHASES_SECURE: tuple[RoundPhase, ...] = (
     RoundPhase.ADVERTISE_KEYS,
     RoundPhase.SHARE_KEYS,
     RoundPhase.MASKED_INPUT,
+    RoundPhase.CONSISTENCY_CHECK,
     RoundPhase.UNMASKING,
 )
 

@@ -101,6 +101,8 @@ ACCESS: dict[str, Access] = {
     f"POST {_SECURE}/shares": Access.NODE,
     f"GET {_SECURE}/delivery": Access.NODE,
     f"PUT {_SECURE}/update": Access.NODE,
+    f"GET {_SECURE}/survivors": Access.NODE,
+    f"POST {_SECURE}/consistency": Access.NODE,
     f"GET {_SECURE}/unmask-request": Access.NODE,
     f"POST {_SECURE}/unmask": Access.NODE,
 }

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from pneumodesk.federation.messages import SHA256_HEADER
-from pneumodesk.federation.secagg import KeyRoster, MaskedInput, SecAggNode, ShareDelivery, UnmaskRequest
+from pneumodesk.federation.secagg import (
+    KeyRoster,
+    MaskedInput,
+    SecAggNode,
+    ShareDelivery,
+    SurvivorList,
+    UnmaskRequest,
+)
 from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import SecureRoster, path, round_key
 from pneumodesk.federation.tensors import sha256_hex
@@ -81,6 +88,14 @@ class SecureNode:
         self.masked = self.protocol.masked_input(delivery, delta, examples).to_bytes()
         response = self.node.http.put(self._url("update"), data=self.masked, timeout=TIMEOUT, headers={
             **self.node.headers(), SHA256_HEADER: sha256_hex(self.masked), "Content-Type": "application/octet-stream"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def confirm(self) -> dict:
+        response = self.get("survivors")
+        assert response.status_code == 200, response.text
+        signature = self.protocol.confirm_survivors(SurvivorList.model_validate_json(response.content), self.node.key)
+        response = self.post("consistency", signature.model_dump_json().encode())
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -65,10 +65,18 @@ def _run(secure: list[SecureNode], locals_, base, counts, round_id: int, *, drop
     for i in alive:
         secure[i].send_masked(flat_delta(locals_[i], base), counts[i])
     answering = [i for i in alive if i not in drop_after_masking]
-    info = wait_phase(secure[answering[0]].node, round_id, "unmasking")
+    info = _confirm_all([secure[i] for i in answering], round_id)
     assert info["state"] == "collecting"
     _unmask_until_done([secure[i] for i in answering])
     return wait_phase(secure[answering[0]].node, round_id, "complete")
+
+
+def _confirm_all(nodes: list[SecureNode], round_id: int) -> dict:
+    """Each node signs the survivor list; the round moves to unmasking once all of U3 signed (or at the deadline)."""
+    wait_phase(nodes[0].node, round_id, "consistency_check")
+    for node in nodes:
+        node.confirm()
+    return wait_phase(nodes[0].node, round_id, "unmasking")
 
 
 def _unmask_until_done(nodes: list[SecureNode]) -> None:
@@ -159,12 +167,22 @@ def test_coordinator_restart_mid_round_completes(coordinator):
     secure[0].send_masked(flat_delta(locals_[0], base), counts[0])  # an identical retry after the restart
     for i in range(2, count):
         secure[i].send_masked(flat_delta(locals_[i], base), counts[i])
-    wait_phase(nodes[0], round_id, "unmasking")
+    wait_phase(nodes[0], round_id, "consistency_check")
     coordinator.stop(crash=True)
     coordinator.start()
     for node in nodes:
         node.http = coordinator.session()
         assert node.request_token().status_code == 200
+    for node in secure[:2]:  # half sign before a second crash, the rest after it
+        node.confirm()
+    coordinator.stop(crash=True)
+    coordinator.start()
+    for node in nodes:
+        node.http = coordinator.session()
+        assert node.request_token().status_code == 200
+    for node in secure[2:]:
+        node.confirm()
+    wait_phase(nodes[0], round_id, "unmasking")
     _unmask_until_done(secure)
     info = wait_phase(nodes[0], round_id, "complete")
     spec = QuantisationSpec.for_round(count, 1.0, 10_000)
@@ -201,7 +219,7 @@ def test_what_the_coordinator_stores_for_a_node_is_masked(shared_coordinator):
     assert round_["phase"] == "masked_input" and round_["updates_received"] == 1
     for i in (1, 2):
         secure[i].send_masked(flat_delta(locals_[i], base), 21)
-    wait_phase(nodes[0], round_id, "unmasking")
+    _confirm_all(secure, round_id)
     _unmask_until_done(secure)
     wait_phase(nodes[0], round_id, "complete")
     assert not [p for p in (coordinator.directory / "secagg").rglob("*") if p.is_file()]

@@ -213,7 +213,7 @@ def test_a_node_away_after_its_masked_input_has_the_completed_round_counted(node
 
 
 def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(node_coordinator, tmp_path):
-    from pneumodesk.client.secure_upload import PURPOSE_UNMASK
+    from pneumodesk.client.secure_upload import PURPOSE_CONFIRM, PURPOSE_UNMASK
     from pneumodesk.client.state import StateStore
 
     recorder = Recorder()
@@ -227,12 +227,12 @@ def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(nod
     threads, results = _start([_engine(h, plan, recorder, on_phase=hold_after_masking) for h in hospitals[:2]])
     last = hospitals[2]
     assert _engine(last, plan, recorder, stop_after="masked_input").run().phase == EngineStage.STOPPED
-    wait_until(lambda: node_coordinator.rounds()[0].phase == "unmasking", 120, what="every masked input in")
+    wait_until(lambda: node_coordinator.rounds()[0].phase == "consistency_check", 120, what="every masked input in")
     back = threading.Thread(target=lambda: results.append(
         last.engine(plan.sha256, options=OPTIONS, recorder=recorder.for_hospital(last.name)).run()))
     back.start()
-    wait_until(lambda: PURPOSE_UNMASK in [e.purpose for e in recorder.events[last.name]], 120,
-               what="the returning node's unmasking shares")
+    wait_until(lambda: PURPOSE_CONFIRM in [e.purpose for e in recorder.events[last.name]], 120,
+               what="the returning node's signature on the survivors")
     returned.set()
     for thread in (*threads, back):
         thread.join(300)
@@ -240,7 +240,8 @@ def test_a_node_back_before_unmasking_sends_its_shares_without_masking_again(nod
     assert [r.phase for r in results] == [EngineStage.FINISHED] * 3, [r.message for r in results]
     assert node_coordinator.models()[-1].contributors == 3
     purposes = [e.purpose for e in recorder.events[last.name]]
-    assert purposes.count(PURPOSE_MASKED) == 1 and purposes.count(PURPOSE_UNMASK) == 1
+    assert purposes.count(PURPOSE_MASKED) == 1 and purposes.count(PURPOSE_CONFIRM) == 1
+    assert purposes.count(PURPOSE_UNMASK) == 1
     (record,) = StateStore(last.home, plan.sha256).load().rounds.values()
     assert record.stage == "settled"
 

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from pneumodesk.federation import fedavg
 from pneumodesk.federation.secagg import (
+    ConsistencyCheckFailed,
+    ConsistencySignature,
     EncryptedShare,
     KeyAdvertisement,
     KeyRoster,
@@ -22,6 +24,7 @@ from pneumodesk.federation.secagg import (
     ServerStage,
     ShareDecryptionFailed,
     ShareDelivery,
+    SurvivorList,
     TooFewSurvivors,
     UnmaskRequest,
     UnmaskRequestRefused,
@@ -63,6 +66,14 @@ class Cohort:
             masked = self.nodes[node].masked_input(delivery, self.updates[node], self.counts[node])
             self.server.receive_masked_input(MaskedInput.from_bytes(masked.to_bytes()))
 
+    def confirm(self, who: list[str]) -> UnmaskRequest:
+        """Close masking; ``who`` sign the survivor list (through the wire); the unmasking request with signatures."""
+        survivors = SurvivorList.model_validate_json(self.server.close_masking().model_dump_json())
+        for node in who:
+            signature = self.nodes[node].confirm_survivors(survivors, self.identities[node])
+            self.server.receive_signature(ConsistencySignature.model_validate_json(signature.model_dump_json()))
+        return UnmaskRequest.model_validate_json(self.server.close_consistency().model_dump_json())
+
     def expected(self, who: list[str]) -> np.ndarray:
         return fedavg(({"w": self.updates[node]}, self.counts[node]) for node in who)["w"]
 
@@ -92,8 +103,12 @@ def test_dropouts_after_sharing_and_after_masking_up_to_n_minus_t() -> None:
     assert roster.threshold == 4
     cohort.share(roster)
     cohort.mask(cohort.ids[:5])  # hospital-05 and -06 vanish after key sharing
-    request = cohort.server.close_masking()
-    assert request.dropped == ("hospital-05", "hospital-06")
+    survivors = cohort.server.close_masking()
+    assert cohort.server.delivery_for("hospital-04").senders == cohort.server.u2  # a restarted node fetches it again
+    for node in survivors.survivors:
+        cohort.server.receive_signature(cohort.nodes[node].confirm_survivors(survivors, cohort.identities[node]))
+    request = cohort.server.close_consistency()
+    assert request.dropped == ("hospital-05", "hospital-06") and len(request.signatures) == 5
     for node in cohort.ids[:4]:  # hospital-04 vanishes after its masked input
         cohort.server.receive_unmask(cohort.nodes[node].unmask(request))
     result = cohort.server.finish()
@@ -116,7 +131,7 @@ def test_fewer_than_t_unmasking_answers_fail_and_discard_the_masked_sum() -> Non
     cohort = Cohort(5)
     cohort.share(cohort.advertise())
     cohort.mask(cohort.ids)
-    request = cohort.server.close_masking()
+    request = cohort.confirm(cohort.ids)
     for node in cohort.ids[:2]:
         cohort.server.receive_unmask(cohort.nodes[node].unmask(request))
     with pytest.raises(TooFewSurvivors, match="answered the unmasking request"):
@@ -136,17 +151,18 @@ def test_fewer_than_t_advertisers_or_sharers_fail() -> None:
 def test_a_request_for_both_kinds_of_share_of_one_node_is_refused() -> None:
     cohort = Cohort(5)
     cohort.share(cohort.advertise())
-    cohort.mask(cohort.ids)
+    survivors = cohort.ids[:3] + cohort.ids[4:]  # hospital-03 vanishes after sharing
+    cohort.mask(survivors)
+    first = cohort.confirm(survivors)
     node = cohort.nodes["hospital-00"]
-    greedy = UnmaskRequest(round_id=ROUND, survivors=tuple(cohort.ids), dropped=("hospital-03",))
+    greedy = first.model_copy(update={"survivors": tuple(cohort.ids)})
     with pytest.raises(UnmaskRequestRefused, match="both kinds of key share of node\\(s\\) hospital-03"):
         node.unmask(greedy)
     # Asking in two separate requests is refused too: the node remembers what it revealed, even after a restart.
-    first = UnmaskRequest(round_id=ROUND, survivors=tuple(cohort.ids[:3] + cohort.ids[4:]), dropped=("hospital-03",))
     node.unmask(first)
     restarted = SecAggNode.from_bytes(node.to_bytes())
     with pytest.raises(UnmaskRequestRefused, match="already revealed the other kind of share of node\\(s\\) hospital-"):
-        restarted.unmask(UnmaskRequest(round_id=ROUND, survivors=tuple(cohort.ids), dropped=()))
+        restarted.unmask(first.model_copy(update={"survivors": tuple(cohort.ids), "dropped": ()}))
     assert restarted.unmask(first) == node.unmask(first)  # an identical retry is answered identically
 
 
@@ -265,7 +281,7 @@ def test_a_coordinator_telling_nodes_different_stories_cannot_rebuild_both_secre
                                 dropped=tuple(x for x in cohort.ids if x not in survivors))
         try:
             response = cohort.nodes[node].unmask(request)
-        except UnmaskRequestRefused:
+        except (UnmaskRequestRefused, ConsistencyCheckFailed):
             continue
         position = cohort.server.roster.position(node)
         if target in response.self_mask_shares:

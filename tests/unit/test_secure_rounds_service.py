@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pneumodesk.coordinator.service import CoordinatorService
 from pneumodesk.coordinator.setup import initialise
 from pneumodesk.federation import PlanError, state_dict_from_bytes
-from pneumodesk.federation.secagg import QuantisationError, SecAggNode, ShareDelivery, UnmaskRequest
+from pneumodesk.federation.secagg import QuantisationError, SecAggNode, ShareDelivery, SurvivorList, UnmaskRequest
 from pneumodesk.federation.secagg.vector import flatten_state
 from pneumodesk.federation.secagg.wire import round_key
 
@@ -70,6 +70,10 @@ def test_a_crash_while_unmasking_is_finished_by_the_next_start(directory):
     for node, delta in zip(nodes, deltas, strict=True):
         delivery = ShareDelivery.model_validate_json(secure.delivery(round_id, node.state.node_id).model_dump_json())
         secure.masked_input(round_id, node.state.node_id, node.masked_input(delivery, delta, 10).to_bytes(), None)
+    survivors = SurvivorList.model_validate_json(secure.survivors(round_id, ids[0]).model_dump_json())
+    for node, key in zip(nodes, keys, strict=True):
+        secure.consistency(round_id, node.state.node_id,
+                           node.confirm_survivors(survivors, key).model_dump_json().encode())
     request = UnmaskRequest.model_validate_json(secure.unmask_request(round_id, ids[0]).model_dump_json())
     answers = [node.unmask(request).model_dump_json().encode() for node in nodes[:2]]
     secure.unmask(round_id, ids[0], answers[0])

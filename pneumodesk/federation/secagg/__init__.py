@@ -6,6 +6,7 @@ the call sequence of each phase, and ``quantise`` for the fixed-point format and
 """
 
 from .errors import (
+    ConsistencyCheckFailed,
     KeySubstitutionDetected,
     ProtocolViolation,
     QuantisationError,
@@ -17,6 +18,7 @@ from .errors import (
 )
 from .messages import (
     AggregateResult,
+    ConsistencySignature,
     EncryptedShare,
     KeyAdvertisement,
     KeyRoster,
@@ -24,6 +26,7 @@ from .messages import (
     ServerStage,
     ShareDelivery,
     ShareKeysMessage,
+    SurvivorList,
     UnmaskRequest,
     UnmaskResponse,
 )
@@ -34,6 +37,8 @@ from .vector import flatten_state, unflatten_state
 
 __all__ = [
     "AggregateResult",
+    "ConsistencyCheckFailed",
+    "ConsistencySignature",
     "EncryptedShare",
     "KeyAdvertisement",
     "KeyRoster",
@@ -51,6 +56,7 @@ __all__ = [
     "ShareDecryptionFailed",
     "ShareDelivery",
     "ShareKeysMessage",
+    "SurvivorList",
     "TooFewSurvivors",
     "UnmaskRequest",
     "UnmaskRequestRefused",

@@ -25,6 +25,10 @@ class UnmaskRequestRefused(SecAggError):
     """A node refuses an unmasking request that could reveal an individual update."""
 
 
+class ConsistencyCheckFailed(SecAggError):
+    """The coordinator told the nodes different stories of who survived (Bonawitz et al.'s ConsistencyCheck)."""
+
+
 class ShareDecryptionFailed(SecAggError):
     """An encrypted share was changed, misaddressed or replayed from another round."""
 

@@ -22,6 +22,7 @@ from .shamir import SHARE_BYTES
 NodeId = Annotated[str, Field(min_length=1, max_length=128)]
 RoundId = Annotated[str, Field(min_length=1, max_length=256)]
 PublicKey = Annotated[bytes, Field(min_length=32, max_length=32)]
+Signature = Annotated[bytes, Field(min_length=64, max_length=64)]
 ShareBytes = Annotated[bytes, Field(min_length=SHARE_BYTES, max_length=SHARE_BYTES)]
 
 
@@ -31,6 +32,7 @@ class ServerStage(StrEnum):
     ADVERTISE_KEYS = "advertise_keys"
     SHARE_KEYS = "share_keys"
     MASKED_INPUT = "masked_input"
+    CONSISTENCY_CHECK = "consistency_check"
     UNMASKING = "unmasking"
     DONE = "done"
     FAILED = "failed"
@@ -47,7 +49,7 @@ class KeyAdvertisement(_Message):
     node_id: NodeId
     mask_public: PublicKey
     share_public: PublicKey
-    signature: Annotated[bytes, Field(min_length=64, max_length=64)]
+    signature: Signature
 
 
 class KeyRoster(_Message):
@@ -108,12 +110,29 @@ class ShareDelivery(_Message):
     shares: tuple[EncryptedShare, ...]
 
 
+class SurvivorList(_Message):
+    """Coordinator → every node of U3, before unmasking: U3 (the nodes whose masked input arrived), sorted."""
+
+    round_id: RoundId
+    survivors: tuple[NodeId, ...]
+
+
+class ConsistencySignature(_Message):
+    """Stage consistency_check, node → coordinator: the node's Ed25519 identity signature on (round id, U3)."""
+
+    round_id: RoundId
+    node_id: NodeId
+    signature: Signature
+
+
 class UnmaskRequest(_Message):
-    """Coordinator → survivors: U3 (sent a masked input) and the dropped nodes U2 \\ U3."""
+    """Coordinator → survivors: U3 (sent a masked input), the dropped nodes U2 \\ U3, and the signatures of U3 that
+    the coordinator collected (a node answers only when at least t nodes of U3 signed this very U3)."""
 
     round_id: RoundId
     survivors: tuple[NodeId, ...]
     dropped: tuple[NodeId, ...]
+    signatures: tuple[ConsistencySignature, ...] = ()
 
 
 class UnmaskResponse(_Message):

@@ -6,13 +6,18 @@ Flow (each method returns the message to send; persist ``to_bytes()`` — it hol
     node = SecAggNode.begin(round_id, node_id, identity_key)      → node.advertisement      (advertise_keys)
     node.share_keys(roster, identity_keys)                        → ShareKeysMessage        (share_keys)
     node.masked_input(delivery, update, examples)                 → MaskedInput             (masked_input)
+    node.confirm_survivors(survivor_list, identity_key)           → ConsistencySignature    (consistency_check)
     node.unmask(request)                                          → UnmaskResponse          (unmasking)
 
 Invariants: for any node it reveals at most one kind of share — the self-mask-seed share (that node survived) or the
 mask-key share (that node dropped) — across every request it ever answers in the round; it masks at most one update
 (a second, different update is refused, since two masked inputs under the same masks would reveal their difference);
 it accepts a roster only if every key is signed by its owner's enrolled identity key and the threshold is a strict
-majority of the roster (so no coordinator can collect both kinds of share of one node from honest nodes).
+majority of the roster; it signs at most one survivor list U3 per round (U3 ⊆ its own U2, itself in it, at least t
+nodes) and answers an unmasking request only for that U3, with the dropped nodes exactly U2 \\ U3, and only when at
+least t distinct nodes of U3 signed that same U3 with their enrolled identity keys (Bonawitz et al.'s
+ConsistencyCheck: a coordinator that shows different nodes different survivor lists cannot gather t signatures on
+two lists while 2t > n + colluding nodes, so it cannot collect both kinds of share of one node).
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 
 from . import masks, shamir
-from .errors import KeySubstitutionDetected, ProtocolViolation, UnmaskRequestRefused
-from .keys import sign_advertisement, verify_advertisement
+from .errors import ConsistencyCheckFailed, KeySubstitutionDetected, ProtocolViolation, UnmaskRequestRefused
+from .keys import sign_advertisement, sign_survivors, verify_advertisement, verify_survivors
 from .messages import (
+    ConsistencySignature,
     KeyAdvertisement,
     KeyRoster,
     MaskedInput,
     ShareDelivery,
     ShareKeysMessage,
+    SurvivorList,
     UnmaskRequest,
     UnmaskResponse,
 )
@@ -51,6 +58,7 @@ class NodeStage(StrEnum):
     ADVERTISED = "advertised"
     SHARED = "shared"
     MASKED = "masked"
+    CONFIRMED = "confirmed"
     UNMASKED = "unmasked"
 
 
@@ -78,11 +86,14 @@ class NodeState(BaseModel):
     advertisement: KeyAdvertisement
     min_nodes: int = SMALLEST_ROUND  # the fewest nodes of U1, U2 and U3 (roster_rules), fixed at begin
     roster: KeyRoster | None = None
+    identity_keys: dict[str, bytes] = {}  # roster node → enrolled Ed25519 public key, to check consistency signatures
     outgoing: ShareKeysMessage | None = None
     own_shares: tuple[str, str] | None = None  # (seed share, key share) for this node's own position, hex
     received: dict[str, tuple[str, str]] = {}  # sender → (seed share, key share), hex
     u2: tuple[str, ...] = ()
     input_sha256: str | None = None
+    u3: tuple[str, ...] | None = None  # the one survivor list this node signed
+    confirmation: ConsistencySignature | None = None
     revealed: dict[str, ShareKind] = {}
 
 
@@ -175,6 +186,7 @@ class SecAggNode:
             outgoing.append(encrypt_share(share_private, roster.advertisement(node).share_public, state.round_id,
                                           state.node_id, node, seed_shares[x], key_shares[x]))
         state.roster = roster
+        state.identity_keys = {node: identity_keys[node] for node in ids}
         state.outgoing = ShareKeysMessage(round_id=state.round_id, sender=state.node_id, shares=tuple(outgoing))
         state.phase = NodeStage.SHARED
         return state.outgoing
@@ -188,7 +200,7 @@ class SecAggNode:
         gives the same bytes; a different update is refused.
         """
         state = self.state
-        self._require(NodeStage.SHARED, NodeStage.MASKED, NodeStage.UNMASKED)
+        self._require(NodeStage.SHARED, NodeStage.MASKED, NodeStage.CONFIRMED, NodeStage.UNMASKED)
         roster = state.roster
         assert roster is not None
         self._check_round(delivery.round_id)
@@ -241,6 +253,69 @@ class SecAggNode:
             received[sender] = (hex(seed_share), hex(key_share))
         state.received, state.u2 = received, u2
 
+    # -- consistency_check --------------------------------------------------------------------------------------
+
+    def confirm_survivors(self, survivors: SurvivorList, identity: Ed25519PrivateKey) -> ConsistencySignature:
+        """Sign U3 with the identity key, once per round: a retry of the same list returns the same signature, a
+        different list is refused (``ConsistencyCheckFailed``), as is a list that is not sorted, not part of this
+        node's U2, leaves this node out or has fewer than t nodes."""
+        state = self.state
+        self._require(NodeStage.MASKED, NodeStage.CONFIRMED, NodeStage.UNMASKED)
+        roster = state.roster
+        assert roster is not None
+        self._check_round(survivors.round_id)
+        u3 = survivors.survivors
+        if state.u3 is not None:
+            if u3 != state.u3:
+                raise ConsistencyCheckFailed("The coordinator sent this node a second, different list of surviving "
+                                             "nodes for the same round; it signs only one, so it stops here.")
+            assert state.confirmation is not None
+            return state.confirmation
+        if u3 != tuple(sorted(set(u3))):
+            raise ConsistencyCheckFailed("The list of surviving nodes is not sorted or names a node twice.")
+        if not set(u3) <= set(state.u2):
+            raise ConsistencyCheckFailed("The list of surviving nodes names nodes that, as far as this node knows, "
+                                         "never shared their keys; the coordinator showed the nodes different rounds.")
+        if state.node_id not in u3:
+            raise ConsistencyCheckFailed("The list of surviving nodes leaves out this node, whose masked input "
+                                         "was sent.")
+        if len(u3) < roster.threshold:
+            raise ConsistencyCheckFailed(f"Only {len(u3)} nodes survived; at least {roster.threshold} are needed, "
+                                         "so nothing is revealed.")
+        state.u3 = u3
+        state.confirmation = sign_survivors(identity, state.round_id, state.node_id, u3)
+        state.phase = NodeStage.CONFIRMED
+        return state.confirmation
+
+    def _check_consistency(self, request: UnmaskRequest) -> None:
+        """U3 of the request is the one this node signed, dropped = U2 \\ U3, and ≥ t distinct U3 nodes signed it."""
+        state, roster = self.state, self.state.roster
+        assert roster is not None
+        if state.u3 is None:
+            raise ConsistencyCheckFailed("The coordinator asks for key shares before this node confirmed the list "
+                                         "of surviving nodes; it answers only after that check.")
+        if request.survivors != state.u3:
+            raise ConsistencyCheckFailed("The unmasking request names other survivors than the list this node "
+                                         "signed; the coordinator is telling the nodes different stories.")
+        if request.dropped != tuple(node for node in state.u2 if node not in state.u3):
+            raise ConsistencyCheckFailed("The unmasking request's dropped nodes are not exactly those that shared "
+                                         "keys but sent no masked input.")
+        signers: set[str] = set()
+        for signature in request.signatures:
+            if signature.node_id not in state.u3:
+                raise ConsistencyCheckFailed(f"Node {signature.node_id} signed the list of survivors but is not "
+                                             "on it.")
+            if signature.node_id in signers:
+                raise ConsistencyCheckFailed(f"The signature of node {signature.node_id} is there twice; each "
+                                             "node counts once.")
+            verify_survivors(signature, state.identity_keys[signature.node_id], state.round_id, state.u3)
+            signers.add(signature.node_id)
+        if len(signers) < roster.threshold:
+            raise ConsistencyCheckFailed(
+                f"Only {len(signers)} nodes confirmed the list of surviving nodes; at least {roster.threshold} must, "
+                "so this node reveals nothing."
+            )
+
     # -- unmasking ----------------------------------------------------------------------------------------------
 
     def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
@@ -248,10 +323,14 @@ class SecAggNode:
 
         Raises ``UnmaskRequestRefused`` when the request asks for both kinds for a node (now, or together with an
         earlier request), omits or invents nodes, leaves fewer survivors than the threshold, or lists this node as
-        dropped.
+        dropped; ``ConsistencyCheckFailed`` unless the survivors are the list this node signed and at least t of them
+        signed it too (see ``confirm_survivors``).
         """
         state = self.state
-        self._require(NodeStage.MASKED, NodeStage.UNMASKED)
+        if state.phase == NodeStage.MASKED:
+            raise ConsistencyCheckFailed("The coordinator asks for key shares before this node confirmed the list "
+                                         "of surviving nodes; it answers only after that check.")
+        self._require(NodeStage.CONFIRMED, NodeStage.UNMASKED)
         roster = state.roster
         assert roster is not None
         self._check_round(request.round_id)
@@ -279,6 +358,7 @@ class SecAggNode:
                 f"This node already revealed the other kind of share of node(s) {', '.join(conflicts)}; answering "
                 "would reveal an individual update, so it refuses."
             )
+        self._check_consistency(request)
         assert state.own_shares is not None
         shares = dict(state.received) | {state.node_id: state.own_shares}
         self_mask = {node: shamir.share_to_bytes(int(shares[node][0], 16)) for node in sorted(survivors)}

@@ -5,13 +5,16 @@ Flow (the coordinator calls these as requests arrive and as deadlines pass; ``cl
     server = SecAggServer(round_id, identity_keys, vector_length, quantisation, threshold=None)
     advertise_keys: server.receive_advertisement(msg) … ; roster = server.close_advertising()   → send roster to U1
     share_keys:     server.receive_shares(msg) … ;  server.close_sharing(); server.delivery_for(node) → to each of U2
-    masked_input:   server.receive_masked_input(msg) … ; request = server.close_masking()       → send to U3
+    masked_input:   server.receive_masked_input(msg) … ; survivors = server.close_masking()     → send to U3
+    consistency:    server.receive_signature(msg) … ; request = server.close_consistency()     → send to U4
     unmasking:      server.receive_unmask(msg) … ;  result = server.finish()                     → done
 
 Invariants: the server holds the running sum of masked inputs, never an unmasked individual one; every phase needs
 at least ``threshold`` nodes, otherwise the round moves to ``failed``, the sum and all shares are discarded and
 ``TooFewSurvivors`` is raised — no unmasking request is ever issued with fewer than t survivors; a second, different
-message from a node in the same phase is refused, an identical one is accepted as a retry.
+message from a node in the same phase is refused, an identical one is accepted as a retry; the unmasking request
+carries the survivors' signatures on U3 (at least t, each checked against the signer's enrolled key), which every
+node checks before it reveals a share.
 """
 
 from __future__ import annotations
@@ -24,15 +27,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import masks, shamir
 from .errors import ProtocolViolation, ReconstructionFailed, SecAggError, TooFewSurvivors
-from .keys import verify_advertisement
+from .keys import verify_advertisement, verify_survivors
 from .messages import (
     AggregateResult,
+    ConsistencySignature,
     KeyAdvertisement,
     KeyRoster,
     MaskedInput,
     ServerStage,
     ShareDelivery,
     ShareKeysMessage,
+    SurvivorList,
     UnmaskRequest,
     UnmaskResponse,
 )
@@ -63,6 +68,8 @@ class SecAggServer:
         self.u2: tuple[str, ...] = ()
         self._masked_sum: np.ndarray | None = None
         self._masked_from: dict[str, bytes] = {}  # node → sha256 of its masked input, to recognise retries
+        self.survivor_list: SurvivorList | None = None
+        self._signatures: dict[str, ConsistencySignature] = {}
         self.unmask_request: UnmaskRequest | None = None
         self._unmask: dict[str, UnmaskResponse] = {}
         self.result: AggregateResult | None = None
@@ -156,7 +163,8 @@ class SecAggServer:
         return self.u2
 
     def delivery_for(self, node_id: str) -> ShareDelivery:
-        if self.phase not in (ServerStage.MASKED_INPUT, ServerStage.UNMASKING, ServerStage.DONE):
+        if self.phase not in (ServerStage.MASKED_INPUT, ServerStage.CONSISTENCY_CHECK, ServerStage.UNMASKING,
+                              ServerStage.DONE):
             self._require(ServerStage.MASKED_INPUT)
         if node_id not in self.u2:
             raise ProtocolViolation(f"Node {node_id} did not share its keys in time and is out of this round.")
@@ -192,12 +200,42 @@ class SecAggServer:
         self._masked_from[node] = fingerprint
         return True
 
-    def close_masking(self) -> UnmaskRequest:
+    def close_masking(self) -> SurvivorList:
+        """Fix U3 (the nodes whose masked input is in the sum); each of them is asked to sign it."""
         self._require(ServerStage.MASKED_INPUT)
         self._enough(len(self._masked_from), "sent a masked input")
-        survivors = self.u3
+        self.survivor_list = SurvivorList(round_id=self.round_id, survivors=self.u3)
+        self.phase = ServerStage.CONSISTENCY_CHECK
+        return self.survivor_list
+
+    # -- consistency_check --------------------------------------------------------------------------------------
+
+    def receive_signature(self, signature: ConsistencySignature) -> None:
+        self._require(ServerStage.CONSISTENCY_CHECK)
+        self._check_round(signature.round_id)
+        node = signature.node_id
+        if node not in self._masked_from:
+            raise ProtocolViolation(f"Node {node} sent no masked input and has nothing to confirm.")
+        try:
+            verify_survivors(signature, self._identity_keys[node], self.round_id, self.u3)
+        except SecAggError as error:
+            raise ProtocolViolation(str(error)) from None
+        previous = self._signatures.get(node)
+        if previous is not None and previous != signature:
+            raise ProtocolViolation(f"Node {node} already sent a different signature in this round.")
+        self._signatures[node] = signature
+
+    @property
+    def u4(self) -> tuple[str, ...]:
+        return tuple(sorted(self._signatures))
+
+    def close_consistency(self) -> UnmaskRequest:
+        """With at least t signatures on U3: the unmasking request (U3, U2 \\ U3 and the signatures) for U4."""
+        self._require(ServerStage.CONSISTENCY_CHECK)
+        self._enough(len(self._signatures), "confirmed the list of survivors")
         dropped = tuple(node for node in self.u2 if node not in self._masked_from)
-        self.unmask_request = UnmaskRequest(round_id=self.round_id, survivors=survivors, dropped=dropped)
+        self.unmask_request = UnmaskRequest(round_id=self.round_id, survivors=self.u3, dropped=dropped,
+                                            signatures=tuple(self._signatures[node] for node in self.u4))
         self.phase = ServerStage.UNMASKING
         return self.unmask_request
 
@@ -208,8 +246,8 @@ class SecAggServer:
         self._check_round(response.round_id)
         request = self.unmask_request
         assert request is not None
-        if response.sender not in request.survivors:
-            raise ProtocolViolation(f"Node {response.sender} is not a survivor of this round.")
+        if response.sender not in self._signatures:
+            raise ProtocolViolation(f"Node {response.sender} did not confirm the survivors of this round.")
         if set(response.self_mask_shares) != set(request.survivors) or set(response.mask_key_shares) != set(
             request.dropped
         ):

@@ -14,11 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .messages import (
     AggregateResult,
+    ConsistencySignature,
     KeyAdvertisement,
     KeyRoster,
     MaskedInput,
     ShareDelivery,
     ShareKeysMessage,
+    SurvivorList,
     UnmaskRequest,
     UnmaskResponse,
 )
@@ -51,7 +53,7 @@ def simulate_round(updates: Mapping[str, np.ndarray], examples: Mapping[str, int
                    *, round_id: str = "simulated-round", threshold: int | None = None,
                    drop_after_sharing: Collection[str] = (), drop_after_masking: Collection[str] = (),
                    identities: Mapping[str, Ed25519PrivateKey] | None = None) -> tuple[AggregateResult, RoundCosts]:
-    """Run advertise → share → mask → unmask for ``updates`` (node id → flat vector); raises like a real round."""
+    """Advertise → share → mask → confirm → unmask for ``updates`` (node id → flat vector); raises like a real round."""
     ids: Sequence[str] = sorted(updates)
     identities = identities or {node: Ed25519PrivateKey.generate() for node in ids}
     public = {node: identities[node].public_key().public_bytes_raw() for node in ids}
@@ -102,12 +104,23 @@ def simulate_round(updates: Mapping[str, np.ndarray], examples: Mapping[str, int
         server.receive_masked_input(MaskedInput.from_bytes(wire))
         costs.server_seconds += clock() - started
 
+    survivors = [node for node in ids if node not in drop_after_sharing and node not in drop_after_masking]
     started = clock()
-    request_wire = server.close_masking().model_dump_json().encode()
+    survivors_wire = server.close_masking().model_dump_json().encode()
     costs.server_seconds += clock() - started
-    for node in ids:
-        if node in drop_after_sharing or node in drop_after_masking:
-            continue
+    for node in survivors:
+        started = clock()
+        signature = nodes[node].confirm_survivors(SurvivorList.model_validate_json(survivors_wire), identities[node])
+        wire = signature.model_dump_json().encode()
+        costs.charge(node, clock() - started, sent=len(wire), received=len(survivors_wire))
+        started = clock()
+        server.receive_signature(ConsistencySignature.model_validate_json(wire))
+        costs.server_seconds += clock() - started
+
+    started = clock()
+    request_wire = server.close_consistency().model_dump_json().encode()
+    costs.server_seconds += clock() - started
+    for node in survivors:
         started = clock()
         wire = nodes[node].unmask(UnmaskRequest.model_validate_json(request_wire)).model_dump_json().encode()
         costs.charge(node, clock() - started, sent=len(wire), received=len(request_wire))

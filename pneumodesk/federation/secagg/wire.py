@@ -8,6 +8,8 @@ JSON, the masked input is ``MaskedInput.to_bytes()`` as ``application/octet-stre
     POST {id}/secure/shares          ShareKeysMessage      → SecureReceipt     (phase share_keys)
     GET  {id}/secure/delivery                              → ShareDelivery     (from masked_input on)
     PUT  {id}/secure/update          MaskedInput bytes     → SecureReceipt     (phase masked_input)
+    GET  {id}/secure/survivors                             → SurvivorList      (from consistency_check on)
+    POST {id}/secure/consistency     ConsistencySignature  → SecureReceipt     (phase consistency_check)
     GET  {id}/secure/unmask-request                        → UnmaskRequest     (from unmasking on)
     POST {id}/secure/unmask          UnmaskResponse        → SecureReceipt     (phase unmasking)
 
