@@ -24,6 +24,7 @@ class ScriptedRound:
     def __init__(self, n: int, minimum: int) -> None:
         self.ids = [f"hospital-{i:02d}" for i in range(n)]
         identities = {node: Ed25519PrivateKey.generate() for node in self.ids}
+        self.identities = identities
         self.public = {node: key.public_key().public_bytes_raw() for node, key in identities.items()}
         spec = QuantisationSpec.for_round(max_nodes=n, clip=1.0, max_examples=100)
         self.server = SecAggServer(ROUND, self.public, LENGTH, spec)
@@ -66,16 +67,17 @@ def test_a_share_delivery_naming_fewer_nodes_than_the_minimum_is_refused():
         scripted.nodes[VICTIM].masked_input(scripted.server.delivery_for(VICTIM), np.zeros(LENGTH), 10)
 
 
-def test_an_unmasking_request_with_fewer_survivors_than_the_minimum_is_refused_even_after_a_restart():
+def test_a_survivor_list_with_fewer_nodes_than_the_minimum_is_refused_even_after_a_restart():
     scripted = ScriptedRound(5, minimum=4)
     scripted.share(scripted.ids)
     scripted.mask(scripted.ids[:3])  # the coordinator claims two nodes dropped: U3 = 3 ≥ t
-    request = scripted.server.close_masking()
+    survivors = scripted.server.close_masking()
     restarted = SecAggNode.from_bytes(scripted.nodes[VICTIM].to_bytes())  # the minimum is in the saved state
     with pytest.raises(RosterTooSmall, match="surviving nodes names 3 hospital\\(s\\)"):
-        restarted.unmask(request)
-    assert restarted.state.revealed == {}
-    assert scripted.nodes["hospital-01"].unmask(request).sender == "hospital-01"  # a node at the floor answers
+        restarted.confirm_survivors(survivors, scripted.identities[VICTIM])
+    assert restarted.state.u3 is None and restarted.state.revealed == {}  # nothing signed, nothing revealed
+    peer = "hospital-01"  # a node whose minimum is the protocol's floor signs the same list
+    assert scripted.nodes[peer].confirm_survivors(survivors, scripted.identities[peer]).node_id == peer
 
 
 def test_a_key_fingerprint_is_stable_and_readable():

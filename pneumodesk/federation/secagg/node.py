@@ -282,6 +282,7 @@ class SecAggNode:
         if len(u3) < roster.threshold:
             raise ConsistencyCheckFailed(f"Only {len(u3)} nodes survived; at least {roster.threshold} are needed, "
                                          "so nothing is revealed.")
+        check_set("survivors", u3, state.min_nodes)  # never sign (and so never unmask for) a U3 below the minimum
         state.u3 = u3
         state.confirmation = sign_survivors(identity, state.round_id, state.node_id, u3)
         state.phase = NodeStage.CONFIRMED
