@@ -14,8 +14,10 @@ When a phase closes:
   for that many (``QuantisationSpec.for_round`` with the plan's clip and example cap);
 - share_keys: when every roster node sent its shares, or at the deadline (≥ t needed);
 - masked_input: when every node that shared sent a masked input, or at the deadline (≥ t needed);
-- consistency_check: when every node of U3 (masked input in) signed U3, or at the deadline (≥ t signatures needed;
-  the unmasking request carries them, and a node answers only with t valid ones on the U3 it signed itself);
+- consistency_check: when every node of U3 (masked input in) signed U3, or — since a node that vanished after its
+  masked input never signs — ``CONSISTENCY_GRACE_SECONDS`` after the phase opened once ≥ t signed (else the rest of
+  the phase's time, then failure); the unmasking request carries the signatures, and a node answers only with t
+  valid ones on the U3 it signed itself;
 - unmasking: as soon as t survivors answered (or at the deadline, when fewer than t is a failure).
 The decoded mean of the survivors' deltas is added to the round's model: that is the new model version, with the
 same lineage as a plain round (counts only, never who sent what).
@@ -83,6 +85,9 @@ from .rounds import ACCEPTS_SUBMISSIONS, FINISHED, PHASES_SECURE, RoundPhase, Ro
 from .safetensors_io import tensor_views, write_safetensors
 
 log = logging.getLogger(__name__)
+# How long the consistency phase waits for signatures beyond the first t: a node that is still there signs as soon as
+# its long poll shows the phase; one that vanished after its masked input never will (its input still counts).
+CONSISTENCY_GRACE_SECONDS = 10
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -99,6 +104,7 @@ class _Live:
     seen: int  # stored messages replayed or received; a different count in the database means: rebuild
     advertisements: dict[str, KeyAdvertisement] = field(default_factory=dict)
     server: SecAggServer | None = None
+    consistency_extended: bool = False  # the consistency phase's short deadline passed with fewer than t signatures
 
 
 def _parse(model: type[M], body: bytes) -> M:
@@ -434,9 +440,17 @@ class SecureRounds:
                     self._server(live).close_masking()
                     self._next_phase(session, round_, live, RoundPhase.CONSISTENCY_CHECK, spec)
             elif phase == RoundPhase.CONSISTENCY_CHECK:
-                if count == len(self._server(live).u3) or deadline_passed:
-                    self._server(live).close_consistency()
+                server = self._server(live)
+                if count == len(server.u3) or (deadline_passed and (count >= (server.threshold or 0)
+                                                                     or live.consistency_extended)):
+                    server.close_consistency()  # fewer than t signatures: TooFewSurvivors, the round fails
                     self._next_phase(session, round_, live, RoundPhase.UNMASKING, spec)
+                elif deadline_passed:  # the grace passed with fewer than t signatures: the phase's full time, once
+                    live.consistency_extended = True
+                    round_.deadline = utcnow() + dt.timedelta(
+                        seconds=max(0, spec.secure_phase_seconds - CONSISTENCY_GRACE_SECONDS))
+                    round_.revision += 1
+                    session.commit()
             elif phase == RoundPhase.UNMASKING:
                 threshold = self._server(live).threshold or 0
                 if count >= threshold or deadline_passed:
@@ -450,7 +464,10 @@ class SecureRounds:
 
     def _next_phase(self, session: Session, round_: Round, live: _Live, phase: RoundPhase, spec: TrainingPlan) -> None:
         round_.phase = live.phase = phase.value
-        round_.deadline = utcnow() + dt.timedelta(seconds=spec.secure_phase_seconds)
+        seconds = spec.secure_phase_seconds
+        if phase == RoundPhase.CONSISTENCY_CHECK:  # live nodes sign at once; vanished ones never do
+            seconds = min(seconds, CONSISTENCY_GRACE_SECONDS)
+        round_.deadline = utcnow() + dt.timedelta(seconds=seconds)
         round_.revision += 1
         session.commit()
         log.info("Secure round %s (round %s of plan %s…) moved to %s", round_.id, round_.number,
