@@ -127,6 +127,8 @@ def train_local_round(
     started = time.perf_counter()
     features = torch.as_tensor(np.ascontiguousarray(inputs), dtype=torch.float32)
     targets = torch.as_tensor(np.asarray(labels), dtype=torch.float32).reshape(-1)
+    # The seed drives building the model, dropout and plain (non-DP) shuffling only; DP noise and Poisson sampling
+    # never come from it (``SecureRandom`` in ``_train_private``).
     with torch.random.fork_rng(devices=[]):  # building the model and dropout draw from the global RNG
         torch.manual_seed(seed)
         model = build_model(plan.architecture)
@@ -161,7 +163,7 @@ def _train_plain(
 ) -> int:
     """Shuffled mini-batches, every example once per epoch."""
     optimiser = _optimiser(plan, list(model.parameters()))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # plain training only: no privacy rests on this order
     n = len(targets)
     per_epoch = -(-n // plan.batch_size)
     total = per_epoch * plan.local_epochs
