@@ -227,3 +227,15 @@ class RecognisedPeerRow(Base):
     node_id: Mapped[str] = mapped_column(String(128))  # as the coordinator named the node when it was recognised
     recognised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recognised_by: Mapped[str] = mapped_column(String(64))
+
+
+class PacsConnectionRow(Base):
+    """A PACS this workstation may query (``pneumodesk.pacs``). Never holds a secret: a password or token lives in
+    the OS keyring under the connection's name."""
+
+    __tablename__ = "pacs_connections"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(16))  # dicomweb | dimse
+    settings: Mapped[str] = mapped_column(Text)  # canonical JSON of the protocol's settings (no secret)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    changed_by: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,95 @@
+"""The workstation-local cache of retrieved instances: owner-only files named by a digest of the instance UID.
+
+Invariants: a file's name reveals nothing about the patient (sha256 of the SOP Instance UID); files are written
+whole (temporary name, then rename) so a reader never sees half an instance; ``prune()`` removes files older than
+``max_age`` and then the oldest until the total is within ``max_bytes``; files held by the running retrieval are
+never pruned by it. The cache never feeds federated training unless an admin registers its folder as a dataset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+CACHE_FOLDER = "pacs-cache"
+DEFAULT_MAX_BYTES = 2 * 2**30
+DEFAULT_MAX_AGE = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class CacheLimits:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_age: dt.timedelta = DEFAULT_MAX_AGE
+
+
+class PacsCache:
+    def __init__(self, folder: Path, limits: CacheLimits | None = None) -> None:
+        self.folder = Path(folder)
+        self.limits = limits or CacheLimits()
+
+    def path_for(self, sop_instance_uid: str) -> Path:
+        digest = hashlib.sha256(sop_instance_uid.encode("ascii", "replace")).hexdigest()[:40]
+        return self.folder / f"{digest}.dcm"
+
+    def store(self, dataset: Dataset, file_meta: FileMetaDataset | None = None) -> Path:
+        """Write ``dataset`` as a DICOM file (with preamble); returns its path. Re-storing an instance replaces it."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        meta = file_meta or getattr(dataset, "file_meta", None) or FileMetaDataset()
+        if "TransferSyntaxUID" not in meta:
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        dataset.file_meta = meta
+        target = self.path_for(str(dataset.SOPInstanceUID))
+        partial = target.with_suffix(f".part{os.getpid()}")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            dataset.save_as(handle, enforce_file_format=True)
+        os.replace(partial, target)
+        return target
+
+    def files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return [path for path in self.folder.glob("*.dcm") if path.is_file()]
+
+    def size(self) -> int:
+        return sum(path.stat().st_size for path in self.files())
+
+    def prune(self, keep: Iterable[Path] = ()) -> int:
+        """Apply the age limit and then the size cap; returns how many files were removed."""
+        kept = {Path(path) for path in keep}
+        now = time.time()
+        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self.files()), key=lambda e: e[0])
+        removed = 0
+        survivors = []
+        for mtime, size, path in entries:
+            if path not in kept and now - mtime > self.limits.max_age.total_seconds():
+                path.unlink(missing_ok=True)
+                removed += 1
+            else:
+                survivors.append((mtime, size, path))
+        total = sum(size for _, size, _ in survivors)
+        for _, size, path in survivors:  # oldest first
+            if total <= self.limits.max_bytes:
+                break
+            if path in kept:
+                continue
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed
+
+    def clear(self) -> int:
+        files = self.files()
+        for path in files:
+            path.unlink(missing_ok=True)
+        return len(files)
