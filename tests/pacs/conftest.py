@@ -1,5 +1,5 @@
 """PACS test fixtures: a node with an Owner and a Clinician, a PacsService whose secrets live in an in-process
-keyring, and a running pynetdicom Query/Retrieve SCP loaded with a sample study."""
+keyring, a running pynetdicom Query/Retrieve SCP and a running Orthanc, each loaded with a sample study."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 from pneumodesk.node import NodeService
 from pneumodesk.pacs.credentials import PacsSecrets
 from pneumodesk.pacs.service import PacsService
-from pneumodesk.pacs.settings import DimseSettings, PacsConnection, Protocol
+from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
 from tests.node_builders import CLINICIAN, OWNER, seed_node
 from tests.unit.memory_keyring import MemoryKeyring
 
 from .instances import sample_study
+from .orthanc import ORTHANC_AE, USER, Orthanc, start_orthanc
 from .qr_scp import SCP_AE, QueryRetrieveSCP
 
 
@@ -54,3 +55,24 @@ def scp(study):
 
 def dimse_connection(port: int, name: str = "scp") -> PacsConnection:
     return PacsConnection(name, Protocol.DIMSE, dimse=DimseSettings("127.0.0.1", port, SCP_AE, "PNEUMODESK", 5.0))
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory, study):
+    """A running Orthanc loaded with the sample study (skips, or under CI fails, when Orthanc is missing)."""
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        server.upload(study[1])
+        yield server
+    finally:
+        server.stop()
+
+
+def dicomweb_connection(server: Orthanc, name: str = "orthanc-web") -> PacsConnection:
+    return PacsConnection(name, Protocol.DICOMWEB, dicomweb=DicomWebSettings(
+        server.dicomweb_url, auth=AuthKind.BASIC, username=USER, timeout_s=10.0))
+
+
+def orthanc_dimse_connection(server: Orthanc, name: str = "orthanc-dimse") -> PacsConnection:
+    return PacsConnection(name, Protocol.DIMSE, dimse=DimseSettings("127.0.0.1", server.dicom_port, ORTHANC_AE,
+                                                                    "PNEUMODESK", 10.0))
