@@ -21,6 +21,7 @@ from pneumodesk.commands.audit import add_audit_parser
 from pneumodesk.commands.datasets import add_datasets_parser
 from pneumodesk.commands.demo import add_demo_parser
 from pneumodesk.commands.node import add_node_parser
+from pneumodesk.commands.pacs import add_pacs_parser
 from pneumodesk.commands.policy import add_policy_parser
 from pneumodesk.errors import PneumoDeskError
 from pneumodesk.training.recipe import TrainingRecipe
@@ -110,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     add_policy_parser(commands)
     add_approvals_parser(commands)
     add_node_parser(commands)
+    add_pacs_parser(commands)
     add_demo_parser(commands)
     return parser
 
