@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from pneumodesk import __version__
 from pneumodesk.errors import PneumoDeskError
 from pneumodesk.node import NodeService, Permission, UserSession
+from pneumodesk.pacs.service import PacsService
 
 from .app import create_application
 from .dialogs.gate import AccessGate
@@ -44,12 +45,14 @@ from .pages.datasets import DatasetsPage
 from .pages.federation import FederationPage
 from .pages.models import ModelsPage
 from .pages.predict import PredictPage
+from .pages.query import QueryPage
 from .pages.settings import SettingsPage
 from .session_controller import SessionController
 from .settings import Settings, app_home
 from .shortcuts import COMMANDS
 from .theme import apply_theme
 from .verdicts import AGREE, DISAGREE, VerdictStore
+from .widgets.pacs_connections_panel import PacsConnectionsPanel
 from .widgets.worklist_model import FilterMode
 
 if TYPE_CHECKING:
@@ -159,6 +162,10 @@ class MainWindow(QMainWindow):
         self.settings_page.opacity_changed.connect(self.predict_page.viewer.set_opacity)
         self.predict_page.viewer.opacity_changed.connect(self.settings_page.set_opacity)
         self.settings_page.lock_minutes_changed.connect(self.sessions.set_lock_minutes)
+        self.pacs = PacsService(self.node)
+        self.query_page = QueryPage(self.pacs)
+        self.query_page.retrieved.connect(self._on_pacs_retrieved)
+        self.settings_page.add_section(PacsConnectionsPanel(self.pacs))
         self.accounts_page = AccountsPage(self.node)
         self.accounts_page.changed.connect(self.sessions.refresh)
         self.audit_page = AuditPage(self.node)
@@ -172,6 +179,7 @@ class MainWindow(QMainWindow):
         self.approvals_page.changed.connect(self.federation_page.approvals_updated)
         self.federation_page.participation.finished.connect(self._on_participation_finished)
         self.add_page("Predict", self.predict_page, Permission.PREDICT)
+        self.add_page("PACS", self.query_page, Permission.PREDICT)
         self.add_page("Datasets", self.datasets_page, Permission.MANAGE_DATASETS)
         self.add_page("Federation", self.federation_page, Permission.MANAGE_FEDERATION)
         self.add_page("Training", self.approvals_page, Permission.APPROVE_TRAINING)
@@ -179,6 +187,11 @@ class MainWindow(QMainWindow):
         self.add_page("Accounts", self.accounts_page, Permission.MANAGE_ACCOUNTS)
         self.add_page("Audit", self.audit_page, Permission.VIEW_AUDIT)
         self.add_page("Settings", self.settings_page)
+
+    def _on_pacs_retrieved(self, paths: list[Path]) -> None:
+        """Radiographs retrieved from the PACS join the worklist like files, and the worklist comes to the front."""
+        self.predict_page.add_paths(paths)
+        self.show_page("Predict")
 
     def _build_status_bar(self) -> None:
         self.model_label = QLabel("Model: loading…")

@@ -130,6 +130,32 @@ def _demo_plan(window: MainWindow) -> TrainingPlan:
     })
 
 
+def _pacs_screenshot(window: MainWindow, out: Path) -> Path:
+    """The PACS page with a demo DIMSE connection and made-up search results (no PACS is contacted)."""
+    from pneumodesk.pacs.query import SeriesRow
+    from pneumodesk.pacs.settings import DimseSettings, PacsConnection, Protocol
+
+    session = window.session
+    if session is None:
+        raise ScreenshotError("The demo Owner is not signed in.")
+    window.pacs.connections.save(session, PacsConnection("Radiology PACS", Protocol.DIMSE, dimse=DimseSettings(
+        "pacs.hospital.example", 104, "RADPACS")))
+    window.show_page("PACS")
+    page = window.query_page
+    page.refresh()
+    page.date_from.setText("2026-12-03")
+    page.date_to.setText("2026-12-03")
+    page.body_part.setText("CHEST")
+    demo = [SeriesRow(f"1.2.826.0.1.{n}", f"1.2.826.0.1.{n}.1", f"DEMO-{1000 + n}", name, "20261203", f"ACC{500 + n}",
+                      modality, "CHEST", description, count)
+            for n, (name, modality, description, count) in enumerate([
+                ("Demo Patient A", "CR", "Chest PA", 1), ("Demo Patient B", "DX", "Chest PA and lateral", 2),
+                ("Demo Patient C", "CR", "Chest AP portable", 1), ("Demo Patient D", "DX", "Chest PA", 1)])]
+    page._on_found(demo)
+    page.table.selectRow(1)
+    return _save(window, out / "pacs-query.png")
+
+
 def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
     """Datasets (a registered demo dataset), a plan under review, Training, Models and Federation."""
     written: list[Path] = []
@@ -161,8 +187,8 @@ def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
 
 
 def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
-    """Write worklist, viewer (heat map), model card, settings, shortcuts, accounts, audit, datasets, plan review,
-    training, models, federation and sign-in PNGs."""
+    """Write worklist, viewer (heat map), model card, PACS query, settings, shortcuts, accounts, audit, datasets,
+    plan review, training, models, federation and sign-in PNGs."""
     previous = qInstallMessageHandler(_quiet_offscreen)
     try:
         return _take_screenshots(out, model)
@@ -212,6 +238,7 @@ def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
         shortcuts = window.show_shortcuts()
         written.append(_save(shortcuts, out / "shortcuts.png"))
         shortcuts.close()
+        written.append(_pacs_screenshot(window, out))
         window.show_page("Settings")
         written.append(_save(window, out / "settings.png"))
         window.show_page("Accounts")

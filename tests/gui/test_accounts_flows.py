@@ -16,7 +16,7 @@ from tests.gui.conftest import LOAD_TIMEOUT_MS, run_batch
 from tests.node_builders import CLINICIAN, OWNER, sign_in
 
 OWNER_PASSWORD = "lantern orchard 5521"
-OWNER_PAGES = ["Predict", "Datasets", "Federation", "Training", "Models", "Accounts", "Audit", "Settings"]
+OWNER_PAGES = ["Predict", "PACS", "Datasets", "Federation", "Training", "Models", "Accounts", "Audit", "Settings"]
 
 
 def pages(window: MainWindow) -> list[str]:
@@ -81,7 +81,7 @@ def test_a_wrong_password_is_refused_in_plain_words(qtbot, home, tiny_bundle_dir
         sign_in_through_gate(qtbot, window, CLINICIAN[0], CLINICIAN[2])
 
     assert message == "Wrong user name or password."
-    assert pages(window) == ["Predict", "Settings"]
+    assert pages(window) == ["Predict", "PACS", "Settings"]
 
 
 def test_the_idle_lock_hides_the_worklist_and_unlocking_gives_it_back(qtbot, window):

@@ -7,7 +7,8 @@ from PIL import Image
 
 from pneumodesk.cli import main
 
-PAGES = ("worklist.png", "viewer-heatmap.png", "model-card.png", "shortcuts.png", "settings.png", "accounts.png",
+PAGES = ("worklist.png", "viewer-heatmap.png", "model-card.png", "shortcuts.png", "pacs-query.png", "settings.png",
+         "accounts.png",
          "audit.png", "datasets.png", "plan-review.png", "training.png", "models.png", "federation.png", "sign-in.png")
 
 

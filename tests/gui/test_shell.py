@@ -21,7 +21,7 @@ def test_sidebar_pages_and_status_bar(window):
     pages = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
     status = [w.text() for w in (window.model_label, window.operating_point_label)]
 
-    assert pages == ["Predict", "Settings"]
+    assert pages == ["Predict", "PACS", "Settings"]
     assert status == ["Model: test model · version test-1", "Operating point: balanced (threshold 50.0 %)"]
     assert any(label.text() == OFFLINE_NOTE for label in window.statusBar().findChildren(type(window.model_label)))
     window.show_page("Settings")

@@ -4,6 +4,7 @@ SERIES level, matching on the keys PneumoDesk sends, ``*`` wildcards) and C-GET 
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
@@ -32,8 +33,11 @@ def _matches(wanted: object, have: object) -> bool:
 
 
 class QueryRetrieveSCP:
-    def __init__(self, datasets: list[Dataset], accepted_callers: tuple[str, ...] = ()) -> None:
+    def __init__(self, datasets: list[Dataset], accepted_callers: tuple[str, ...] = (),
+                 seconds_per_instance: float = 0.0) -> None:
+        """``seconds_per_instance``: how long this PACS takes to send each instance (a slow PACS, for cancelling)."""
         self.datasets = datasets
+        self.seconds_per_instance = seconds_per_instance
         self.accepted_callers = accepted_callers
         ae = AE(ae_title=SCP_AE)
         ae.add_supported_context(Verification)
@@ -81,4 +85,6 @@ class QueryRetrieveSCP:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
+            if self.seconds_per_instance:
+                time.sleep(self.seconds_per_instance)  # the peer is slow, not the test
             yield 0xFF00, dataset

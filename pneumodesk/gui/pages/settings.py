@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 class SettingsPage(SessionPage):
     """Edits ``Settings`` and announces each change; the window applies it (theme, operating point, opacity). The
-    settings belong to the workstation, not to the signed-in user: the session changes nothing here."""
+    settings belong to the workstation, not to the signed-in user: the session changes nothing here, except in the
+    sections added with ``add_section`` (each shows itself only to the roles it serves)."""
 
     theme_changed = Signal(str)
     operating_point_changed = Signal(str)
@@ -85,6 +86,22 @@ class SettingsPage(SessionPage):
             form.addRow(label, value)
         outer.addLayout(form)
         outer.addStretch(1)
+        self._outer = outer
+        self._sections: list[SessionPage] = []
+
+    def add_section(self, section: SessionPage) -> None:
+        """Add a section (e.g. the administrators' PACS connections) that follows this page's session."""
+        self._outer.insertWidget(self._outer.count() - 1, section)
+        self._sections.append(section)
+        section.set_session(self.session)
+
+    def session_changed(self) -> None:
+        for section in self._sections:
+            section.set_session(self.session)
+
+    def shutdown(self) -> None:
+        for section in self._sections:
+            section.shutdown()
 
     def set_model(self, card: ModelCard, current: str) -> None:
         """Offer the model's operating points, with ``current`` selected."""
