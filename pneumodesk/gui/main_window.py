@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
         self.pacs = PacsService(self.node)
         self.query_page = QueryPage(self.pacs)
         self.query_page.retrieved.connect(self._on_pacs_retrieved)
-        self.settings_page.add_section(PacsConnectionsPanel(self.pacs))
+        self.settings_page.add_section(PacsConnectionsPanel(self.pacs, self.settings))
         self.accounts_page = AccountsPage(self.node)
         self.accounts_page.changed.connect(self.sessions.refresh)
         self.audit_page = AuditPage(self.node)
@@ -317,9 +317,12 @@ class MainWindow(QMainWindow):
         self.sessions.change_password()
 
     def _on_session_changed(self, session: UserSession | None, another_user: bool) -> None:
-        """Hand ``session`` to every page and show the pages and actions its role allows."""
+        """Hand ``session`` to every page and show the pages and actions its role allows; at sign-out, delete the
+        images retrieved from the PACS when the workstation is set to."""
         for _, page, _ in self._page_entries:
             page.set_session(session)
+        if session is None and self.settings.clear_pacs_cache_at_sign_out:
+            self.pacs.cache.clear()
         self._rebuild_sidebar(first_page=another_user and session is not None)
         self._apply_action_permissions()
         self.account_label.setText("not signed in" if session is None else f"{session.display_name} · {session.role}")

@@ -100,3 +100,12 @@ class Settings:
     @lock_minutes.setter
     def lock_minutes(self, value: int) -> None:
         self._set("security/lock_minutes", min(max(int(value), LOCK_MINUTES_RANGE[0]), LOCK_MINUTES_RANGE[1]))
+
+    @property
+    def clear_pacs_cache_at_sign_out(self) -> bool:
+        """Whether instances retrieved from the PACS are deleted from this workstation when a user signs out."""
+        return str(self._store.value("pacs/clear_cache_at_sign_out", "false")).lower() == "true"
+
+    @clear_pacs_cache_at_sign_out.setter
+    def clear_pacs_cache_at_sign_out(self, value: bool) -> None:
+        self._set("pacs/clear_cache_at_sign_out", "true" if value else "false")

@@ -123,3 +123,17 @@ def test_signing_out_clears_patient_attributes(qtbot, window, scp):
     assert page.table.rowCount() == 1
     page.set_session(None)
     assert page.table.rowCount() == 0 and page.rows == []
+
+
+def test_the_cache_is_emptied_at_sign_out_when_the_workstation_is_set_to(qtbot, make_window, home, scp):
+    window = make_window(as_user=sign_in(home, OWNER[0], OWNER[2]))
+    connect(window, "radiology", scp.port)
+    owner = window.session
+    rows = window.pacs.query(owner, "radiology", window.query_page.query())
+    assert window.pacs.retrieve(owner, "radiology", rows).files and window.pacs.cache.files()
+    window.show_page("Settings")
+    panel = window.settings_page._sections[0]
+    panel.clear_at_sign_out.setChecked(True)
+    assert window.settings.clear_pacs_cache_at_sign_out
+    window.sign_out()
+    assert window.pacs.cache.files() == []

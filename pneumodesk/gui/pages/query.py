@@ -2,7 +2,7 @@
 and Cancel, and hand the retrieved radiographs to the worklist.
 
 Invariants: patient attributes are shown in the results table only; they are cleared when the session changes
-(sign-out, lock, another user) and never written anywhere by this page. Search and retrieval run in a QThread
+(sign-out, another user) and never written anywhere by this page. Search and retrieval run in a QThread
 (``BackgroundCalls``); Cancel takes effect between instances and keeps what already arrived. Instances that are not
 single-frame CR/DX chest images are listed under the table with their reason.
 """

@@ -2,12 +2,13 @@
 
 Shown only to a role with manage_accounts (the service refuses anyone else anyway). The secret field is write-only:
 it is never filled from the keyring; leaving it empty keeps the stored secret. The test runs in a QThread and its
-answer is shown in plain words.
+answer is shown in plain words. The cache option (delete retrieved images at sign-out) is a workstation setting.
 """
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -28,13 +29,15 @@ from pneumodesk.pacs.service import PacsService
 from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
 
 from ..pages.base import SessionPage
+from ..settings import Settings
 from ..workers.background import BackgroundCalls
 
 
 class PacsConnectionsPanel(SessionPage):
-    def __init__(self, pacs: PacsService, parent: QWidget | None = None) -> None:
+    def __init__(self, pacs: PacsService, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.pacs = pacs
+        self.settings = settings
         self._connections: dict[str, PacsConnection] = {}
         self.calls = BackgroundCalls("pacs-test", self)
         outer = QVBoxLayout(self)
@@ -120,6 +123,13 @@ class PacsConnectionsPanel(SessionPage):
         self.result.setAccessibleName("PACS connection result")
         self.result.setWordWrap(True)
         right.addWidget(self.result)
+        self.clear_at_sign_out = QCheckBox("Delete retrieved images from this workstation at sign-out")
+        self.clear_at_sign_out.setChecked(settings.clear_pacs_cache_at_sign_out)
+        self.clear_at_sign_out.toggled.connect(self._clear_at_sign_out_toggled)
+        right.addWidget(self.clear_at_sign_out)
+
+    def _clear_at_sign_out_toggled(self, checked: bool) -> None:
+        self.settings.clear_pacs_cache_at_sign_out = checked
 
     def may_refresh(self) -> bool:
         return self.session is not None and self.session.can(ADMIN)
