@@ -1,6 +1,6 @@
 """PACS speed on this machine, against a real Orthanc started here: search and retrieve N CR instances by DICOMweb
-(QIDO-RS + WADO-RS) and by DIMSE (C-FIND + C-GET), and worklist throughput from the PACS (retrieve + predict) vs from
-the same DICOM files on disk. Prints JSON (medians of repeated runs).
+(QIDO-RS + WADO-RS) and by DIMSE (C-FIND + C-GET, C-FIND + C-MOVE), and worklist throughput from the PACS
+(search + retrieve + predict) vs from the same DICOM files on disk. Prints JSON (medians of repeated runs).
 
     .venv/bin/python benchmarks/pacs.py [--instances 50] [--width 1024] [--repeats 3] [--model BUNDLE_DIR]
 
@@ -46,7 +46,14 @@ def main() -> int:
     from pneumodesk.pacs.credentials import PacsSecrets
     from pneumodesk.pacs.query import StudyQuery
     from pneumodesk.pacs.service import PacsService
-    from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
+    from pneumodesk.pacs.settings import (
+        AuthKind,
+        DicomWebSettings,
+        DimseSettings,
+        PacsConnection,
+        Protocol,
+        RetrieveMethod,
+    )
     from tests.pacs.instances import StudyIds, cr_instance
     from tests.pacs.orthanc import ORTHANC_AE, PASSWORD, USER, start_orthanc
     from tests.unit.memory_keyring import MemoryKeyring
@@ -72,9 +79,13 @@ def main() -> int:
                 orthanc.dicomweb_url, auth=AuthKind.BASIC, username=USER)), secret=PASSWORD)
             pacs.connections.save(owner, PacsConnection("dimse", Protocol.DIMSE, dimse=DimseSettings(
                 "127.0.0.1", orthanc.dicom_port, ORTHANC_AE)))
+            pacs.connections.save(owner, PacsConnection("move", Protocol.DIMSE, dimse=DimseSettings(
+                "127.0.0.1", orthanc.dicom_port, ORTHANC_AE, retrieve=RetrieveMethod.MOVE,
+                move_port=orthanc.move_port)))
             query = StudyQuery(date_from=None, modalities=("CR",))
             report: dict[str, object] = {}
-            for name, label in (("web", "dicomweb_qido_wado"), ("dimse", "dimse_cfind_cget")):
+            for name, label in (("web", "dicomweb_qido_wado"), ("dimse", "dimse_cfind_cget"),
+                                ("move", "dimse_cfind_cmove")):
                 rows = pacs.query(owner, name, query)
                 assert sum(row.instances or 0 for row in rows) == args.instances, rows
 

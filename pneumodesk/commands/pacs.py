@@ -68,6 +68,8 @@ def add_pacs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     where.add_argument("--dimse", metavar="HOST:PORT", help="a classic DICOM peer")
     connect.add_argument("--ae", metavar="TITLE", help="the PACS's AE title (DIMSE)")
     connect.add_argument("--local-ae", metavar="TITLE", default="PNEUMODESK", help="this workstation's AE title")
+    connect.add_argument("--move-port", type=int, metavar="PORT", help="retrieve by C-MOVE, receiving on PORT "
+                         "(registered at the PACS with --local-ae); default: C-GET")
     connect.add_argument("--ca", metavar="FILE", default="", help="CA certificate (PEM) of the PACS (DICOMweb)")
     connect.add_argument("--auth", choices=["none", "basic", "bearer"], default="none")
     connect.add_argument("--pacs-user", default="", help="user name for basic authentication")
@@ -138,7 +140,14 @@ def _run(args: argparse.Namespace, pacs: PacsService, actor: UserSession) -> int
 
 def _connection(args: argparse.Namespace) -> tuple[PacsConnection, str | None]:
     from pneumodesk.pacs.errors import PacsSettingsError
-    from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
+    from pneumodesk.pacs.settings import (
+        AuthKind,
+        DicomWebSettings,
+        DimseSettings,
+        PacsConnection,
+        Protocol,
+        RetrieveMethod,
+    )
 
     if args.dicomweb:
         auth = AuthKind(args.auth)
@@ -151,8 +160,9 @@ def _connection(args: argparse.Namespace) -> tuple[PacsConnection, str | None]:
     host, _, port = str(args.dimse).rpartition(":")
     if not host or not port.isdigit() or not args.ae:
         raise PacsSettingsError("Give --dimse as HOST:PORT and the PACS's AE title with --ae.")
+    method = RetrieveMethod.MOVE if args.move_port else RetrieveMethod.GET
     return PacsConnection(args.name, Protocol.DIMSE, dimse=DimseSettings(
-        host, int(port), args.ae, args.local_ae, args.timeout)), None
+        host, int(port), args.ae, args.local_ae, args.timeout, method, args.move_port or 0)), None
 
 
 def _query(args: argparse.Namespace) -> StudyQuery:

@@ -1,25 +1,26 @@
-"""A classic DICOM PACS over DIMSE (C-ECHO, C-FIND, C-GET) through ``pynetdicom``.
+"""A classic DICOM PACS over DIMSE (C-ECHO, C-FIND, C-GET or C-MOVE) through ``pynetdicom``.
 
 Invariants: one association per operation, closed (released or aborted) before the call returns; C-FIND searches
 Study Root at SERIES level; C-GET asks the PACS to send the series back on the same association, proposing storage
 contexts (with the SCP role) for radiographs and for the common non-image and multi-frame kinds, so those can be
-listed as skipped rather than silently refused. A cancel aborts the association after the instance in hand: no
-further instance is handed on. Failures become ``PacsError`` sentences.
+listed as skipped rather than silently refused. C-MOVE instead runs a storage SCP on ``move_port`` for the length
+of the retrieval only (the PACS must know ``local_ae`` at this host and port). A cancel aborts the association after
+the instance in hand: no further instance is handed on. Failures become ``PacsError`` sentences.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
 from .cancel import CancelToken
-from .errors import PacsFailure, PacsRefused, PacsUnreachable
+from .errors import PacsFailure, PacsRefused, PacsSettingsError, PacsUnreachable
 from .peer import InstanceHandler
 from .query import RETURN_KEYS, SeriesRow, StudyQuery, merge_rows
-from .settings import DimseSettings
+from .settings import DimseSettings, RetrieveMethod
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -95,9 +96,6 @@ class DimsePeer:
         return merge_rows(rows, query.limit)
 
     def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> bool:
-        from pynetdicom import build_role, evt
-        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
-
         faults: list[BaseException] = []
 
         def store(event: Event) -> int:
@@ -110,29 +108,70 @@ class DimsePeer:
                 return 0xA700
             return 0x0000
 
-        roles = [build_role(uid, scp_role=True) for uid in RECEIVED_STORAGE_CLASSES]
-        assoc = self._associate([StudyRootQueryRetrieveInformationModelGet, *RECEIVED_STORAGE_CLASSES],
-                                roles=roles, handlers=[(evt.EVT_C_STORE, store)])
         identifier = Dataset()
         identifier.QueryRetrieveLevel = "SERIES"
         identifier.StudyInstanceUID = series.study_uid
         identifier.SeriesInstanceUID = series.series_uid
-        completed = True
+        if self.settings.retrieve is RetrieveMethod.MOVE:
+            completed = self._move(identifier, store, cancel, faults)
+        else:
+            completed = self._get(identifier, store, cancel, faults)
+        if faults:
+            raise faults[0]
+        return completed and not cancel.cancelled
+
+    def _get(self, identifier: Dataset, store: Callable[[Event], int], cancel: CancelToken,
+             faults: list[BaseException]) -> bool:
+        from pynetdicom import build_role, evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
+
+        roles = [build_role(uid, scp_role=True) for uid in RECEIVED_STORAGE_CLASSES]
+        assoc = self._associate([StudyRootQueryRetrieveInformationModelGet, *RECEIVED_STORAGE_CLASSES],
+                                roles=roles, handlers=[(evt.EVT_C_STORE, store)])
+        return self._follow(assoc, assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet), cancel,
+                            faults)
+
+    def _move(self, identifier: Dataset, store: Callable[[Event], int], cancel: CancelToken,
+              faults: list[BaseException]) -> bool:
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove  # type: ignore[attr-defined]
+
+        s = self.settings
+        receiver = AE(ae_title=s.local_ae)
+        receiver.acse_timeout = receiver.dimse_timeout = receiver.network_timeout = s.timeout_s
+        for uid in RECEIVED_STORAGE_CLASSES:
+            receiver.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
         try:
-            responses: Iterator[tuple[Dataset, Dataset | None]] = assoc.send_c_get(
-                identifier, StudyRootQueryRetrieveInformationModelGet)
+            server = receiver.start_server(("", s.move_port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)])
+        except OSError:
+            raise PacsSettingsError(f"This workstation cannot receive images on port {s.move_port} (it is in use or "
+                                    "not allowed); choose another port for C-MOVE.") from None
+        assert server is not None  # start_server(block=False) returns the running server
+        try:
+            assoc = self._associate([StudyRootQueryRetrieveInformationModelMove])
+            responses = assoc.send_c_move(identifier, s.local_ae, StudyRootQueryRetrieveInformationModelMove)
+            return self._follow(assoc, responses, cancel, faults)
+        finally:
+            server.shutdown()
+
+    def _follow(self, assoc: Association, responses: Iterator[tuple[Dataset, Dataset | None]], cancel: CancelToken,
+                faults: list[BaseException]) -> bool:
+        """Read the retrieval's responses; abort at a cancel or a fault (False), else check the final status."""
+        try:
             for status, _ in responses:
                 if cancel.cancelled or faults:
-                    completed = False
                     assoc.abort()
-                    break
+                    return False
+                if _status(status) is None and self.settings.retrieve is RetrieveMethod.MOVE:
+                    raise PacsRefused(
+                        f"The PACS {self.where} broke off the C-MOVE: it may not accept this workstation "
+                        f"({self.settings.local_ae}) as a C-MOVE destination, or cannot reach it on port "
+                        f"{self.settings.move_port}; ask the PACS administrator to register it.")
                 if _status(status) not in _PENDING:
                     self._check_final(status, "the retrieval", warnings_ok=True)
         finally:
             _close(assoc)
-        if faults:
-            raise faults[0]
-        return completed and not cancel.cancelled
+        return True
 
     def _associate(self, contexts: Sequence[str], roles: Sequence[SCP_SCU_RoleSelectionNegotiation] = (),
                    handlers: Sequence[EventHandlerType] = ()) -> Association:
@@ -174,6 +213,10 @@ class DimsePeer:
             return
         if code == 0xFE00:
             return  # cancelled at our request
+        if code == 0xA801:
+            raise PacsFailure(f"The PACS {self.where} does not know this workstation ({self.settings.local_ae}) as a "
+                              "C-MOVE destination; ask the PACS administrator to register its AE title, address "
+                              "and port.")
         log.debug("DIMSE %s failed with status 0x%04X", what, code)
         raise PacsFailure(f"The PACS {self.where} reported a failure during {what} (status 0x{code:04X}).")
 

@@ -37,6 +37,11 @@ class DicomWebSettings:
     timeout_s: float = 30.0
 
 
+class RetrieveMethod(StrEnum):
+    GET = "get"  # C-GET: the PACS sends the instances back on our association (no port to open here)
+    MOVE = "move"  # C-MOVE: the PACS opens an association to this workstation's storage port
+
+
 @dataclass(frozen=True)
 class DimseSettings:
     host: str
@@ -44,6 +49,8 @@ class DimseSettings:
     remote_ae: str  # the PACS's AE title
     local_ae: str = "PNEUMODESK"  # this workstation's AE title, as registered at the PACS
     timeout_s: float = 30.0
+    retrieve: RetrieveMethod = RetrieveMethod.GET
+    move_port: int = 0  # C-MOVE only: the port this workstation receives on (registered at the PACS with local_ae)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class PacsConnection:
         if kind is Protocol.DICOMWEB:
             values["auth"] = AuthKind(values.get("auth", "none"))
             return cls(name, kind, dicomweb=DicomWebSettings(**values))
+        values["retrieve"] = RetrieveMethod(values.get("retrieve", "get"))
         return cls(name, kind, dimse=DimseSettings(**values))
 
     @property
@@ -84,7 +92,8 @@ class PacsConnection:
         if self.dicomweb is not None:
             return self.dicomweb.base_url
         if self.dimse is not None:
-            return f"{self.dimse.remote_ae}@{self.dimse.host}:{self.dimse.port}"
+            via = f" (C-MOVE to port {self.dimse.move_port})" if self.dimse.retrieve is RetrieveMethod.MOVE else ""
+            return f"{self.dimse.remote_ae}@{self.dimse.host}:{self.dimse.port}{via}"
         return ""
 
 
@@ -122,5 +131,10 @@ def _valid_dimse(settings: DimseSettings) -> DimseSettings:
         raise PacsSettingsError("The port must be a number from 1 to 65535.")
     if not 1 <= settings.timeout_s <= 600:
         raise PacsSettingsError("The timeout must be between 1 and 600 seconds.")
+    method = RetrieveMethod(settings.retrieve)
+    if method is RetrieveMethod.MOVE and not 1 <= int(settings.move_port) <= 65535:
+        raise PacsSettingsError("C-MOVE needs the port this workstation receives images on (1 to 65535), as "
+                                "registered at the PACS.")
     return DimseSettings(host, int(settings.port), _valid_ae(settings.remote_ae, "PACS's"),
-                         _valid_ae(settings.local_ae, "workstation's"), float(settings.timeout_s))
+                         _valid_ae(settings.local_ae, "workstation's"), float(settings.timeout_s), method,
+                         int(settings.move_port) if method is RetrieveMethod.MOVE else 0)

@@ -8,7 +8,14 @@ import pytest
 from pneumodesk.node import NodeService
 from pneumodesk.pacs.credentials import PacsSecrets
 from pneumodesk.pacs.service import PacsService
-from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
+from pneumodesk.pacs.settings import (
+    AuthKind,
+    DicomWebSettings,
+    DimseSettings,
+    PacsConnection,
+    Protocol,
+    RetrieveMethod,
+)
 from tests.node_builders import CLINICIAN, OWNER, seed_node
 from tests.unit.memory_keyring import MemoryKeyring
 
@@ -73,6 +80,7 @@ def dicomweb_connection(server: Orthanc, name: str = "orthanc-web") -> PacsConne
         server.dicomweb_url, auth=AuthKind.BASIC, username=USER, timeout_s=10.0))
 
 
-def orthanc_dimse_connection(server: Orthanc, name: str = "orthanc-dimse") -> PacsConnection:
-    return PacsConnection(name, Protocol.DIMSE, dimse=DimseSettings("127.0.0.1", server.dicom_port, ORTHANC_AE,
-                                                                    "PNEUMODESK", 10.0))
+def orthanc_dimse_connection(server: Orthanc, name: str = "orthanc-dimse", move: bool = False) -> PacsConnection:
+    method = RetrieveMethod.MOVE if move else RetrieveMethod.GET
+    return PacsConnection(name, Protocol.DIMSE, dimse=DimseSettings(
+        "127.0.0.1", server.dicom_port, ORTHANC_AE, "PNEUMODESK", 10.0, method, server.move_port if move else 0))

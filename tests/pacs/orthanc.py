@@ -46,6 +46,7 @@ class Orthanc:
     http_port: int
     dicom_port: int
     folder: Path
+    move_port: int  # where Orthanc sends C-MOVE results for the calling AE title
 
     @property
     def url(self) -> str:
@@ -81,7 +82,7 @@ def start_orthanc(folder: Path, calling_ae: str = "PNEUMODESK") -> Orthanc:
     if binary is None or plugin is None:
         missing = "the Orthanc binary" if binary is None else "Orthanc's DICOMweb plugin"
         pytest.skip(f"{NEEDS_REAL_PACS} {missing} is not installed (apt-get install orthanc orthanc-dicomweb)")
-    http_port, dicom_port = free_port(), free_port()
+    http_port, dicom_port, move_port = free_port(), free_port(), free_port()
     storage = folder / "storage"
     storage.mkdir(parents=True)
     config = {
@@ -101,7 +102,7 @@ def start_orthanc(folder: Path, calling_ae: str = "PNEUMODESK") -> Orthanc:
         "DicomAlwaysAllowEcho": True,
         "DicomAlwaysAllowFind": True,
         "DicomAlwaysAllowGet": True,
-        "DicomModalities": {"pneumodesk": [calling_ae, "127.0.0.1", free_port()]},
+        "DicomModalities": {"pneumodesk": [calling_ae, "127.0.0.1", move_port]},
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
         "StableAge": 1,
         "ConcurrentJobs": 2,
@@ -110,7 +111,7 @@ def start_orthanc(folder: Path, calling_ae: str = "PNEUMODESK") -> Orthanc:
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     log = (folder / "orthanc.log").open("wb")
     process = subprocess.Popen([binary, str(path)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    server = Orthanc(process, http_port, dicom_port, folder)
+    server = Orthanc(process, http_port, dicom_port, folder, move_port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

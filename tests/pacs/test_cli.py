@@ -80,3 +80,14 @@ def test_dicomweb_connection_with_a_secret_from_the_environment(monkeypatch, cap
 def test_an_unknown_connection_is_a_plain_error(monkeypatch, capsys, home):
     assert run(monkeypatch, home, CLINICIAN, "query", "nowhere") == 1
     assert "no PACS connection named 'nowhere'" in capsys.readouterr().err
+
+
+def test_predict_by_c_move_from_orthanc(monkeypatch, capsys, home, orthanc, tiny_bundle_dir, tmp_path):
+    assert run(monkeypatch, home, OWNER, "connect", "move", "--dimse", f"127.0.0.1:{orthanc.dicom_port}", "--ae",
+               "ORTHANC", "--move-port", str(orthanc.move_port)) == 0
+    assert "C-MOVE to port" in capsys.readouterr().out
+    out = tmp_path / "triage.csv"
+    assert run(monkeypatch, home, CLINICIAN, "predict", "move", "--patient-id", PATIENT_ID, "--csv", str(out),
+               "--model", str(tiny_bundle_dir)) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert sum(1 for row in rows if row["probability"]) == 3

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from pneumodesk.pacs.cancel import CancelToken
-from pneumodesk.pacs.errors import PacsRefused, PacsUnreachable
+from pneumodesk.pacs.errors import PacsFailure, PacsRefused, PacsUnreachable
 from pneumodesk.pacs.query import StudyQuery
 
 from .conftest import dicomweb_connection, orthanc_dimse_connection
@@ -17,13 +17,13 @@ from .instances import PATIENT_ID
 from .orthanc import PASSWORD, free_port
 
 
-@pytest.fixture(params=["dicomweb", "dimse"])
+@pytest.fixture(params=["dicomweb", "c-get", "c-move"])
 def connection_name(request, pacs, owner, orthanc):
     if request.param == "dicomweb":
         pacs.connections.save(owner, dicomweb_connection(orthanc), secret=PASSWORD)
         return "orthanc-web"
-    pacs.connections.save(owner, orthanc_dimse_connection(orthanc))
-    return "orthanc-dimse"
+    pacs.connections.save(owner, orthanc_dimse_connection(orthanc, request.param, move=request.param == "c-move"))
+    return request.param
 
 
 def test_echo(pacs, owner, connection_name):
@@ -61,6 +61,16 @@ def test_wrong_password_is_refused_in_plain_words(pacs, owner, clinician, orthan
     pacs.connections.save(owner, dicomweb_connection(orthanc, "wrong"), secret="not-the-password")
     with pytest.raises(PacsRefused, match="refused the credentials"):
         pacs.query(clinician, "wrong", StudyQuery())
+
+
+def test_c_move_to_an_ae_title_orthanc_does_not_know_is_explained(pacs, owner, clinician, orthanc):
+    connection = orthanc_dimse_connection(orthanc, "unknown-destination", move=True)
+    assert connection.dimse is not None
+    pacs.connections.save(owner, dataclasses.replace(connection, dimse=dataclasses.replace(
+        connection.dimse, local_ae="STRANGER")))
+    rows = pacs.query(clinician, "unknown-destination", StudyQuery(patient_id=PATIENT_ID))
+    with pytest.raises((PacsFailure, PacsRefused), match="C-MOVE destination"):
+        pacs.retrieve(clinician, "unknown-destination", rows)
 
 
 def test_a_called_ae_title_orthanc_does_not_have_is_refused(pacs, owner, orthanc):

@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
 from pneumodesk.errors import PneumoDeskError
 from pneumodesk.pacs.connections import ADMIN
 from pneumodesk.pacs.service import PacsService
-from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
+from pneumodesk.pacs.settings import (
+    AuthKind,
+    DicomWebSettings,
+    DimseSettings,
+    PacsConnection,
+    Protocol,
+    RetrieveMethod,
+)
 
 from ..pages.base import SessionPage
 from ..settings import Settings
@@ -99,10 +106,23 @@ class PacsConnectionsPanel(SessionPage):
         self.remote_ae.setAccessibleName("PACS AE title")
         self.local_ae = QLineEdit("PNEUMODESK")
         self.local_ae.setAccessibleName("Workstation AE title")
+        self.retrieve_method = QComboBox()
+        self.retrieve_method.setAccessibleName("Retrieve by")
+        self.retrieve_method.addItem("C-GET (no port to open here)", RetrieveMethod.GET)
+        self.retrieve_method.addItem("C-MOVE (the PACS sends to this workstation)", RetrieveMethod.MOVE)
+        self.move_port = QSpinBox()
+        self.move_port.setAccessibleName("Receive port for C-MOVE")
+        self.move_port.setRange(1, 65535)
+        self.move_port.setValue(11112)
+        self.retrieve_method.currentIndexChanged.connect(
+            lambda index: self.move_port.setEnabled(index == 1))
+        self.move_port.setEnabled(False)
         dimse_form.addRow("Host", self.host)
         dimse_form.addRow("Port", self.port)
         dimse_form.addRow("PACS AE title", self.remote_ae)
         dimse_form.addRow("This workstation's AE title", self.local_ae)
+        dimse_form.addRow("Retrieve by", self.retrieve_method)
+        dimse_form.addRow("Receive port (C-MOVE)", self.move_port)
         self.stack.addWidget(web)
         self.stack.addWidget(dimse)
         self.protocol.currentIndexChanged.connect(self.stack.setCurrentIndex)
@@ -172,14 +192,19 @@ class PacsConnectionsPanel(SessionPage):
             self.port.setValue(dimse.port)
             self.remote_ae.setText(dimse.remote_ae)
             self.local_ae.setText(dimse.local_ae)
+            self.retrieve_method.setCurrentIndex(1 if dimse.retrieve is RetrieveMethod.MOVE else 0)
+            if dimse.move_port:
+                self.move_port.setValue(dimse.move_port)
 
     def connection(self) -> PacsConnection:
         protocol = Protocol(self.protocol.currentData())
         if protocol is Protocol.DICOMWEB:
             return PacsConnection(self.name.text(), protocol, dicomweb=DicomWebSettings(
                 self.base_url.text(), self.ca_file.text(), AuthKind(self.auth.currentData()), self.username.text()))
+        method = RetrieveMethod(self.retrieve_method.currentData())
         return PacsConnection(self.name.text(), protocol, dimse=DimseSettings(
-            self.host.text(), self.port.value(), self.remote_ae.text(), self.local_ae.text()))
+            self.host.text(), self.port.value(), self.remote_ae.text(), self.local_ae.text(), retrieve=method,
+            move_port=self.move_port.value() if method is RetrieveMethod.MOVE else 0))
 
     def save(self) -> None:
         if self.session is None:
