@@ -19,6 +19,7 @@ from .cancel import CancelToken
 from .errors import PacsFailure, PacsRefused, PacsUnreachable
 from .peer import InstanceHandler
 from .query import RETURN_KEYS, SeriesRow, StudyQuery, merge_rows
+from .quiet_logs import silence_library_logs
 from .settings import AuthKind, DicomWebSettings
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,23 @@ T = TypeVar("T")
 _FIELDS = (*RETURN_KEYS, "PatientID", "PatientName", "AccessionNumber", "StudyDate", "BodyPartExamined")
 
 
+class _WildcardSession(requests.Session):
+    """Sends a search's ``*`` wildcard as itself: ``*`` may stand unescaped in a query (RFC 3986), and some PACS
+    (Orthanc's DICOMweb plugin among them) match ``%2A`` literally, so ``DOE*`` would find nobody."""
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        prepared = super().prepare_request(request)
+        if prepared.url and "?" in prepared.url:
+            base, _, query = prepared.url.partition("?")
+            prepared.url = f"{base}?{query.replace('%2A', '*')}"
+        return prepared
+
+
 class DicomWebPeer:
     def __init__(self, settings: DicomWebSettings, secret: str = "") -> None:
+        silence_library_logs()
         self.settings = settings
-        session = requests.Session()
+        session = _WildcardSession()
         session.verify = settings.ca_file or True
         if settings.auth is AuthKind.BASIC:
             session.auth = (settings.username, secret)

@@ -20,6 +20,7 @@ from .cancel import CancelToken
 from .errors import PacsFailure, PacsRefused, PacsSettingsError, PacsUnreachable
 from .peer import InstanceHandler
 from .query import RETURN_KEYS, SeriesRow, StudyQuery, merge_rows
+from .quiet_logs import silence_library_logs
 from .settings import DimseSettings, RetrieveMethod
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ _PENDING = (0xFF00, 0xFF01)
 
 class DimsePeer:
     def __init__(self, settings: DimseSettings) -> None:
+        silence_library_logs()
         self.settings = settings
 
     @property
