@@ -50,6 +50,9 @@ class DicomWebPeer:
         elif settings.auth is AuthKind.BEARER:
             session.headers["Authorization"] = f"Bearer {secret}"
         self.client = DICOMwebClient(settings.base_url, session=session, timeout=settings.timeout_s)
+        # One retry after 0.5 s for a PACS that is briefly busy (429/503/504); a PACS that is down is said at once,
+        # not after the library's default of five attempts with back-off (half a minute).
+        self.client.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=250)
 
     def echo(self) -> str:
         self._call(lambda: self.client.search_for_studies(limit=1))

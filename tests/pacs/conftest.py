@@ -48,7 +48,7 @@ def pacs(node):
     return PacsService(node, PacsSecrets(MemoryKeyring()))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def study():
     return sample_study(cr_count=3)
 
@@ -64,9 +64,10 @@ def dimse_connection(port: int, name: str = "scp") -> PacsConnection:
     return PacsConnection(name, Protocol.DIMSE, dimse=DimseSettings("127.0.0.1", port, SCP_AE, "PNEUMODESK", 5.0))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def orthanc(tmp_path_factory, study):
-    """A running Orthanc loaded with the sample study (skips, or under CI fails, when Orthanc is missing)."""
+    """A running Orthanc loaded with the sample study, shared by the package's tests, which only read from it
+    (skips, or under CI fails, when Orthanc is missing)."""
     server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
     try:
         server.upload(study[1])
