@@ -70,7 +70,8 @@ def add_pacs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     connect.add_argument("--local-ae", metavar="TITLE", default="PNEUMODESK", help="this workstation's AE title")
     connect.add_argument("--move-port", type=int, metavar="PORT", help="retrieve by C-MOVE, receiving on PORT "
                          "(registered at the PACS with --local-ae); default: C-GET")
-    connect.add_argument("--ca", metavar="FILE", default="", help="CA certificate (PEM) of the PACS (DICOMweb)")
+    connect.add_argument("--ca", metavar="FILE", default="", help="CA certificate (PEM) of the PACS; for DIMSE it "
+                         "turns DICOM over TLS on")
     connect.add_argument("--auth", choices=["none", "basic", "bearer"], default="none")
     connect.add_argument("--pacs-user", default="", help="user name for basic authentication")
     connect.add_argument("--secret-env", metavar="VAR", help="read the PACS password or token from this variable "
@@ -162,7 +163,7 @@ def _connection(args: argparse.Namespace) -> tuple[PacsConnection, str | None]:
         raise PacsSettingsError("Give --dimse as HOST:PORT and the PACS's AE title with --ae.")
     method = RetrieveMethod.MOVE if args.move_port else RetrieveMethod.GET
     return PacsConnection(args.name, Protocol.DIMSE, dimse=DimseSettings(
-        host, int(port), args.ae, args.local_ae, args.timeout, method, args.move_port or 0)), None
+        host, int(port), args.ae, args.local_ae, args.timeout, method, args.move_port or 0, args.ca)), None
 
 
 def _query(args: argparse.Namespace) -> StudyQuery:

@@ -4,13 +4,16 @@ Invariants: one association per operation, closed (released or aborted) before t
 Study Root at SERIES level; C-GET asks the PACS to send the series back on the same association, proposing storage
 contexts (with the SCP role) for radiographs and for the common non-image and multi-frame kinds, so those can be
 listed as skipped rather than silently refused. C-MOVE instead runs a storage SCP on ``move_port`` for the length
-of the retrieval only (the PACS must know ``local_ae`` at this host and port). A cancel aborts the association after
-the instance in hand: no further instance is handed on. Failures become ``PacsError`` sentences.
+of the retrieval only (the PACS must know ``local_ae`` at this host and port). With ``tls_ca_file`` every association
+runs over TLS, the PACS's certificate verified against that CA and the host name (never switched off). A cancel
+aborts the association after the instance in hand: no further instance is handed on. Failures become ``PacsError``
+sentences.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -188,12 +191,19 @@ class DimsePeer:
         ae = AE(ae_title=s.local_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = s.timeout_s
         ae.connection_timeout = min(s.timeout_s, 10.0)
-        for context in contexts:
-            ae.add_requested_context(context)
+        for abstract_syntax in contexts:
+            ae.add_requested_context(abstract_syntax)
+        tls_args: tuple[ssl.SSLContext, str] | None = None
+        if s.tls_ca_file:
+            tls_args = (ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=s.tls_ca_file), s.host)
         assoc = ae.associate(s.host, s.port, ae_title=s.remote_ae, ext_neg=list(roles) or None,
-                             evt_handlers=[*handlers, (evt.EVT_CONN_OPEN, connected)])
+                             evt_handlers=[*handlers, (evt.EVT_CONN_OPEN, connected)], tls_args=tls_args)
         if assoc.is_established:
             return assoc
+        if s.tls_ca_file and not assoc.is_rejected:
+            raise PacsUnreachable(f"No TLS connection could be made to the PACS {self.where}: it may be down, not "
+                                  "speak TLS on this port, or present a certificate that the configured CA did not "
+                                  "sign for this host name.")
         if not opened:
             raise PacsUnreachable(f"The PACS {self.where} did not answer; it may be down, or the host or port may "
                                   "be wrong.")

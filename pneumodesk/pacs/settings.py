@@ -51,6 +51,7 @@ class DimseSettings:
     timeout_s: float = 30.0
     retrieve: RetrieveMethod = RetrieveMethod.GET
     move_port: int = 0  # C-MOVE only: the port this workstation receives on (registered at the PACS with local_ae)
+    tls_ca_file: str = ""  # set: DICOM over TLS, the PACS's certificate checked against this CA and its host name
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class PacsConnection:
             return self.dicomweb.base_url
         if self.dimse is not None:
             via = f" (C-MOVE to port {self.dimse.move_port})" if self.dimse.retrieve is RetrieveMethod.MOVE else ""
-            return f"{self.dimse.remote_ae}@{self.dimse.host}:{self.dimse.port}{via}"
+            tls = " over TLS" if self.dimse.tls_ca_file else ""
+            return f"{self.dimse.remote_ae}@{self.dimse.host}:{self.dimse.port}{tls}{via}"
         return ""
 
 
@@ -135,6 +137,11 @@ def _valid_dimse(settings: DimseSettings) -> DimseSettings:
     if method is RetrieveMethod.MOVE and not 1 <= int(settings.move_port) <= 65535:
         raise PacsSettingsError("C-MOVE needs the port this workstation receives images on (1 to 65535), as "
                                 "registered at the PACS.")
+    tls_ca_file = settings.tls_ca_file.strip()
+    if tls_ca_file and not Path(tls_ca_file).is_file():
+        raise PacsSettingsError("The CA certificate file for DICOM over TLS does not exist.")
+    if tls_ca_file and method is RetrieveMethod.MOVE:
+        raise PacsSettingsError("With TLS, retrieve by C-GET: PneumoDesk does not receive C-MOVE transfers over TLS.")
     return DimseSettings(host, int(settings.port), _valid_ae(settings.remote_ae, "PACS's"),
                          _valid_ae(settings.local_ae, "workstation's"), float(settings.timeout_s), method,
-                         int(settings.move_port) if method is RetrieveMethod.MOVE else 0)
+                         int(settings.move_port) if method is RetrieveMethod.MOVE else 0, tls_ca_file)

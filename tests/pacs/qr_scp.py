@@ -4,6 +4,7 @@ SERIES level, matching on the keys PneumoDesk sends, ``*`` wildcards) and C-GET 
 from __future__ import annotations
 
 import fnmatch
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -34,8 +35,9 @@ def _matches(wanted: object, have: object) -> bool:
 
 class QueryRetrieveSCP:
     def __init__(self, datasets: list[Dataset], accepted_callers: tuple[str, ...] = (),
-                 seconds_per_instance: float = 0.0) -> None:
-        """``seconds_per_instance``: how long this PACS takes to send each instance (a slow PACS, for cancelling)."""
+                 seconds_per_instance: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
+        """``seconds_per_instance``: how long this PACS takes to send each instance (a slow PACS, for cancelling);
+        ``tls``: serve DICOM over TLS with this server context."""
         self.datasets = datasets
         self.seconds_per_instance = seconds_per_instance
         self.accepted_callers = accepted_callers
@@ -48,7 +50,7 @@ class QueryRetrieveSCP:
         if accepted_callers:
             ae.require_calling_aet = list(accepted_callers)
         self.ae = ae
-        self.server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[
+        self.server = ae.start_server(("127.0.0.1", 0), block=False, ssl_context=tls, evt_handlers=[
             (evt.EVT_C_FIND, self._find), (evt.EVT_C_GET, self._get)])
         self.port = int(self.server.server_address[1])
 

@@ -3,6 +3,7 @@ kinds, cancel mid-retrieve, a PACS that is down, permissions and audit."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pydicom
@@ -10,12 +11,13 @@ import pytest
 
 from pneumodesk.node import PermissionDenied
 from pneumodesk.pacs.cancel import CancelToken
-from pneumodesk.pacs.errors import PacsRefused, PacsUnreachable
+from pneumodesk.pacs.errors import PacsError, PacsRefused, PacsUnreachable
 from pneumodesk.pacs.query import StudyQuery
 
 from .conftest import dimse_connection
 from .instances import PATIENT_ID, PATIENT_NAME
 from .qr_scp import QueryRetrieveSCP
+from .tls_certs import make_ca_and_server, server_context
 
 
 def latest(pacs, action: str):
@@ -101,3 +103,28 @@ def test_an_unregistered_calling_ae_title_is_refused(pacs, owner, study):
             pacs.test(owner, "strict")
     finally:
         strict.stop()
+
+
+def test_dicom_over_tls_checks_the_pacs_certificate(tmp_path, pacs, owner, clinician, study):
+    ca, cert, key = make_ca_and_server(tmp_path / "pki")
+    other_ca, _, _ = make_ca_and_server(tmp_path / "other", "other")
+    secure = QueryRetrieveSCP(study[1], tls=server_context(cert, key))
+    try:
+        trusted = dimse_connection(secure.port, "tls")
+        assert trusted.dimse is not None
+        pacs.connections.save(owner, dataclasses.replace(trusted, dimse=dataclasses.replace(
+            trusted.dimse, tls_ca_file=str(ca))))
+        assert "answered" in pacs.test(owner, "tls")
+        rows = pacs.query(clinician, "tls", StudyQuery(patient_id=PATIENT_ID))
+        assert len(pacs.retrieve(clinician, "tls", rows).files) == 3
+
+        pacs.connections.save(owner, dataclasses.replace(trusted, name="untrusted", dimse=dataclasses.replace(
+            trusted.dimse, tls_ca_file=str(other_ca))))
+        with pytest.raises(PacsUnreachable, match="certificate"):
+            pacs.test(owner, "untrusted")
+        plain = dimse_connection(secure.port, "plain")
+        pacs.connections.save(owner, plain)
+        with pytest.raises(PacsError):
+            pacs.test(owner, "plain")
+    finally:
+        secure.stop()

@@ -121,6 +121,10 @@ class PacsConnectionsPanel(SessionPage):
         dimse_form.addRow("Port", self.port)
         dimse_form.addRow("PACS AE title", self.remote_ae)
         dimse_form.addRow("This workstation's AE title", self.local_ae)
+        self.tls_ca_file = QLineEdit()
+        self.tls_ca_file.setAccessibleName("CA certificate for DICOM over TLS")
+        self.tls_ca_file.setPlaceholderText("optional: DICOM over TLS, the PACS's CA certificate (PEM)")
+        dimse_form.addRow("TLS CA certificate", self.tls_ca_file)
         dimse_form.addRow("Retrieve by", self.retrieve_method)
         dimse_form.addRow("Receive port (C-MOVE)", self.move_port)
         self.stack.addWidget(web)
@@ -192,6 +196,7 @@ class PacsConnectionsPanel(SessionPage):
             self.port.setValue(dimse.port)
             self.remote_ae.setText(dimse.remote_ae)
             self.local_ae.setText(dimse.local_ae)
+            self.tls_ca_file.setText(dimse.tls_ca_file)
             self.retrieve_method.setCurrentIndex(1 if dimse.retrieve is RetrieveMethod.MOVE else 0)
             if dimse.move_port:
                 self.move_port.setValue(dimse.move_port)
@@ -204,7 +209,8 @@ class PacsConnectionsPanel(SessionPage):
         method = RetrieveMethod(self.retrieve_method.currentData())
         return PacsConnection(self.name.text(), protocol, dimse=DimseSettings(
             self.host.text(), self.port.value(), self.remote_ae.text(), self.local_ae.text(), retrieve=method,
-            move_port=self.move_port.value() if method is RetrieveMethod.MOVE else 0))
+            move_port=self.move_port.value() if method is RetrieveMethod.MOVE else 0,
+            tls_ca_file=self.tls_ca_file.text()))
 
     def save(self) -> None:
         if self.session is None:
