@@ -12,7 +12,14 @@ import pytest
 from pneumodesk.pacs.cache import CacheLimits, PacsCache
 from pneumodesk.pacs.errors import PacsSettingsError
 from pneumodesk.pacs.query import StudyQuery
-from pneumodesk.pacs.settings import AuthKind, DicomWebSettings, DimseSettings, PacsConnection, Protocol
+from pneumodesk.pacs.settings import (
+    AuthKind,
+    DicomWebSettings,
+    DimseSettings,
+    PacsConnection,
+    Protocol,
+    RetrieveMethod,
+)
 
 from .instances import PATIENT_ID, StudyIds, cr_instance
 
@@ -25,6 +32,10 @@ from .instances import PATIENT_ID, StudyIds, cr_instance
     (PacsConnection("d", Protocol.DIMSE, dimse=DimseSettings("pacs", 70000, "PACS")), "port"),
     (PacsConnection("d", Protocol.DIMSE, dimse=DimseSettings("pacs", 104, "A" * 17)), "AE title"),
     (PacsConnection(" ", Protocol.DIMSE, dimse=DimseSettings("pacs", 104, "PACS")), "name"),
+    (PacsConnection("m", Protocol.DIMSE, dimse=DimseSettings("pacs", 104, "PACS", retrieve=RetrieveMethod.MOVE)),
+     "receives images on"),
+    (PacsConnection("t", Protocol.DIMSE, dimse=DimseSettings("pacs", 104, "PACS", tls_ca_file="/nonexistent.pem")),
+     "TLS does not exist"),
 ])
 def test_invalid_settings_are_refused_with_the_field_named(connection, message):
     with pytest.raises(PacsSettingsError, match=message):
@@ -63,3 +74,18 @@ def test_cache_names_reveal_nothing_and_pruning_keeps_age_and_size(tmp_path):
     cache.limits = CacheLimits(max_bytes=size + 10, max_age=dt.timedelta(hours=1))
     removed = cache.prune(keep=[paths[1]])
     assert removed == 2 and [p.exists() for p in paths] == [False, True, False]
+
+
+def test_tls_with_c_move_is_refused_in_words(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here", encoding="utf-8")
+    connection = PacsConnection("t", Protocol.DIMSE, dimse=DimseSettings(
+        "pacs", 104, "PACS", retrieve=RetrieveMethod.MOVE, move_port=11112, tls_ca_file=str(ca)))
+    with pytest.raises(PacsSettingsError, match="retrieve by C-GET"):
+        connection.validated()
+
+
+def test_stored_settings_round_trip_with_every_field(tmp_path):
+    connection = PacsConnection("m", Protocol.DIMSE, dimse=DimseSettings(
+        "pacs", 104, "PACS", "WS1", 12.0, RetrieveMethod.MOVE, 11112)).validated()
+    assert PacsConnection.from_json("m", "dimse", connection.settings_json()) == connection
