@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 
 from .cancel import CancelToken
 from .errors import PacsFailure, PacsRefused, PacsUnreachable
-from .peer import InstanceHandler
+from .peer import InstanceHandler, SeriesTransfer
 from .query import RETURN_KEYS, SeriesRow, StudyQuery, merge_rows
 from .quiet_logs import silence_library_logs
 from .settings import AuthKind, DicomWebSettings
@@ -67,16 +67,16 @@ class DicomWebPeer:
             rows.extend(SeriesRow.of(Dataset.from_json(item)) for item in found)
         return merge_rows(rows, query.limit)
 
-    def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> bool:
+    def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> SeriesTransfer:
         instances: Iterator[Dataset] = self._call(
             lambda: self.client.iter_series(series.study_uid, series.series_uid))
         try:
             while not cancel.cancelled:
                 dataset = self._call(lambda: next(instances, None))
                 if dataset is None:
-                    return True
+                    return SeriesTransfer(completed=True)
                 on_instance(dataset, getattr(dataset, "file_meta", None))
-            return False
+            return SeriesTransfer(completed=False)
         finally:
             close = getattr(instances, "close", None)
             if close is not None:

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from .cancel import CancelToken
 from .errors import PacsFailure, PacsRefused, PacsSettingsError, PacsUnreachable
-from .peer import InstanceHandler
+from .peer import InstanceHandler, SeriesTransfer
 from .query import RETURN_KEYS, SeriesRow, StudyQuery, merge_rows
 from .quiet_logs import silence_library_logs
 from .settings import DimseSettings, RetrieveMethod
@@ -100,7 +100,7 @@ class DimsePeer:
             _close(assoc)
         return merge_rows(rows, query.limit)
 
-    def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> bool:
+    def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> SeriesTransfer:
         faults: list[BaseException] = []
 
         def store(event: Event) -> int:
@@ -118,15 +118,15 @@ class DimsePeer:
         identifier.StudyInstanceUID = series.study_uid
         identifier.SeriesInstanceUID = series.series_uid
         if self.settings.retrieve is RetrieveMethod.MOVE:
-            completed = self._move(identifier, store, cancel, faults)
+            transfer = self._move(identifier, store, cancel, faults)
         else:
-            completed = self._get(identifier, store, cancel, faults)
+            transfer = self._get(identifier, store, cancel, faults)
         if faults:
             raise faults[0]
-        return completed and not cancel.cancelled
+        return SeriesTransfer(transfer.completed and not cancel.cancelled, transfer.not_sent)
 
     def _get(self, identifier: Dataset, store: Callable[[Event], int], cancel: CancelToken,
-             faults: list[BaseException]) -> bool:
+             faults: list[BaseException]) -> SeriesTransfer:
         from pynetdicom import build_role, evt
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
 
@@ -137,7 +137,7 @@ class DimsePeer:
                             faults)
 
     def _move(self, identifier: Dataset, store: Callable[[Event], int], cancel: CancelToken,
-              faults: list[BaseException]) -> bool:
+              faults: list[BaseException]) -> SeriesTransfer:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove  # type: ignore[attr-defined]
 
@@ -160,13 +160,15 @@ class DimsePeer:
             server.shutdown()
 
     def _follow(self, assoc: Association, responses: Iterator[tuple[Dataset, Dataset | None]], cancel: CancelToken,
-                faults: list[BaseException]) -> bool:
-        """Read the retrieval's responses; abort at a cancel or a fault (False), else check the final status."""
+                faults: list[BaseException]) -> SeriesTransfer:
+        """Read the retrieval's responses; abort at a cancel or a fault (not completed), else check the final status
+        and count the sub-operations the PACS reported as failed (instances it could not send)."""
+        not_sent = 0
         try:
             for status, _ in responses:
                 if cancel.cancelled or faults:
                     assoc.abort()
-                    return False
+                    return SeriesTransfer(completed=False)
                 if _status(status) is None and self.settings.retrieve is RetrieveMethod.MOVE:
                     raise PacsRefused(
                         f"The PACS {self.where} broke off the C-MOVE: it may not accept this workstation "
@@ -174,9 +176,10 @@ class DimsePeer:
                         f"{self.settings.move_port}; ask the PACS administrator to register it.")
                 if _status(status) not in _PENDING:
                     self._check_final(status, "the retrieval", warnings_ok=True)
+                    not_sent = int(status.get("NumberOfFailedSuboperations") or 0)
         finally:
             _close(assoc)
-        return True
+        return SeriesTransfer(completed=True, not_sent=not_sent)
 
     def _associate(self, contexts: Sequence[str], roles: Sequence[SCP_SCU_RoleSelectionNegotiation] = (),
                    handlers: Sequence[EventHandlerType] = ()) -> Association:

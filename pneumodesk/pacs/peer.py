@@ -4,6 +4,7 @@ instance at a time (so a cancel takes effect between instances)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -15,6 +16,15 @@ from .query import SeriesRow, StudyQuery
 InstanceHandler = Callable[[Dataset, FileMetaDataset | None], None]
 
 
+@dataclass(frozen=True)
+class SeriesTransfer:
+    """How one series' retrieval ended: ``completed`` False when a cancel stopped it; ``not_sent`` counts instances
+    the PACS said it could not send (over DIMSE: of a kind this workstation did not offer to take)."""
+
+    completed: bool
+    not_sent: int = 0
+
+
 class PacsPeer(Protocol):
     def echo(self) -> str:
         """A plain sentence saying the PACS answered; raises ``PacsError`` saying why not."""
@@ -24,6 +34,6 @@ class PacsPeer(Protocol):
         """Series matching ``query`` (one search per modality, merged)."""
         ...
 
-    def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> bool:
-        """Hand every instance of ``series`` to ``on_instance``; False when ``cancel`` stopped it early."""
+    def retrieve(self, series: SeriesRow, on_instance: InstanceHandler, cancel: CancelToken) -> SeriesTransfer:
+        """Hand every instance of ``series`` to ``on_instance``; not completed when ``cancel`` stopped it early."""
         ...

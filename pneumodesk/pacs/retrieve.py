@@ -65,7 +65,13 @@ def retrieve_to_cache(peer: PacsPeer, series: Sequence[SeriesRow], cache: PacsCa
             if progress is not None:
                 progress(outcome.received, max(expected, outcome.received) if expected else 0)
 
-        if not peer.retrieve(row, receive, cancel):
+        transfer = peer.retrieve(row, receive, cancel)
+        if transfer.not_sent:
+            label = row.description or f"{row.modality or 'unknown'} series"
+            outcome.skipped.append(SkippedInstance(
+                f"series {index} ({label}), {transfer.not_sent} instance(s)",
+                "The PACS could not send them: they are of a kind PneumoDesk does not take (not a radiograph)."))
+        if not transfer.completed:
             outcome.cancelled = True
             break
         outcome.series_done += 1

@@ -35,9 +35,11 @@ def _matches(wanted: object, have: object) -> bool:
 
 class QueryRetrieveSCP:
     def __init__(self, datasets: list[Dataset], accepted_callers: tuple[str, ...] = (),
-                 seconds_per_instance: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
+                 seconds_per_instance: float = 0.0, tls: ssl.SSLContext | None = None,
+                 extra_storage_classes: tuple[str, ...] = ()) -> None:
         """``seconds_per_instance``: how long this PACS takes to send each instance (a slow PACS, for cancelling);
-        ``tls``: serve DICOM over TLS with this server context."""
+        ``tls``: serve DICOM over TLS with this server context; ``extra_storage_classes``: kinds it may hold beyond
+        those PneumoDesk offers to take."""
         self.datasets = datasets
         self.seconds_per_instance = seconds_per_instance
         self.accepted_callers = accepted_callers
@@ -45,7 +47,7 @@ class QueryRetrieveSCP:
         ae.add_supported_context(Verification)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
-        for uid in RECEIVED_STORAGE_CLASSES:
+        for uid in (*RECEIVED_STORAGE_CLASSES, *extra_storage_classes):
             ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=True)
         if accepted_callers:
             ae.require_calling_aet = list(accepted_callers)

@@ -3,11 +3,13 @@ kinds, cancel mid-retrieve, a PACS that is down, permissions and audit."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import socket
 
 import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 from pneumodesk.node import PermissionDenied
 from pneumodesk.pacs.cancel import CancelToken
@@ -128,3 +130,19 @@ def test_dicom_over_tls_checks_the_pacs_certificate(tmp_path, pacs, owner, clini
             pacs.test(owner, "plain")
     finally:
         secure.stop()
+
+
+def test_an_instance_of_a_kind_not_offered_is_listed_as_not_sent(pacs, owner, clinician, study):
+    instances = study[1]
+    rt_dose = copy.deepcopy(instances[0])
+    rt_dose.SOPClassUID = rt_dose.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.2"  # RT Dose
+    rt_dose.SOPInstanceUID = rt_dose.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    peer = QueryRetrieveSCP([*instances, rt_dose], extra_storage_classes=("1.2.840.10008.5.1.4.1.1.481.2",))
+    try:
+        pacs.connections.save(owner, dimse_connection(peer.port, "with-dose"))
+        rows = pacs.query(clinician, "with-dose", StudyQuery(patient_id=PATIENT_ID))
+        outcome = pacs.retrieve(clinician, "with-dose", rows)
+        assert len(outcome.files) == 3
+        assert any("1 instance(s)" in item.where and "could not send" in item.reason for item in outcome.skipped)
+    finally:
+        peer.stop()
