@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -116,15 +117,30 @@ class TokenAuthority:
 
     def verify(self, token: str, kind: str) -> Claims:
         """Decode and check signature, algorithm, issuer, audience and lifetime; raise ``Unauthorised`` otherwise."""
+        return self._claims(self._decode(token, [self.audiences[kind]]), kind)
+
+    def verify_any(self, token: str) -> Claims:
+        """``verify`` for a token of either kind, with one signature check instead of one per kind tried: the kind
+        is the one the (verified) token claims, and its audience must be that kind's."""
+        data = self._decode(token, list(self.audiences.values()))
+        kind = data.get("kind")
+        if not isinstance(kind, str) or kind not in self.audiences or data.get("aud") != self.audiences[kind]:
+            raise Unauthorised("The access token is not valid for this coordinator.")
+        return self._claims(data, kind)
+
+    def _decode(self, token: str, audiences: list[str]) -> dict[str, Any]:
         try:
-            data = jwt.decode(
-                token, self._public, algorithms=ALGORITHMS, audience=self.audiences[kind], issuer=self.issuer,
+            return jwt.decode(
+                token, self._public, algorithms=ALGORITHMS, audience=audiences, issuer=self.issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]}, leeway=5,
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorised("The access token has expired; request a new one.") from None
         except jwt.InvalidTokenError:
             raise Unauthorised("The access token is not valid for this coordinator.") from None
+
+    @staticmethod
+    def _claims(data: dict[str, Any], kind: str) -> Claims:
         if data.get("kind") != kind:
             raise Unauthorised("The access token is not valid for this coordinator.")
         if kind == "node" and not isinstance(data.get("node_id"), str):

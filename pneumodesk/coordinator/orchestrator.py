@@ -56,6 +56,9 @@ class RoundOrchestrator:
         self._signatures: dict[str, bytes] = {}
         self._sums = RoundSums()
         self._bases: dict[str, dict[str, np.ndarray]] = {}  # parsed models updates are checked against (≤ 2)
+        # Guards ``_bases`` alone: a norm check never waits for another upload's commit or aggregation under
+        # ``_lock``, and concurrent first uploads of a round load the model once, not once each.
+        self._bases_lock = threading.Lock()
 
     # -- rounds -----------------------------------------------------------------------------------------------
 
@@ -199,11 +202,10 @@ class RoundOrchestrator:
     def _check_bounded(self, views: dict[str, np.ndarray], base_sha256: str, max_norm: float) -> None:
         """Refuse an update with NaN or infinite values, or one farther than ``max_norm`` (L2) from the round's
         model: one node must not be able to take the global model anywhere it likes."""
-        with self._lock:
+        with self._bases_lock:
             base = self._bases.get(base_sha256)
-        if base is None:
-            base = tensor_views(self._blobs.get(base_sha256))
-            with self._lock:
+            if base is None:  # the model versions nodes download are kept verified in memory: no re-read, re-hash
+                base = tensor_views(self._blobs.get(base_sha256, cache=True))
                 self._bases = {base_sha256: base, **dict(list(self._bases.items())[:1])}  # this round's, the last
         norm = update_norm(views, base)
         if not math.isfinite(norm):

@@ -33,7 +33,6 @@ from .auth import TokenAuthority
 from .blobs import BlobStore, Weights
 from .config import CoordinatorConfig, CoordinatorPaths
 from .db import make_engine, make_sessions, upgrade_database
-from .errors import Unauthorised
 from .orchestrator import RoundOrchestrator
 from .secure_rounds import SecureRounds, message_store
 from .services import EnrolmentService, ModelService, OperatorService, PlanService, RoundService, new_enrolment_code
@@ -144,12 +143,13 @@ class CoordinatorService:
     def authenticate_any(self, token: str) -> str:
         """A node id or an operator name (viewer role suffices), for endpoints both may read.
 
-        Each attempt verifies the token fully; nothing is read from a token before its signature is checked.
+        The token is verified fully (one signature check) before its kind decides which account is checked;
+        nothing is read from a token before its signature is checked.
         """
-        try:
-            return self.operators.authenticate(token, "viewer")
-        except Unauthorised:
-            return self.enrolment.authenticate(token)
+        claims = self.tokens.verify_any(token)
+        if claims.kind == "operator":
+            return self.operators.authorise(claims, "viewer")
+        return self.enrolment.authorise(claims)
 
     # -- models -----------------------------------------------------------------------------------------------
 

@@ -95,19 +95,27 @@ def check_compatible(update: bytes | memoryview, reference: bytes | memoryview) 
             )
 
 
+_NORM_BLOCK = 1 << 18  # float64 values per block of update_norm (2 MiB)
+
+
 def update_norm(update: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray]) -> float:
     """L2 norm (float64) of ``update − base`` over the floating-point tensors; NaN or inf when any value is not finite.
 
-    Integer tensors (counters) are left out: they are not learnt. Both hold the same names and shapes."""
+    Integer tensors (counters) are left out: they are not learnt. Both hold the same names and shapes.
+
+    One pass per block, with numpy's own loops: ``np.dot`` would call OpenBLAS, whose worker threads spin against
+    the coordinator's concurrent uploads (measured ×7 slower alone, far worse under load)."""
     squared = 0.0
+    block = np.empty(_NORM_BLOCK, dtype=np.float64)  # reused: no whole-model copy, no allocation per block
     for name, array in update.items():
         if not np.issubdtype(array.dtype, np.floating):
             continue
         flat, reference = array.reshape(-1), np.asarray(base[name]).reshape(-1)
-        for start in range(0, flat.size, 1 << 18):  # float64 blocks: no whole-model copy
-            block = flat[start : start + (1 << 18)].astype(np.float64)
-            block -= reference[start : start + (1 << 18)]
-            squared += float(np.dot(block, block))
+        for start in range(0, flat.size, _NORM_BLOCK):
+            part = block[: min(_NORM_BLOCK, flat.size - start)]
+            np.subtract(flat[start : start + _NORM_BLOCK], reference[start : start + _NORM_BLOCK], out=part,
+                        dtype=np.float64)
+            squared += float(np.einsum("i,i->", part, part))
     return float(np.sqrt(squared))
 
 

@@ -21,7 +21,7 @@ from pneumodesk.federation.messages import ChallengeResponse, EnrolmentCode, Nod
 from pneumodesk.federation.vocabulary import MembershipStatus
 
 from ..audit import SYSTEM, AuditLog
-from ..auth import TokenAuthority, from_b64url, verify_node_signature
+from ..auth import Claims, TokenAuthority, from_b64url, verify_node_signature
 from ..config import CoordinatorConfig
 from ..db import Challenge, Node, utcnow
 from ..db import EnrolmentCode as CodeRow
@@ -138,7 +138,10 @@ class EnrolmentService:
 
     def authenticate(self, token: str) -> str:
         """The node id, if the token is valid and the node is approved right now (revocation applies at once)."""
-        claims = self._tokens.verify(token, "node")
+        return self.authorise(self._tokens.verify(token, "node"))
+
+    def authorise(self, claims: Claims) -> str:
+        """``authenticate`` for claims already verified as a node token's."""
         node_id = claims.node_id
         if node_id is None:  # TokenAuthority.verify refuses node tokens without one; kept for the type
             raise Unauthorised("This token names no node.")

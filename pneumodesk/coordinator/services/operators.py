@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pneumodesk.federation.messages import TokenResponse
 
 from ..audit import SYSTEM, AuditLog
-from ..auth import ROLES, TokenAuthority, hash_password, verify_password
+from ..auth import ROLES, Claims, TokenAuthority, hash_password, verify_password
 from ..config import CoordinatorConfig
 from ..db import Operator, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorised
@@ -68,7 +68,10 @@ class OperatorService:
 
     def authenticate(self, token: str, need: str = "viewer") -> str:
         """The operator's user name, if the token is valid and the account (still) has the role ``need``."""
-        claims = self._tokens.verify(token, "operator")
+        return self.authorise(self._tokens.verify(token, "operator"), need)
+
+    def authorise(self, claims: Claims, need: str = "viewer") -> str:
+        """``authenticate`` for claims already verified as an operator token's."""
         username = claims.subject.removeprefix("operator:")
         with self._sessions() as session:
             operator = _operator(session, username)
