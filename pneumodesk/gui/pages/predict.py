@@ -39,6 +39,7 @@ from ..widgets.worklist_model import Column, FilterMode, Status, WorklistFilter,
 from ..workers.heatmap_loader import HeatmapLoader
 from ..workers.prediction import BatchWorker
 from ..workers.threads import start_in_thread
+from ..worklist_report import report_lines, write_worklist_pdf
 from .base import SessionPage
 
 if TYPE_CHECKING:
@@ -481,6 +482,18 @@ class PredictPage(SessionPage):
     def export_csv(self, path: Path) -> Path:
         items = self.visible_items()
         return self._export("worklist_csv", len(items), lambda: write_worklist_csv(items, path))
+
+    def export_worklist_pdf(self, path: Path) -> Path:
+        """Every image as shown (sort order and filter), one line each with a thumbnail. Raises ``ValueError``
+        (plain message) when the worklist is empty."""
+        items = self.visible_items()
+        if not items:
+            raise ValueError("The worklist is empty: open X-rays first, then export the worklist report.")
+        model = (f"{self.batch_predictor.card.name} {self.batch_predictor.model_version}" if self.batch_predictor
+                 else "none loaded")
+        threshold = self.batch_predictor.operating_point.threshold if self.batch_predictor else None
+        return self._export("worklist_pdf", len(items),
+                            lambda: write_worklist_pdf(report_lines(items), path, model, threshold))
 
     def export_pdf(self, path: Path) -> Path:
         """Report on the image in the viewer. Raises ``ValueError`` (plain message) when none is ready."""
