@@ -52,8 +52,11 @@ def current_colours() -> Colours:
 class Chart(QWidget):
     """Subclasses draw in ``draw(plot)`` from their own figures and return the matching ``ChartValues``."""
 
-    def __init__(self, title: str, x_label: str = "", y_label: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, x_label: str = "", y_label: str = "", parent: QWidget | None = None, *,
+                 y_units: str = "") -> None:
+        """``y_units`` (e.g. "B"): the y axis then scales with SI prefixes (kB, MB)."""
         super().__init__(parent)
+        self.y_units = y_units
         self.title = title
         self.values = ChartValues(())
         self.setAccessibleName(title)
@@ -139,7 +142,7 @@ class Chart(QWidget):
             axis.setPen(pg.mkPen(c.border))
             axis.setTextPen(pg.mkPen(c.text))
         item.setLabel("bottom", self.x_label, color=c.muted)
-        item.setLabel("left", self.y_label, color=c.muted)
+        item.setLabel("left", self.y_label, units=self.y_units or None, color=c.muted)
         item.showGrid(x=True, y=True, alpha=0.15)
 
     def changeEvent(self, event: QEvent) -> None:

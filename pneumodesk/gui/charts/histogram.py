@@ -56,7 +56,8 @@ class HistogramChart(Chart):
         colours = self.colours()
         lows = [h.edges[i] for i in range(h.bins)]
         highs = [h.edges[i + 1] for i in range(h.bins)]
-        brushes = [colours.highlight if i == self.selected_bin else PALETTE[0] for i in range(h.bins)]
+        unselected = PALETTE[0] if self.selected_bin < 0 else colours.border  # the chosen bin stands out
+        brushes = [PALETTE[0] if i == self.selected_bin else unselected for i in range(h.bins)]
         plot.addItem(pg.BarGraphItem(x0=lows, x1=highs, height=list(h.counts), brushes=brushes,
                                      pen=pg.mkPen(colours.base)))
         plot.getPlotItem().setXRange(0, 1, padding=0.01)

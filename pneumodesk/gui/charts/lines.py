@@ -34,8 +34,12 @@ class ReferenceLine:
 
 class LineChart(Chart):
     def __init__(self, title: str, x_label: str, y_label: str, *, time_axis: bool = False, digits: int = 3,
+                 whole_x: bool = False, y_range: tuple[float, float] | None = None,
                  parent: QWidget | None = None) -> None:
+        """``whole_x``: ticks only at the points' x (rounds); ``y_range``: fixed (ROC AUC: 0.5–1), else automatic."""
         self.time_axis = time_axis
+        self.whole_x = whole_x
+        self.y_range = y_range
         self.digits = digits
         self.series: list[LineSeries] = []
         self.references: list[ReferenceLine] = []
@@ -71,19 +75,31 @@ class LineChart(Chart):
         for ref in self.references:
             pen = self.muted_pen() if ref.colour_of is None else self.pen(ref.colour_of, 1.5, dashed=True)
             line = pg.InfiniteLine(pos=ref.y, angle=0, pen=pen, label=ref.name,
-                                   labelOpts={"position": 0.05, "color": self.colours().muted})
+                                   labelOpts={"position": 0.01, "anchors": [(0, 1), (0, 1)],
+                                              "color": self.colours().muted})
             plot.addItem(line)
             rows.append((ref.name, "", figure(ref.y, self.digits)))
+        item = plot.getPlotItem()
+        if self.whole_x:
+            xs = sorted({x for s in self.series for x in s.x})
+            item.getAxis("bottom").setTicks([[(x, f"{x:g}") for x in xs]] if xs else None)
+        if self.y_range is not None:
+            low = min([self.y_range[0], *(y for s in self.series for y in s.y)])
+            item.setYRange(low, self.y_range[1], padding=0.05)
+        elif self.references:  # room above the highest line for its label
+            top = max([r.y for r in self.references] + [y for s in self.series for y in s.y])
+            item.setYRange(0, top * 1.15, padding=0)
         return ChartValues(("Series", self.x_label, self.y_label), tuple(rows))
 
 
 class BarChart(Chart):
     """One bar per label (e.g. bytes sent per round)."""
 
-    def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, x_label: str, y_label: str, *, y_units: str = "",
+                 parent: QWidget | None = None) -> None:
         self.labels: list[str] = []
         self.heights: list[float] = []
-        super().__init__(title, x_label, y_label, parent)
+        super().__init__(title, x_label, y_label, parent, y_units=y_units)
 
     def set_bars(self, labels: Sequence[str], heights: Sequence[float]) -> None:
         self.labels, self.heights = list(labels), [float(h) for h in heights]

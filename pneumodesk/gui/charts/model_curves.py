@@ -19,14 +19,16 @@ class _CurvesChart(Chart):
     def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None) -> None:
         super().__init__(title, x_label, y_label, parent)
         self.curves: list[tuple[str, ModelCurves]] = []
-        item = self.plot.getPlotItem()
-        item.setXRange(0, 1, padding=0.02)
-        item.setYRange(0, 1, padding=0.02)
-        self.plot.setAspectLocked(True)
 
     def set_curves(self, curves: LabelledCurves) -> None:
         self.curves = list(curves)
         self.redraw()
+
+    def redraw(self) -> None:
+        super().redraw()
+        item = self.plot.getPlotItem()  # both axes are rates: always the unit square
+        item.disableAutoRange()
+        item.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.03)
 
     def _diagonal(self, plot: pg.PlotWidget) -> None:
         plot.plot([0, 1], [0, 1], pen=self.muted_pen())

@@ -128,7 +128,7 @@ class ModelsPage(SessionPage):
         figures_row.addWidget(self.figures, 2)
         self.curves = ModelCurvesPanel()  # the same validation predictions, as pictures
         figures_row.addWidget(self.curves, 5)
-        outer.addLayout(figures_row, 3)
+        outer.addLayout(figures_row, 5)
         self.message = message_label("Models message")
         outer.addWidget(self.message)
         self._show_selected()

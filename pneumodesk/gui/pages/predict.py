@@ -158,6 +158,7 @@ class PredictPage(SessionPage):
         worklist.addWidget(self.histogram)
         worklist.setStretchFactor(0, 3)
         worklist.setStretchFactor(1, 1)
+        worklist.setSizes([560, 220])
         self.splitter = QSplitter()
         self.splitter.addWidget(worklist)
         self.splitter.addWidget(self.viewer)

@@ -20,8 +20,9 @@ class RoundChartsPanel(QWidget):
         self.history = RoundHistory((), (), ())
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.auc = LineChart("Global model's ROC AUC on this hospital's validation images", "round", "ROC AUC")
-        self.sent = BarChart("Bytes sent per round", "round (coordinator's id)", "bytes sent")
+        self.auc = LineChart("Global model's ROC AUC on this hospital's validation images", "round", "ROC AUC",
+                             whole_x=True, y_range=(0.5, 1.0))
+        self.sent = BarChart("Bytes sent per round", "round (coordinator's id)", "sent", y_units="B")
         layout.addWidget(self.auc, 1)
         layout.addWidget(self.sent, 1)
 
