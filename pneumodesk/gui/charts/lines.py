@@ -60,7 +60,7 @@ class LineChart(Chart):
     def draw(self, plot: pg.PlotWidget) -> ChartValues:
         rows: list[tuple[str, ...]] = []
         if self.series or self.references:
-            self.add_legend()
+            self.add_legend((-10, -10))  # bottom right: reference lines (caps) run along the top
         for index, s in enumerate(self.series):
             colour = PALETTE[index % len(PALETTE)]
             if s.step and s.x:
