@@ -1,16 +1,17 @@
 """``Chart``: a titled pyqtgraph plot with its values as a table beside it (the text alternative), restyled when the
 app's theme changes.
 
-Invariant: what a chart draws and what its table lists come from the same ``ChartValues``, set in one call
-(``show_values``); tests read ``values`` — the data behind the picture — never pixels.
+Invariants: what a chart draws and what its table lists come from the same ``ChartValues``, set in one call
+(``show_values``); tests read ``values`` — the data behind the picture — never pixels. The plot (and pyqtgraph,
+about half a second to import) is built on the first ``redraw``, never at start-up: pages draw when they get data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -26,6 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..theme import Colours, colours
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 #: Line colours, in order, readable on both themes (current model first, candidate second).
 PALETTE = ("#4f9de0", "#f2a33a", "#9b7fe6", "#5cc28f", "#e8657a")
@@ -74,22 +78,43 @@ class Chart(QWidget):
         header.addWidget(self.table_button)
         layout.addLayout(header)
         self.stack = QStackedWidget()
-        self.plot = pg.PlotWidget()
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.setMinimumHeight(160)
-        self.plot.setAccessibleName(title)
+        self._plot: pg.PlotWidget | None = None
+        self.placeholder = QWidget()  # where the plot goes once there is something to draw
+        self.placeholder.setMinimumHeight(160)
         self.x_label, self.y_label = x_label, y_label
         self.table = QTableWidget(0, 0)
         self.table.setAccessibleName(f"{title}: values")
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.stack.addWidget(self.plot)
+        self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.table)
         layout.addWidget(self.stack, 1)
-        self._style()
+
+    @property
+    def plot(self) -> pg.PlotWidget:
+        """The pyqtgraph plot, built (and pyqtgraph imported) on first use."""
+        if self._plot is None:
+            import pyqtgraph as pg
+
+            plot = pg.PlotWidget()
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.hideButtons()
+            plot.setMinimumHeight(self.placeholder.minimumHeight())
+            plot.setAccessibleName(self.title)
+            self.stack.insertWidget(0, plot)
+            self.stack.removeWidget(self.placeholder)
+            self.placeholder.deleteLater()
+            self._plot = plot
+            if not self.table_button.isChecked():
+                self.stack.setCurrentWidget(plot)
+            self.plot_built(plot)
+            self._style()
+        return self._plot
+
+    def plot_built(self, plot: pg.PlotWidget) -> None:
+        """What a chart sets up on its plot once it exists (axes, click handlers); nothing by default."""
 
     # --- drawing ---
     def redraw(self) -> None:
@@ -116,27 +141,31 @@ class Chart(QWidget):
         self.setAccessibleDescription(values.as_text())
 
     def _show_table(self, on: bool) -> None:
-        self.stack.setCurrentWidget(self.table if on else self.plot)
+        self.stack.setCurrentIndex(1 if on else 0)
 
     # --- theme ---
     def colours(self) -> Colours:
         return current_colours()
 
     def pen(self, index: int, width: float = 2.0, dashed: bool = False) -> object:
-        from PySide6.QtCore import Qt
+        import pyqtgraph as pg
 
         style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
         return pg.mkPen(PALETTE[index % len(PALETTE)], width=width, style=style)
 
     def muted_pen(self, dashed: bool = True) -> object:
-        from PySide6.QtCore import Qt
+        import pyqtgraph as pg
 
         return pg.mkPen(self.colours().muted, width=1, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
 
     def _style(self) -> None:
+        if self._plot is None:
+            return
+        import pyqtgraph as pg
+
         c = self.colours()
-        self.plot.setBackground(c.base)
-        item = self.plot.getPlotItem()
+        self._plot.setBackground(c.base)
+        item = self._plot.getPlotItem()
         for name in ("left", "bottom"):
             axis = item.getAxis(name)
             axis.setPen(pg.mkPen(c.border))
@@ -147,7 +176,7 @@ class Chart(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:  # apply_theme sets a new application palette
+        if event.type() == QEvent.Type.PaletteChange and self._plot is not None:  # apply_theme: a new palette
             self._style()
             self.redraw()
 

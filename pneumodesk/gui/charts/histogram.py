@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import pyqtgraph as pg
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import QWidget
 
 from pneumodesk.inference.histogram import ProbabilityHistogram, probability_histogram
 
 from .base import PALETTE, Chart, ChartValues
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 
 class HistogramChart(Chart):
@@ -21,8 +25,10 @@ class HistogramChart(Chart):
         self.histogram = probability_histogram((), None)
         self.selected_bin = -1
         super().__init__("Probabilities in the worklist", "probability of pneumonia", "images", parent)
-        self.plot.setMinimumHeight(120)
-        self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self.placeholder.setMinimumHeight(120)
+
+    def plot_built(self, plot: pg.PlotWidget) -> None:
+        plot.scene().sigMouseClicked.connect(self._clicked)
 
     def set_histogram(self, histogram: ProbabilityHistogram) -> None:
         self.histogram = histogram
@@ -52,6 +58,8 @@ class HistogramChart(Chart):
         self.select_bin(-1 if index == self.selected_bin else index)
 
     def draw(self, plot: pg.PlotWidget) -> ChartValues:
+        import pyqtgraph as pg
+
         h = self.histogram
         colours = self.colours()
         lows = [h.edges[i] for i in range(h.bins)]

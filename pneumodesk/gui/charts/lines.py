@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from .base import PALETTE, Chart, ChartValues, figure
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,12 @@ class LineChart(Chart):
         self.series: list[LineSeries] = []
         self.references: list[ReferenceLine] = []
         super().__init__(title, x_label, y_label, parent)
-        if time_axis:
-            self.plot.getPlotItem().setAxisItems({"bottom": pg.DateAxisItem()})
-            self._style()
+
+    def plot_built(self, plot: pg.PlotWidget) -> None:
+        if self.time_axis:
+            import pyqtgraph as pg
+
+            plot.getPlotItem().setAxisItems({"bottom": pg.DateAxisItem()})
 
     def set_series(self, series: Sequence[LineSeries], references: Sequence[ReferenceLine] = ()) -> None:
         self.series, self.references = list(series), list(references)
@@ -58,6 +64,8 @@ class LineChart(Chart):
         return f"{x:g}"
 
     def draw(self, plot: pg.PlotWidget) -> ChartValues:
+        import pyqtgraph as pg
+
         rows: list[tuple[str, ...]] = []
         if self.series or self.references:
             self.add_legend((-10, -10))  # bottom right: reference lines (caps) run along the top
@@ -106,6 +114,8 @@ class BarChart(Chart):
         self.redraw()
 
     def draw(self, plot: pg.PlotWidget) -> ChartValues:
+        import pyqtgraph as pg
+
         if self.heights:
             xs = list(range(len(self.heights)))
             plot.addItem(pg.BarGraphItem(x=xs, height=self.heights, width=0.7, brush=PALETTE[0]))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from pneumodesk.model.curves import ModelCurves
 
 from .base import PALETTE, Chart, ChartValues, figure
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 #: (label, curves): "Current model", "Candidate", …; drawn in ``PALETTE`` order.
 LabelledCurves = Sequence[tuple[str, ModelCurves]]

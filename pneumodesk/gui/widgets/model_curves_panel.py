@@ -48,10 +48,12 @@ class ModelCurvesPanel(QWidget):
 
     def show_figures(self, labelled: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[tuple[str, ModelCurves]]:
         """Draw the curves of each (label, figures) that has them, in order; returns what was drawn."""
+        before = self.shown
         self.shown = [(label, curves) for label, figures in labelled if (curves := curves_of(figures)) is not None]
         missing = [label for label, figures in labelled if curves_of(figures) is None]
-        self.roc.set_curves(self.shown)
-        self.reliability.set_curves(self.shown)
+        if self.shown or before:  # an empty panel stays undrawn (no plot is built for nothing)
+            self.roc.set_curves(self.shown)
+            self.reliability.set_curves(self.shown)
         self.confusion.set_counts([(label, curves.confusion) for label, curves in self.shown])
         self.note.setText(f"No curves were recorded for: {', '.join(missing)} (models checked before curves were "
                           "kept have figures only)." if missing else "")
