@@ -67,3 +67,21 @@ def test_histogram_bins_include_their_low_edge_and_the_last_includes_one() -> No
 
     assert histogram.counts == (1, 1, 0, 0, 0, 1, 0, 0, 0, 2)
     assert histogram.bin_of(0.1) == 1 and histogram.bin_range(9) == (0.9, 1.0)
+
+
+def test_a_new_model_card_records_its_validation_curves_at_its_operating_points() -> None:
+    from pneumodesk.training.model_card import calibrate_and_describe
+    from pneumodesk.training.trainer import TrainingRecipe
+
+    rng = np.random.default_rng(3)
+    labels = np.array([0, 1] * 40)
+    logits = labels * 2.0 - 1.0 + rng.normal(0, 1.2, labels.size)
+
+    card = calibrate_and_describe(TrainingRecipe(architecture="pneumonet-tiny", input_size=32), labels, logits,
+                                  name="t", version="1", validation={}, training={})
+
+    curves = ModelCurves.from_json_dict(card.validation["curves"])
+    assert curves.roc.auc == pytest.approx(card.validation["roc_auc"], abs=1e-4)
+    assert {m.name for m in curves.marks} == set(card.operating_points)
+    assert curves.confusion.threshold == card.operating_points["balanced"].threshold
+    assert sum(b.count for b in curves.reliability) == labels.size
