@@ -107,3 +107,23 @@ def test_clicking_a_bar_selects_its_bin_and_clicking_again_clears_it(qtbot) -> N
     with qtbot.waitSignal(chart.bin_selected) as cleared:
         qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
     assert cleared.args == [-1]
+
+
+def test_a_chart_follows_the_theme(qtbot) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from pneumodesk.gui.theme import apply_theme, colours
+
+    app = QApplication.instance()
+    previous = app.property("pneumodesk_theme") or "dark"
+    chart = RocChart()
+    qtbot.addWidget(chart)
+    chart.set_curves([("Current model", CURRENT)])
+    try:
+        apply_theme(app, "light")
+        qtbot.waitUntil(lambda: chart.plot.backgroundBrush().color().name() == colours("light").base)
+        apply_theme(app, "dark")
+        qtbot.waitUntil(lambda: chart.plot.backgroundBrush().color().name() == colours("dark").base)
+        assert chart.values.rows[0] == ("Current model", "ROC AUC", "0.938", "", "")  # redrawn, same figures
+    finally:
+        apply_theme(app, str(previous))

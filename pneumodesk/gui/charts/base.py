@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -177,8 +177,11 @@ class Chart(QWidget):
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange and self._plot is not None:  # apply_theme: a new palette
-            self._style()
-            self.redraw()
+            QTimer.singleShot(0, self._restyle)  # once apply_theme has also recorded the theme's name
+
+    def _restyle(self) -> None:
+        self._style()
+        self.redraw()
 
     def add_legend(self, offset: tuple[int, int] = (-10, 10)) -> None:
         """A legend in a corner: (-x, y) top right, (-x, -y) bottom right."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from pneumodesk.model.curves import ConfusionCounts
@@ -23,11 +23,13 @@ class ConfusionMatrixView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("<b>Confusion matrix at the operating point</b>"))
+        self.counts: list[tuple[str, ConfusionCounts]] = []
         self.grids = QHBoxLayout()
         layout.addLayout(self.grids)
         layout.addStretch(1)
 
     def set_counts(self, counts: Sequence[tuple[str, ConfusionCounts]]) -> None:
+        self.counts = list(counts)
         while self.grids.count():
             taken = self.grids.takeAt(0)
             old = taken.widget() if taken is not None else None
@@ -42,6 +44,11 @@ class ConfusionMatrixView(QWidget):
         self.values = ChartValues(("Model", "Threshold", "Pneumonia flagged", "Pneumonia missed", "Normal flagged",
                                    "Normal cleared", "Sensitivity", "Specificity"), tuple(rows))
         self.setAccessibleDescription(self.values.as_text())
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self.counts:  # the theme changed: shade again
+            QTimer.singleShot(0, lambda: self.set_counts(self.counts))
 
     def _grid(self, label: str, c: ConfusionCounts) -> QWidget:
         colours = current_colours()
