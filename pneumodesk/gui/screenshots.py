@@ -214,6 +214,9 @@ def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
     written.append(_save(card, out / "model-card-curves.png"))
     card.close()
     window.show_page("Federation")
+    charts = window.federation_page.round_charts
+    if charts.calls.busy:
+        wait_for(charts.calls.busy_changed)
     written.append(_save(window, out / "federation.png"))
     return written
 

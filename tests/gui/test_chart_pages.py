@@ -93,6 +93,7 @@ def test_federation_charts_show_auc_per_round_and_bytes_sent_per_round(qtbot, ow
     page.refresh()
 
     charts = page.round_charts
+    qtbot.waitUntil(lambda: charts.sent.values.rows != () and not charts.calls.busy)
     assert charts.auc.values.rows == ((f"plan {PLAN_SHA[:12]}", "1", "0.640"), (f"plan {PLAN_SHA[:12]}", "2", "0.710"))
     assert charts.sent.values.rows == (("7", "41,000"), ("9", "42,000"))
 

@@ -396,6 +396,7 @@ class FederationPage(SessionPage):
     def shutdown(self) -> None:
         self.poll.stop()
         self.participation.shutdown()
+        self.round_charts.shutdown()
         self.calls.shutdown()
         for dialog in list(self.dialogs):
             dialog.calls.shutdown()
