@@ -127,3 +127,19 @@ def test_a_chart_follows_the_theme(qtbot) -> None:
         assert chart.values.rows[0] == ("Current model", "ROC AUC", "0.938", "", "")  # redrawn, same figures
     finally:
         apply_theme(app, str(previous))
+
+
+def test_a_bin_can_be_chosen_from_the_keyboard_in_the_values_table(qtbot) -> None:
+    chart = HistogramChart()
+    qtbot.addWidget(chart)
+    chart.set_histogram(probability_histogram([0.05, 0.72, 0.75], threshold=0.5))
+    chart.table_button.click()
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.table.setFocus()
+    chart.table.setCurrentCell(7, 0)
+
+    with qtbot.waitSignal(chart.bin_selected) as picked:
+        qtbot.keyClick(chart.table, Qt.Key.Key_Return)
+
+    assert picked.args == [7]

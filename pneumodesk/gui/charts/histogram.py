@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 class HistogramChart(Chart):
     """Emits ``bin_selected(index)`` when a bar is clicked (clicking it again, or outside the bars, emits -1: no
-    bin). The chosen bin is drawn in the highlight colour."""
+    bin), or — from the keyboard — when a bin's row of the Values table is activated (Enter). The chosen bin is drawn
+    in the bars' colour, the others muted."""
 
     bin_selected = Signal(int)
 
@@ -26,6 +27,11 @@ class HistogramChart(Chart):
         self.selected_bin = -1
         super().__init__("Probabilities in the worklist", "probability of pneumonia", "images", parent)
         self.placeholder.setMinimumHeight(120)
+        self.table.cellActivated.connect(self._row_activated)
+
+    def _row_activated(self, row: int, _column: int) -> None:
+        if row < self.histogram.bins:
+            self.select_bin(-1 if row == self.selected_bin else row)
 
     def plot_built(self, plot: pg.PlotWidget) -> None:
         plot.scene().sigMouseClicked.connect(self._clicked)
