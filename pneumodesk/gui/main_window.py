@@ -69,6 +69,7 @@ ACTION_PERMISSIONS: dict[str, Permission] = {
     "open_folder": Permission.PREDICT,
     "export_pdf": Permission.EXPORT_REPORTS,
     "export_csv": Permission.EXPORT_REPORTS,
+    "export_worklist_pdf": Permission.EXPORT_REPORTS,
     "agree": Permission.REVIEW,
     "disagree": Permission.REVIEW,
     "clear_verdict": Permission.REVIEW,
@@ -254,6 +255,7 @@ class MainWindow(QMainWindow):
             "cancel_batch": page.cancel_batch,
             "export_pdf": self.export_pdf_dialog,
             "export_csv": self.export_csv_dialog,
+            "export_worklist_pdf": self.export_worklist_pdf_dialog,
             "next_image": lambda: page.step(+1),
             "previous_image": lambda: page.step(-1),
             "agree": lambda: page.set_verdict(AGREE),
@@ -441,6 +443,11 @@ class MainWindow(QMainWindow):
         path = self._save_path("Export worklist", "worklist", "csv", "CSV table (*.csv)")
         if path is not None:
             self._export(lambda: self.predict_page.export_csv(path))
+
+    def export_worklist_pdf_dialog(self) -> None:
+        path = self._save_path("Export worklist report", "worklist", "pdf", "PDF report (*.pdf)")
+        if path is not None:
+            self._export(lambda: self.predict_page.export_worklist_pdf(path))
 
     def _export(self, action: Callable[[], Path]) -> None:
         try:

@@ -97,7 +97,7 @@ def _demo_owner_session(home: Path) -> UserSession:
         node.close()
 
 
-def _demo_dataset(folder: Path, per_class: int = 60) -> Path:
+def _demo_dataset(folder: Path, per_class: int = 100) -> Path:
     """NORMAL/ and PNEUMONIA/ folders of real X-rays from the shipped 28-px demo data (validation split, enlarged to
     64 px), named by their anonymous patient number, plus one file that is not an image (for the "could not be read"
     list)."""
@@ -156,19 +156,63 @@ def _pacs_screenshot(window: MainWindow, out: Path) -> Path:
     return _save(window, out / "pacs-query.png")
 
 
+DEMO_ROUNDS = ((1, 0.25, 1.1), (2, 0.12, 0.8), (3, 0.04, 0.7))  # (round, weight noise, ε spent)
+
+
+def _demo_federation_history(window: MainWindow, dataset_id: int, plan: TrainingPlan, home: Path) -> None:
+    """Three rounds of the demo plan, as the node store would hold them after real ones: a candidate per round
+    checked on the demo dataset's validation split beside the model in use (real evaluations of the model in use,
+    its weights more or less perturbed to stand for the global models), the requests sent for each round, and the
+    privacy ledger's entries, backdated over the past days (rows are appended, as the ledger does)."""
+    import datetime as dt
+
+    import torch
+
+    from pneumodesk.model import load_bundle
+    from pneumodesk.node.models import LedgerRow
+    from pneumodesk.training.acceptance import candidate_bundle, evaluate_bundle_locally
+
+    node = window.node
+    active = load_bundle(node.models.active_bundle_dir())
+    validation = node.datasets.files(dataset_id, "validation")
+    baseline = evaluate_bundle_locally(active, validation)
+    generator = torch.Generator().manual_seed(0)
+    now = dt.datetime.now(dt.UTC)
+    weights_bytes = sum(t.numel() * t.element_size() for t in active.state_dict.values())
+    for round_number, noise, epsilon in DEMO_ROUNDS:
+        state = {name: (t + noise * t.std() * torch.randn(t.shape, generator=generator)
+                        if t.is_floating_point() and t.numel() > 1 else t.clone())
+                 for name, t in active.state_dict.items()}
+        folder, metrics = candidate_bundle(state, active, validation, home / f"demo-candidate-{round_number}",
+                                           version=f"federated-v{round_number}",
+                                           training={"plan_sha256": plan.sha256, "round": round_number})
+        node.models.add_candidate(folder, f"federation plan {plan.sha256[:12]}", plan.sha256, round_number,
+                                  round_number, metrics, baseline)
+        round_id = 40 + round_number
+        for endpoint, sent in ((f"/api/v1/rounds/{round_id}/secagg/keys", 2_400),
+                               (f"/api/v1/rounds/{round_id}/update", weights_bytes + 900)):
+            node.egress.record("PUT", endpoint, sent, 300, 200, "upload")
+        with node.store.session() as session:
+            session.add(LedgerRow(time=now - dt.timedelta(days=2 * (len(DEMO_ROUNDS) - round_number) + 1),
+                                  dataset_id=dataset_id, plan_sha256=plan.sha256, round_number=round_number,
+                                  epsilon=epsilon, delta=1e-5, noise_multiplier=1.1, sample_rate=0.1, steps=40))
+
+
 def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
-    """Datasets (a registered demo dataset), a plan under review, Training, Models and Federation."""
+    """Datasets (a registered demo dataset), a plan under review, Training, Models (with the curves of a candidate
+    and the model in use), its candidate's model card and Federation."""
     written: list[Path] = []
     session = window.session
     if session is None:
         raise ScreenshotError("The demo Owner is not signed in.")
-    window.node.datasets.register(session, "Demo X-rays (paediatric)", _demo_dataset(home / "demo-data"))
+    dataset = window.node.datasets.register(session, "Demo X-rays (paediatric)", _demo_dataset(home / "demo-data"))
     window.show_page("Datasets")
     window.datasets_page.refresh()
     window.datasets_page.unreadable.expandAll()
     written.append(_save(window, out / "datasets.png"))
     window.show_page("Training")
-    dialog = window.approvals_page.review_plan(_demo_plan(window), "https://coordinator.example.org:8443")
+    plan = _demo_plan(window)
+    dialog = window.approvals_page.review_plan(plan, "https://coordinator.example.org:8443")
     if dialog is not None:
         if dialog.cost_pending:
             wait_for(dialog.reviewed)
@@ -176,19 +220,37 @@ def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
         written.append(_save(dialog, out / "plan-review.png"))
         dialog.approve()
         dialog.close()
+    _demo_federation_history(window, dataset.id, plan, home)
+    window.approvals_page.refresh()
     written.append(_save(window, out / "training.png"))
     window.show_page("Models")
-    if window.models_page.calls.busy:
-        wait_for(window.models_page.calls.busy_changed)
+    models = window.models_page
+    models.refresh()
+    if models.calls.busy:
+        wait_for(models.calls.busy_changed)
+    newest = models.models[0]
+    models.select(newest.id)
     written.append(_save(window, out / "models.png"))
+    from pneumodesk.model import load_bundle
+
+    from .dialogs.help import ModelCardDialog
+
+    card = ModelCardDialog(load_bundle(newest.bundle_dir).card, window)
+    card.show()
+    written.append(_save(card, out / "model-card-curves.png"))
+    card.close()
     window.show_page("Federation")
+    charts = window.federation_page.round_charts
+    if charts.calls.busy:
+        wait_for(charts.calls.busy_changed)
     written.append(_save(window, out / "federation.png"))
     return written
 
 
 def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
-    """Write worklist, viewer (heat map), model card, PACS query, settings, shortcuts, accounts, audit, datasets,
-    plan review, training, models, federation and sign-in PNGs."""
+    """Write worklist, worklist filtered by a histogram bin, viewer (heat map), model card, PACS query, settings,
+    shortcuts, accounts, audit, datasets, plan review, training, models, a candidate's model card with its curves,
+    federation and sign-in PNGs."""
     previous = qInstallMessageHandler(_quiet_offscreen)
     try:
         return _take_screenshots(out, model)
@@ -227,9 +289,17 @@ def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
         if page.shown is None:
             wait_for(page.image_shown)
         page.set_verdict(AGREE)
+        page.update_histogram()
         written.append(_save(window, out / "worklist.png"))
         page.viewer.overlay.setChecked(True)
         written.append(_save(window, out / "viewer-heatmap.png"))
+        counts = page.histogram.histogram.counts
+        page.histogram.select_bin(max(range(len(counts)), key=counts.__getitem__))  # the worklist shows that bin
+        page.select_proxy_row(0)
+        if page.shown is None or page.shown[0] != page.current_row():
+            wait_for(page.image_shown)
+        written.append(_save(window, out / "worklist-histogram-filter.png"))
+        page.histogram.select_bin(-1)
         card = window.show_model_card()
         if card is not None:
             card.resize(820, 760)

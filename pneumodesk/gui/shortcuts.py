@@ -22,6 +22,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("cancel_batch", "Cancel the running batch", ("Esc",), "Files"),
     Command("export_pdf", "Export report of this image (PDF)…", ("Ctrl+P",), "Files"),
     Command("export_csv", "Export worklist (CSV)…", ("Ctrl+E",), "Files"),
+    Command("export_worklist_pdf", "Export worklist report with thumbnails (PDF)…", ("Ctrl+Shift+P",), "Files"),
     Command("quit", "Quit", ("Ctrl+Q",), "Files"),
     Command("next_image", "Next image", ("J", "PgDown"), "Worklist"),
     Command("previous_image", "Previous image", ("K", "PgUp"), "Worklist"),

@@ -1,10 +1,29 @@
-"""Architectures by name, model bundles (safetensors weights + JSON model card) and the bundled default model."""
+"""Architectures by name, model bundles (safetensors weights + JSON model card) and the bundled default model.
 
-from .architectures import architecture_names, build_model
-from .bundle import CARD_FILE, WEIGHTS_FILE, ModelBundle, load_bundle
-from .card import ModelCard, OperatingPoint
-from .default import default_bundle_path
-from .errors import BundleIntegrityError, ModelBundleError, ModelError, UnknownArchitectureError
+Names are loaded lazily (PEP 562), so importing a small pure module such as ``pneumodesk.model.curves`` or
+``pneumodesk.model.errors`` (the GUI does, at start) does not pull in torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pneumodesk.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .architectures import architecture_names, build_model
+    from .bundle import CARD_FILE, WEIGHTS_FILE, ModelBundle, load_bundle
+    from .card import ModelCard, OperatingPoint
+    from .default import default_bundle_path
+    from .errors import BundleIntegrityError, ModelBundleError, ModelError, UnknownArchitectureError
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("architecture_names", "build_model"), "architectures"),
+    **dict.fromkeys(("CARD_FILE", "WEIGHTS_FILE", "ModelBundle", "load_bundle"), "bundle"),
+    **dict.fromkeys(("ModelCard", "OperatingPoint"), "card"),
+    "default_bundle_path": "default",
+    **dict.fromkeys(("BundleIntegrityError", "ModelBundleError", "ModelError", "UnknownArchitectureError"), "errors"),
+}
 
 __all__ = [
     "CARD_FILE",
@@ -21,3 +40,5 @@ __all__ = [
     "default_bundle_path",
     "load_bundle",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

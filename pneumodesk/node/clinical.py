@@ -15,7 +15,7 @@ from .audit import FAILED, AuditLog
 from .permissions import Permission
 from .session import UserSession
 
-EXPORT_KINDS = ("report_pdf", "worklist_csv")
+EXPORT_KINDS = ("report_pdf", "worklist_csv", "worklist_pdf")
 VERDICTS = ("agree", "disagree", "cleared")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pneumodesk.model import ModelBundle, ModelCard, build_model, load_bundle
+from pneumodesk.model.curves import model_curves
 
 from .datasets import TrainingDataError
 from .local_round import load_training_arrays
@@ -46,7 +47,11 @@ def _logits(state: dict[str, torch.Tensor], architecture: str, inputs: np.ndarra
     return predict_logits(model, inputs)
 
 
-def _figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, Any]:
+def _figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+             marks: dict[str, float] | None = None, default: str = "threshold") -> dict[str, Any]:
+    """The figures at ``threshold``, with the curves (ROC with ``marks`` — operating point name → threshold —,
+    reliability, confusion counts at the ``default`` mark) drawn from the same probabilities."""
+    marks = marks or {default: threshold}
     auc, (low, high) = roc_auc_with_ci(labels, probabilities, resamples=500)
     sensitivity, specificity = sensitivity_specificity(labels, probabilities, threshold)
     return {
@@ -59,7 +64,12 @@ def _figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float) ->
         "sensitivity": round(sensitivity, 4),
         "specificity": round(specificity, 4),
         "expected_calibration_error": round(expected_calibration_error(labels, probabilities), 4),
+        "curves": model_curves(labels, probabilities, marks, default).to_json_dict(),
     }
+
+
+def _marks(card: ModelCard) -> tuple[dict[str, float], str]:
+    return {name: point.threshold for name, point in card.operating_points.items()}, card.default_operating_point
 
 
 def evaluate_weights(
@@ -80,7 +90,7 @@ def evaluate_weights(
     if card is None:
         return _figures(labels, sigmoid(logits), 0.5)
     _, point = card.operating_point(None)
-    return _figures(labels, card.calibrate(logits), point.threshold)
+    return _figures(labels, card.calibrate(logits), point.threshold, *_marks(card))
 
 
 def evaluate_bundle_locally(bundle: ModelBundle, validation_files: Validation) -> dict[str, Any]:
@@ -122,4 +132,4 @@ def candidate_bundle(
     ModelBundle.from_model(model, card).save(out)
     bundle = load_bundle(out)  # as written, with the weights' sha256 in its card
     _, point = bundle.card.operating_point(None)
-    return out, _figures(labels, bundle.card.calibrate(logits), point.threshold)
+    return out, _figures(labels, bundle.card.calibrate(logits), point.threshold, *_marks(bundle.card))

@@ -9,6 +9,7 @@ import numpy as np
 
 from pneumodesk.imaging import PREPROCESSING_VERSION
 from pneumodesk.model import ModelCard, OperatingPoint
+from pneumodesk.model.curves import model_curves
 
 from .metrics import (
     expected_calibration_error,
@@ -91,6 +92,8 @@ def calibrate_and_describe(
         "expected_calibration_error_uncalibrated": round(
             expected_calibration_error(validation_labels, sigmoid(validation_logits)), 4
         ),
+        "curves": model_curves(validation_labels, probabilities, {name: p.threshold for name, p in points.items()},
+                               "balanced").to_json_dict(),
     }
     return ModelCard(
         name=name,

@@ -115,3 +115,43 @@ def test_a_window_started_without_a_model_loads_the_active_one(qtbot, home, tmp_
     qtbot.waitUntil(lambda: window.predictor is not None, timeout=LOAD_TIMEOUT_MS)
 
     assert window.predictor.model_version == "federated-v9"
+
+
+def test_candidate_and_current_model_curves_are_drawn_from_the_same_validation_predictions(qtbot, owner_window,
+                                                                                             tmp_path):
+    import numpy as np
+
+    from pneumodesk.training.acceptance import candidate_bundle as calibrated_candidate
+    from pneumodesk.training.acceptance import evaluate_bundle_locally
+
+    rng = np.random.default_rng(0)
+    validation = (rng.random((24, 1, 32, 32), dtype=np.float32), np.array([0, 1] * 12))
+    current = make_tiny_bundle(seed=1)
+    baseline = evaluate_bundle_locally(current, validation)
+    folder, metrics = calibrated_candidate(make_tiny_bundle(seed=5).state_dict, current, validation,
+                                           tmp_path / "calibrated", version="federated-v4")
+    model = owner_window.node.models.add_candidate(folder, "federation plan abc123", None, 4, 4, metrics, baseline)
+
+    page = open_models(qtbot, owner_window, rows=2)
+    page.select(model.id)
+
+    rows = page.curves.roc.values.rows
+    assert ("Model in use when it arrived", "ROC AUC", f"{baseline['roc_auc']:.3f}", "", "") in rows
+    assert (f"Model {model.id}", "ROC AUC", f"{metrics['roc_auc']:.3f}", "", "") in rows
+    marked = {row[1] for row in rows if row[0] == f"Model {model.id}"}
+    assert {"operating point balanced", "operating point high-sensitivity"} <= marked
+    counts = page.curves.confusion.values.rows
+    assert [row[0] for row in counts] == ["Model in use when it arrived", f"Model {model.id}"]
+    assert all(sum(int(n) for n in row[2:6]) == 24 for row in counts)  # every validation image, once
+    assert f"{metrics['threshold']:.3f}" == counts[1][1]
+    assert len(page.curves.reliability.values.rows) == 20
+    assert not page.curves.note.isVisibleTo(page)
+
+
+def test_a_model_without_recorded_curves_says_so(qtbot, owner_window, tmp_path):
+    candidate = add_candidate(owner_window, tmp_path / "candidate", "federated-v3", seed=5)
+    page = open_models(qtbot, owner_window, rows=2)
+    page.select(candidate)
+
+    assert page.curves.roc.values.rows == ()
+    assert "No curves were recorded" in page.curves.note.text()

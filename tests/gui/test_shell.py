@@ -103,3 +103,25 @@ def test_cli_module_and_core_packages_do_not_import_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
+
+
+def test_model_card_dialog_draws_the_curves_the_card_records(qtbot):
+    import numpy as np
+
+    from pneumodesk.model.curves import model_curves
+    from tests.builders import make_tiny_bundle
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    curves = model_curves(labels, np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9]), {"balanced": 0.5}, "balanced")
+    card = make_tiny_bundle().card
+    with_curves = card.with_updates(validation={**card.validation, "curves": curves.to_json_dict()})
+
+    plain, drawn = ModelCardDialog(card), ModelCardDialog(with_curves)
+    qtbot.addWidget(plain)
+    qtbot.addWidget(drawn)
+
+    assert plain.curves is None
+    assert drawn.curves is not None
+    assert ("Version test-1", "ROC AUC", f"{curves.roc.auc:.3f}", "", "") in drawn.curves.roc.values.rows
+    assert drawn.curves.confusion.values.rows[0][2:6] == ("2", "1", "1", "2")
+    assert "curves" not in drawn.text.toPlainText()  # drawn, not dumped as text

@@ -62,6 +62,8 @@ def model_card_html(card: ModelCard) -> str:
         )
     parts.append("</table><h3>Validation</h3><table cellpadding='3'>")
     for key, value in card.validation.items():
+        if key == "curves":  # drawn beside the text (and listed under its charts' Values)
+            continue
         parts.append(f"<tr><td>{escape(key.replace('_', ' '))}</td><td>{_figure(value)}</td></tr>")
     parts.append("</table><h3>Training data</h3>")
     training = dict(card.training)
@@ -78,7 +80,12 @@ def model_card_html(card: ModelCard) -> str:
 
 
 class ModelCardDialog(QDialog):
+    """The card as text; when the card records its validation curves, its ROC curve (operating points marked),
+    reliability diagram and confusion matrix below it."""
+
     def __init__(self, card: ModelCard, parent: QWidget | None = None) -> None:
+        from ..widgets.model_curves_panel import ModelCurvesPanel, curves_of
+
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {card.name} {card.version}")
         self.setAccessibleName("Model card")
@@ -87,7 +94,13 @@ class ModelCardDialog(QDialog):
         self.text = QTextBrowser()
         self.text.setAccessibleName("Model card text")
         self.text.setHtml(model_card_html(card))
-        layout.addWidget(self.text)
+        self.curves: ModelCurvesPanel | None = None
+        layout.addWidget(self.text, 1)
+        if curves_of(card.validation) is not None:
+            self.resize(980, 900)
+            self.curves = ModelCurvesPanel()
+            self.curves.show_figures([(f"Version {card.version}", card.validation)])
+            layout.addWidget(self.curves, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)

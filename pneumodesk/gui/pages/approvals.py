@@ -24,8 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk.node import NodeError, NodeService, Permission
+from pneumodesk.node.privacy_history import budget_history
 
 from ..dialogs.plan_review import PlanReviewDialog
+from ..widgets.budget_chart import BudgetChart
 from ..widgets.fields import message_label
 from ..widgets.policy_editor import PolicyEditor
 from ..widgets.tables import read_only_table
@@ -95,6 +97,8 @@ class ApprovalsPage(SessionPage):
         right.addWidget(ledger_label)
         self.ledger_table = read_only_table("Privacy ledger", LEDGER_COLUMNS)
         right.addWidget(self.ledger_table, 1)
+        self.budget_chart = BudgetChart()
+        right.addWidget(self.budget_chart, 2)
         columns.addLayout(right, 3)
         outer.addLayout(columns, 1)
         self.message = message_label("Training message")
@@ -145,6 +149,9 @@ class ApprovalsPage(SessionPage):
 
     def _fill_ledger(self, cap: float) -> None:
         ids = sorted(set(self.dataset_names) | {a.dataset_id for a in self.approvals})
+        self.budget_chart.show_histories(
+            [budget_history(self.node.ledger, self.node.approvals, dataset_id, cap) for dataset_id in ids],
+            {dataset_id: self.dataset_name(dataset_id) for dataset_id in ids})
         self.ledger_table.setRowCount(len(ids))
         for r, dataset_id in enumerate(ids):
             spent = self.node.ledger.spent(dataset_id)

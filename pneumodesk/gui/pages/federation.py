@@ -35,6 +35,7 @@ from ..widgets.egress_panel import EgressPanel
 from ..widgets.fields import message_label, show_message, text_field
 from ..widgets.participation_panel import ParticipationPanel
 from ..widgets.roster_peers_panel import RosterPeersPanel
+from ..widgets.round_charts_panel import RoundChartsPanel
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
@@ -109,7 +110,11 @@ class FederationPage(SessionPage):
         middle.addWidget(self.participation, 2)
         outer.addLayout(middle, 1)
         self.egress = EgressPanel(node)
-        outer.addWidget(self.egress, 1)
+        self.round_charts = RoundChartsPanel(node)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.egress, 3)
+        bottom.addWidget(self.round_charts, 2)
+        outer.addLayout(bottom, 1)
         self.roster_peers = RosterPeersPanel(node, home)
         outer.addWidget(self.roster_peers)
         self.message = message_label("Federation message")
@@ -189,6 +194,7 @@ class FederationPage(SessionPage):
     def session_changed(self) -> None:
         # The panels first: a refresh also refreshes the egress log.
         self.egress.set_session(self.session)
+        self.round_charts.set_session(self.session)
         self.participation.set_session(self.session)
         self.roster_peers.set_session(self.session)
         if self.session is None:
@@ -210,6 +216,7 @@ class FederationPage(SessionPage):
         self._stale = False
         self._show_membership()
         self.egress.refresh()
+        self.round_charts.refresh()
         membership = self.membership()
         if membership is not None and membership.status == MembershipStatus.APPROVED:
             self.refresh_plans()
@@ -275,6 +282,7 @@ class FederationPage(SessionPage):
                  "seconds.")
         self._show_membership()
         self.egress.refresh()
+        self.round_charts.refresh()
 
     def _on_failed(self, message: str) -> None:
         self.say(message, error=True)
@@ -292,6 +300,7 @@ class FederationPage(SessionPage):
         previous = self.state_label.text()
         self._show_membership()
         self.egress.refresh()
+        self.round_charts.refresh()
         if status == MembershipStatus.APPROVED:
             if "Approved" not in previous:
                 self.say("The federation operator approved this workstation.")
@@ -382,10 +391,12 @@ class FederationPage(SessionPage):
 
     def _refresh_egress_later(self) -> None:
         self.egress.refresh()
+        self.round_charts.refresh()
 
     def shutdown(self) -> None:
         self.poll.stop()
         self.participation.shutdown()
+        self.round_charts.shutdown()
         self.calls.shutdown()
         for dialog in list(self.dialogs):
             dialog.calls.shutdown()

@@ -27,6 +27,7 @@ from pneumodesk.node import NodeService, Permission
 from pneumodesk.node.model_registry import ModelStatus
 
 from ..widgets.fields import message_label
+from ..widgets.model_curves_panel import ModelCurvesPanel
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
@@ -123,7 +124,11 @@ class ModelsPage(SessionPage):
         self.figures.verticalHeader().hide()
         self.figures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.figures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        outer.addWidget(self.figures, 1)
+        figures_row = QHBoxLayout()
+        figures_row.addWidget(self.figures, 2)
+        self.curves = ModelCurvesPanel()  # the same validation predictions, as pictures
+        figures_row.addWidget(self.curves, 5)
+        outer.addLayout(figures_row, 5)
         self.message = message_label("Models message")
         outer.addWidget(self.message)
         self._show_selected()
@@ -180,6 +185,7 @@ class ModelsPage(SessionPage):
         self.restore_button.setEnabled(may_decide and model is not None and model.status == "retired")
         if model is None:
             self.figures.setRowCount(0)
+            self.curves.show_figures([])
             return
         # Only figures on the same images are compared: a model's own and those of the model in use when it
         # arrived (both on this hospital's validation split). The bundled model has its model card's figures only.
@@ -189,6 +195,10 @@ class ModelsPage(SessionPage):
         else:
             self.figures_title.setText(f"<b>Figures recorded for model {model.id}</b> ({model.source}; nothing to "
                                        "compare them with on the same images)")
+        labelled = [(f"Model {model.id}", model.metrics)]
+        if model.baseline_metrics:
+            labelled.insert(0, ("Model in use when it arrived", model.baseline_metrics))
+        self.curves.show_figures(labelled)
         rows = figure_rows(model.metrics, model.baseline_metrics or {})
         self.figures.setRowCount(len(rows))
         for r, values in enumerate(rows):

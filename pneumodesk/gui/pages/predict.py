@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QThread, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,8 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pneumodesk.inference.histogram import probability_histogram
 from pneumodesk.node.permissions import Permission
 
+from ..charts import HistogramChart
 from ..export import Report, write_report_pdf, write_worklist_csv
 from ..settings import Settings
 from ..verdicts import VerdictStore
@@ -37,6 +39,7 @@ from ..widgets.worklist_model import Column, FilterMode, Status, WorklistFilter,
 from ..workers.heatmap_loader import HeatmapLoader
 from ..workers.prediction import BatchWorker
 from ..workers.threads import start_in_thread
+from ..worklist_report import report_lines, write_worklist_pdf
 from .base import SessionPage
 
 if TYPE_CHECKING:
@@ -143,8 +146,21 @@ class PredictPage(SessionPage):
         self.viewer.opacity_changed.connect(self._set_opacity)
         self.viewer.set_opacity(self.settings.heatmap_opacity)
 
+        # The worklist's probabilities; clicking a bar shows only that bin's images (again: all of them).
+        self.histogram = HistogramChart()
+        self.histogram.bin_selected.connect(self.show_probability_bin)
+        self._histogram_due = QTimer(self)  # many results arrive at once: draw the histogram once per burst
+        self._histogram_due.setSingleShot(True)
+        self._histogram_due.setInterval(150)
+        self._histogram_due.timeout.connect(self.update_histogram)
+        worklist = QSplitter(Qt.Orientation.Vertical)
+        worklist.addWidget(self.table)
+        worklist.addWidget(self.histogram)
+        worklist.setStretchFactor(0, 3)
+        worklist.setStretchFactor(1, 1)
+        worklist.setSizes([560, 220])
         self.splitter = QSplitter()
-        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(worklist)
         self.splitter.addWidget(self.viewer)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 3)
@@ -331,7 +347,25 @@ class PredictPage(SessionPage):
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
 
+    def update_histogram(self) -> None:
+        """Draw the histogram of the predicted probabilities, with the operating point's threshold."""
+        threshold = self.batch_predictor.operating_point.threshold if self.batch_predictor is not None else None
+        probabilities = [item.prediction.probability for item in self.model.entries() if item.prediction]
+        self.histogram.set_histogram(probability_histogram(probabilities, threshold))
+
+    def show_probability_bin(self, index: int) -> None:
+        """Show only the worklist rows in probability bin ``index`` (-1: all rows, as the filter says)."""
+        self.proxy.set_probability_bin(index)
+        if index < 0:
+            self.histogram.title_label.setText("<b>Probabilities in the worklist</b> · click a bar to show only "
+                                               "its images")
+        else:
+            low, high = self.histogram.histogram.bin_range(index)
+            self.histogram.title_label.setText(f"<b>Probabilities in the worklist</b> · showing {low:.0%}–"
+                                               f"{high:.0%} only; click the bar again to show all")
+
     def _update_summary(self) -> None:
+        self._histogram_due.start()
         items = self.model.entries()
         if not items:
             self.summary.setText("No images yet")
@@ -449,6 +483,18 @@ class PredictPage(SessionPage):
     def export_csv(self, path: Path) -> Path:
         items = self.visible_items()
         return self._export("worklist_csv", len(items), lambda: write_worklist_csv(items, path))
+
+    def export_worklist_pdf(self, path: Path) -> Path:
+        """Every image as shown (sort order and filter), one line each with a thumbnail. Raises ``ValueError``
+        (plain message) when the worklist is empty."""
+        items = self.visible_items()
+        if not items:
+            raise ValueError("The worklist is empty: open X-rays first, then export the worklist report.")
+        model = (f"{self.batch_predictor.card.name} {self.batch_predictor.model_version}" if self.batch_predictor
+                 else "none loaded")
+        threshold = self.batch_predictor.operating_point.threshold if self.batch_predictor else None
+        return self._export("worklist_pdf", len(items),
+                            lambda: write_worklist_pdf(report_lines(items), path, model, threshold))
 
     def export_pdf(self, path: Path) -> Path:
         """Report on the image in the viewer. Raises ``ValueError`` (plain message) when none is ready."""

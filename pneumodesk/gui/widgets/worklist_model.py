@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 
+from pneumodesk.inference.histogram import HISTOGRAM_BINS, bin_index
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 KIND_ROLE = Qt.ItemDataRole.UserRole + 2  # on the File column: "positive", "negative", "error" or "pending"
+#: On the File column: "<kind>|b<probability bin, two digits>" ("b--" before a result); what the proxy filters on.
+FILTER_ROLE = Qt.ItemDataRole.UserRole + 3
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
@@ -146,7 +150,9 @@ class WorklistModel(QStandardItemModel):
         tip = entry.error or str(entry.path)
         roles: dict[int, Any] = {Qt.ItemDataRole.ToolTipRole: tip, Qt.ItemDataRole.TextAlignmentRole: _LEFT}
         if column == Column.FILE:
-            roles |= {Qt.ItemDataRole.DisplayRole: entry.name, SORT_ROLE: entry.name.lower(), KIND_ROLE: entry.kind}
+            probability_bin = f"b{bin_index(p.probability, HISTOGRAM_BINS):02d}" if p else "b--"
+            roles |= {Qt.ItemDataRole.DisplayRole: entry.name, SORT_ROLE: entry.name.lower(), KIND_ROLE: entry.kind,
+                      FILTER_ROLE: f"{entry.kind}|{probability_bin}"}
         elif column == Column.PROBABILITY:
             text = f"{p.probability * 100:.1f} %" if p else ""
             roles |= {Qt.ItemDataRole.DisplayRole: text, SORT_ROLE: probability,
@@ -173,11 +179,12 @@ class FilterMode(StrEnum):
     ERRORS = "errors"
 
 
-_PATTERNS = {FilterMode.ALL: "", FilterMode.POSITIVES: "^positive$", FilterMode.ERRORS: "^error$"}
+_KINDS = {FilterMode.ALL: "[a-z]+", FilterMode.POSITIVES: "positive", FilterMode.ERRORS: "error"}
 
 
 class WorklistFilter(QSortFilterProxyModel):
-    """Sorted by ``SORT_ROLE`` (default: highest probability first, unpredicted rows last); filtered by mode.
+    """Sorted by ``SORT_ROLE`` (default: highest probability first, unpredicted rows last); filtered by mode and,
+    optionally, by probability bin (``inference.histogram``'s bins, the Predict page's histogram).
 
     Dynamic: a changed row moves to its place at once (a C++ binary search, no Python per comparison).
     """
@@ -186,10 +193,11 @@ class WorklistFilter(QSortFilterProxyModel):
         super().__init__()
         self.setSourceModel(source)
         self.setSortRole(SORT_ROLE)
-        self.setFilterRole(KIND_ROLE)
+        self.setFilterRole(FILTER_ROLE)
         self.setFilterKeyColumn(Column.FILE)
         self.setDynamicSortFilter(True)
         self._mode = FilterMode.ALL
+        self._bin = -1
         self.sort(Column.PROBABILITY, Qt.SortOrder.DescendingOrder)
 
     @property
@@ -198,7 +206,24 @@ class WorklistFilter(QSortFilterProxyModel):
 
     def set_mode(self, mode: FilterMode) -> None:
         self._mode = FilterMode(mode)
-        self.setFilterRegularExpression(_PATTERNS[self._mode])
+        self._apply()
+
+    @property
+    def probability_bin(self) -> int:
+        """The probability bin shown (-1: every row)."""
+        return self._bin
+
+    def set_probability_bin(self, index: int) -> None:
+        """Show only rows whose probability is in bin ``index`` of ``HISTOGRAM_BINS`` (-1: no such limit)."""
+        self._bin = index if 0 <= index < HISTOGRAM_BINS else -1
+        self._apply()
+
+    def _apply(self) -> None:
+        if self._mode is FilterMode.ALL and self._bin < 0:
+            self.setFilterRegularExpression("")
+            return
+        probability_bin = r"b(\d\d|--)" if self._bin < 0 else f"b{self._bin:02d}"
+        self.setFilterRegularExpression(f"^{_KINDS[self._mode]}\\|{probability_bin}$")
 
     def source_row(self, proxy_row: int) -> int:
         return self.mapToSource(self.index(proxy_row, 0)).row()

@@ -63,6 +63,9 @@ class ModelLoadWorker(QObject):
             self.failed.emit(f"The model could not be loaded ({type(error).__name__}: {error}).")
             return
         self.loaded.emit(batch, viewer)
+        # The charts' library takes about half a second to import: import it here, off the GUI thread, so the first
+        # chart drawn (the worklist histogram, as results arrive) does not stall the window. It creates no QObject.
+        import pyqtgraph  # noqa: F401
 
 
 __all__ = ["ModelLoadWorker"]

@@ -1,0 +1,146 @@
+"""The worklist report: a multi-page A4 PDF with every image of the worklist on one line — a thumbnail, its file
+name, probability, decision and the reader's verdict — in the order shown.
+
+Like the worklist CSV it names files by their name only (no folder). A thumbnail is read from the image file when
+the report is written; a file that cannot be read any more gets an empty box and its line says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMarginsF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter
+
+from .widgets.viewer import grey_image
+from .widgets.worklist_model import WorklistItem
+
+THUMBNAIL_PIXELS = 96  # stored size of a thumbnail's longer side
+LINE_HEIGHT = 110  # device pixels at 150 dpi: about 18.6 mm
+
+
+@dataclass(frozen=True)
+class WorklistReportLine:
+    name: str
+    status: str
+    probability: float | None
+    decision: str  # "PNEUMONIA", "NORMAL", or why there is none
+    verdict: str | None
+    thumbnail: np.ndarray | None  # float32 in [0, 1], at most THUMBNAIL_PIXELS on its longer side
+
+
+def thumbnail(path: Path) -> np.ndarray | None:
+    """A small greyscale copy of the X-ray at ``path``, or None when it cannot be read."""
+    from pneumodesk.imaging import XRayReadError, read_xray
+
+    try:
+        pixels = read_xray(path).pixels
+    except (XRayReadError, OSError):
+        return None
+    step = max(1, int(np.ceil(max(pixels.shape) / THUMBNAIL_PIXELS)))
+    return np.ascontiguousarray(pixels[::step, ::step], dtype=np.float32)
+
+
+def report_lines(items: Sequence[WorklistItem],
+                 read_thumbnail: Callable[[Path], np.ndarray | None] = thumbnail) -> list[WorklistReportLine]:
+    lines = []
+    for item in items:
+        p = item.prediction
+        decision = p.label if p else (item.error or item.status.value)
+        lines.append(WorklistReportLine(item.name, item.status.value, p.probability if p else None, decision,
+                                        item.verdict, read_thumbnail(item.path)))
+    return lines
+
+
+def write_worklist_pdf(lines: Sequence[WorklistReportLine], path: Path, model: str, threshold: float | None,
+                       now: datetime | None = None) -> Path:
+    """Write the report; raises ``OSError`` (plain message) when the file cannot be written."""
+    writer = QPdfWriter(str(path))
+    writer.setTitle("PneumoDesk worklist report")
+    writer.setCreator("PneumoDesk")
+    writer.setResolution(150)
+    writer.setPageLayout(
+        QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait, QMarginsF(15, 15, 15, 15),
+                    QPageLayout.Unit.Millimeter)
+    )
+    painter = QPainter()
+    if not painter.begin(writer):
+        raise OSError(f"The report could not be written to {path.name} (is the folder writable?).")
+    try:
+        _paint(painter, writer, lines, model, threshold, now or datetime.now())
+    finally:
+        painter.end()
+    return path
+
+
+def _font(size: float, bold: bool = False) -> QFont:
+    font = QFont("DejaVu Sans")
+    font.setPointSizeF(size)
+    font.setBold(bold)
+    return font
+
+
+def _paint(painter: QPainter, writer: QPdfWriter, lines: Sequence[WorklistReportLine], model: str,
+           threshold: float | None, now: datetime) -> None:
+    width, height = writer.width(), writer.height()
+    flagged = sum(line.decision == "PNEUMONIA" for line in lines)
+    painter.setFont(_font(15, bold=True))
+    painter.setPen(QColor("#111111"))
+    painter.drawText(QRectF(0, 0, width, 60), Qt.AlignmentFlag.AlignLeft, "PneumoDesk — worklist report")
+    painter.setFont(_font(8.5))
+    painter.setPen(QColor("#555555"))
+    at = f" at threshold {threshold * 100:.1f} %" if threshold is not None else ""
+    painter.drawText(QRectF(0, 60, width, 60), Qt.TextFlag.TextWordWrap,
+                     f"{len(lines)} image(s), {flagged} flagged as pneumonia{at} · model {model} · generated "
+                     f"{now:%Y-%m-%d %H:%M} on this workstation (offline) · decision support only, not a diagnosis")
+    y = 140.0
+    columns = ((130, "File"), (width * 0.55, "Probability"), (width * 0.70, "Decision"), (width * 0.86, "Verdict"))
+    ends = [x for x, _ in columns[1:]] + [float(width)]
+    page = 1
+
+    def header() -> None:
+        painter.setFont(_font(8, bold=True))
+        painter.setPen(QColor("#333333"))
+        for x, title in columns:
+            painter.drawText(QRectF(x, y, width - x, 30), Qt.AlignmentFlag.AlignLeft, title)
+
+    header()
+    y += 36
+    for index, line in enumerate(lines, start=1):
+        if y + LINE_HEIGHT > height - 40:
+            painter.setFont(_font(7))
+            painter.drawText(QRectF(0, height - 30, width, 30), Qt.AlignmentFlag.AlignRight, f"page {page}")
+            writer.newPage()
+            page += 1
+            y = 0.0
+            header()
+            y += 36
+        box = QRectF(0, y, 110, LINE_HEIGHT - 10)
+        painter.setPen(QColor("#bbbbbb"))
+        painter.drawRect(box)
+        if line.thumbnail is not None:
+            image, _buffer = grey_image(line.thumbnail, 0.5, 1.0, False)
+            scaled = image.size().scaled(int(box.width()), int(box.height()), Qt.AspectRatioMode.KeepAspectRatio)
+            painter.drawImage(QRectF(box.x(), box.y(), scaled.width(), scaled.height()), image)
+        painter.setPen(QColor("#111111"))
+        painter.setFont(_font(9))
+        unreadable = "" if line.thumbnail is not None else "  (image no longer readable)"
+        probability = "" if line.probability is None else f"{line.probability * 100:.1f} %"
+        decision_colour = "#b3261e" if line.decision == "PNEUMONIA" else "#111111"
+        cells = ((f"{index}. {line.name}{unreadable}", "#111111"), (probability, "#111111"),
+                 (line.decision, decision_colour), (line.verdict or "", "#111111"))
+        for (x, _), right, (text, colour) in zip(columns, ends, cells, strict=True):
+            painter.setPen(QColor(colour))
+            shown = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, int(right - x - 10))
+            painter.drawText(QRectF(x, y + 30, right - x - 10, 40), Qt.AlignmentFlag.AlignLeft, shown)
+        y += LINE_HEIGHT
+    painter.setPen(QColor("#555555"))
+    painter.setFont(_font(7))
+    painter.drawText(QRectF(0, height - 30, width, 30), Qt.AlignmentFlag.AlignRight, f"page {page}")
+
+
+__all__ = ["WorklistReportLine", "report_lines", "thumbnail", "write_worklist_pdf"]
