@@ -18,7 +18,8 @@ SECOND = {"datasets", "dataset_files", "node_policy", "approvals", "privacy_ledg
           "egress_log", "local_models"}
 THIRD = {"dataset_images"}
 FOURTH = {"recognised_peers"}
-TABLES = FIRST | SECOND | THIRD | FOURTH
+READINGS = {"clinical_readings"}
+TABLES = FIRST | SECOND | THIRD | FOURTH | READINGS
 APPEND_ONLY_TRIGGERS = {f"{table}_no_{verb}" for table in ("audit_entries", "privacy_ledger", "egress_log",
                                                            "dataset_images") for verb in ("update", "delete")}
 
