@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import select
+
 from pneumodesk.imaging.patient_groups import dicom_patient_id
 
 from .accounts import AccountService
 from .datasets import Candidate, DatasetInfo, DatasetService, _readability_problem, changed_file_problem
+from .models import Dataset
 from .permissions import Permission
 from .readings import ClinicalReading, ReadingService
 from .session import UserSession
@@ -65,3 +68,11 @@ class ConfirmedCases:
                 if progress is not None:
                     progress(done, len(confirmed))
         return self.datasets.record(actor, name, "readings", SOURCE, readable, digests, groups, unreadable)
+
+    def latest(self, actor: UserSession) -> DatasetInfo | None:
+        """The most recently registered confirmed-cases dataset still registered, or None."""
+        query = (select(Dataset.id).where(Dataset.kind == "readings", Dataset.removed.is_(None))
+                 .order_by(Dataset.id.desc()).limit(1))
+        with self.datasets.store.session() as session:
+            dataset_id = session.scalar(query)
+        return None if dataset_id is None else self.datasets.get(actor, dataset_id)
