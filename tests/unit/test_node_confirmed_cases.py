@@ -146,3 +146,13 @@ def test_the_confirmed_cases_carry_their_own_privacy_ledger_by_image(tmp_path, n
     node.datasets.remove(owner, info.id)
     again = node.confirmed_cases.register(owner)
     assert node.ledger.spent(again.id) == pytest.approx(1.5)  # the same images carry what they spent
+
+
+def test_an_admin_can_approve_a_training_plan_for_the_confirmed_cases(tmp_path, node, owner, clinician):
+    from tests.unit.test_node_approvals import COORDINATOR, make_plan
+
+    read_images(node, clinician, tmp_path / "ward")
+    info = node.confirmed_cases.register(owner)
+    approval = node.approvals.approve(owner, make_plan(), info.id, COORDINATOR, epsilon_total=4.0)
+    assert approval.dataset_id == info.id
+    assert len(node.datasets.files(info.id, "training")) == info.training_count  # what participation trains on
