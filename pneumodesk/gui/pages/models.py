@@ -157,10 +157,10 @@ class ModelsPage(SessionPage):
         models = self.node.models
         if not self.calls.start(lambda _report: models.list(), self._fill, self._on_failed):
             self._stale = True
-        self.check_local_performance()
 
     def check_local_performance(self) -> bool:
-        """Measure the prediction model on this month's confirmed cases in the background."""
+        """Measure the prediction model on this month's confirmed cases in the background (skipped while a
+        measurement runs)."""
         from pneumodesk.client.confirmed_cases import monitor_confirmed
 
         node = self.node
@@ -183,6 +183,9 @@ class ModelsPage(SessionPage):
         self.message.setText(message)
 
     def _fill(self, models: list[LocalModel]) -> None:
+        """Show the registry, then measure the (possibly new) prediction model on the confirmed cases — after the
+        registry's first use has registered the default model, never beside it."""
+        self.check_local_performance()
         selected = self.selected()
         self.models = list(models)
         self.table.setRowCount(len(self.models))
