@@ -43,3 +43,12 @@ def test_confirmed_cases_are_registered_and_recalibrated_from_the_command_line(t
     assert "Offered as candidate model 2" in calibrated[1]
     accepted = run(monkeypatch, capsys, home, "models", "accept", "2")
     assert accepted[0] == 0 and "the prediction model is now model 2" in accepted[1]
+
+
+def test_models_performance_reports_this_months_confirmed_cases(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    seed_node(home)
+    nothing = run(monkeypatch, capsys, home, "models", "performance")
+    denied = run(monkeypatch, capsys, home, "models", "performance", user=CLINICIAN)
+    assert nothing[0] == 0 and "no confirmed cases yet" in nothing[1]
+    assert denied[0] == 1
