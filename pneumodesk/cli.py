@@ -97,9 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser(
         "calibrate", help="refit a bundle's calibration and operating points on labelled data (weights unchanged)"
     )
-    calibrate.add_argument("--data", type=Path, required=True, help="folder with NORMAL/ and PNEUMONIA/, or an .npz")
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="folder with NORMAL/ and PNEUMONIA/, or an .npz")
+    source.add_argument("--confirmed", action="store_true",
+                        help="this node's confirmed cases (the prediction model, refitted; offered as a candidate "
+                             "to accept with `pneumodesk models accept ID`; needs --user, approve_training)")
     calibrate.add_argument("--model", type=Path, help="model bundle folder (default: the bundled model)")
-    calibrate.add_argument("--out", type=Path, required=True, metavar="BUNDLE_DIR", help="where to write the result")
+    calibrate.add_argument("--out", type=Path, metavar="BUNDLE_DIR", help="where to write the result (with --data)")
+    calibrate.add_argument("--user", metavar="NAME", help="your account (with --confirmed)")
+    calibrate.add_argument("--password-stdin", action="store_true", help="read your password from standard input")
     calibrate.add_argument("--split", choices=["all", "validation"], default="all",
                            help="all images (a hospital's own data), or the bundle's validation split")
     calibrate.add_argument("--model-version", help="version string for the new card (default: unchanged)")

@@ -1,5 +1,6 @@
 """``pneumodesk plans show|approve|withdraw|list`` (approve_training) and ``pneumodesk models list|accept|reject|
-restore`` (the local model registry; changes need approve_training).
+restore|performance`` (the local model registry; changes need approve_training; ``performance``: the prediction model on
+this month's confirmed cases against its card).
 
 A plan is given as its JSON file, or by its sha256 (or a unique prefix of it) when this node has seen it before
 (an earlier approval). Its privacy cost on the chosen dataset is computed by ``training.privacy`` (imported only
@@ -10,6 +11,7 @@ recorded.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,10 @@ def add_approvals_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
     model_list = model_actions.add_parser("list", help="every local model, newest first")
     add_sign_in_arguments(model_list, "any account")
     model_list.set_defaults(run=models_command)
+    performance = model_actions.add_parser("performance", help="the prediction model on this month's confirmed "
+                                           "cases against its model card (exit status 3 when it drifted)")
+    add_sign_in_arguments(performance, "needs approve_training")
+    performance.set_defaults(run=models_command)
     for name, text in (("accept", "make a new (candidate) model the prediction model"),
                        ("reject", "reject a new (candidate) model"),
                        ("restore", "make an earlier model the prediction model again")):
@@ -160,6 +166,24 @@ def _enrolled_coordinator(node: NodeService) -> str:
 
 
 # --- models ---
+def _performance(node: NodeService, actor: UserSession) -> int:
+    from pneumodesk.client.confirmed_cases import monitor_confirmed
+    from pneumodesk.node import Permission
+
+    node.accounts.require(actor, Permission.APPROVE_TRAINING, "local performance")
+    report = monitor_confirmed(node)
+    print(f"Model {report.model_version} on this month's confirmed cases (95 % Wilson intervals):")
+    for figure in (report.sensitivity, report.specificity):
+        print(f"  {figure.sentence()}{'  ← below the card' if figure.drifted else ''}")
+    if report.refused:
+        print(f"  {report.refused} confirmed image(s) changed, moved or unreadable, left out")
+    warning = report.warning()
+    if warning is not None:
+        print(warning, file=sys.stderr)
+        return 3
+    return 0
+
+
 def models_command(args: argparse.Namespace) -> int:
     return run_node_command("models", _models, args)
 
@@ -175,6 +199,8 @@ def _models(args: argparse.Namespace) -> int:
                 figures = "" if auc is None else f"  AUC {auc:.3f}" + ("" if base is None else f" (was {base:.3f})")
                 print(f"{m.id:>3}  {m.status:<9} {m.model_version}  {m.architecture}  {m.source}{figures}")
             return 0
+        if args.models_command == "performance":
+            return _performance(node, actor)
         action = {"accept": registry.accept, "reject": registry.reject, "restore": registry.restore}
         model = action[args.models_command](actor, args.model_id)
         verb = {"accept": "Accepted", "reject": "Rejected", "restore": "Restored"}[args.models_command]

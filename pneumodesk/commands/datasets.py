@@ -1,4 +1,5 @@
-"""``pneumodesk datasets add NAME PATH | list | remove ID``: local datasets on a headless node (manage_datasets).
+"""``pneumodesk datasets add NAME PATH | add-confirmed [NAME] | list | remove ID``: local datasets on a headless node
+(manage_datasets); ``add-confirmed`` registers the clinicians' confirmed readings as a dataset.
 
 Every node admin command signs in like ``pneumodesk accounts``: ``--user NAME`` and the password from a hidden
 prompt or, with ``--password-stdin``, the first line of standard input (never from the command line).
@@ -55,10 +56,13 @@ def add_datasets_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     add = actions.add_parser("add", help="register a NORMAL/PNEUMONIA folder or a path,label CSV (nothing copied)")
     add.add_argument("name")
     add.add_argument("path", type=Path)
+    confirmed = actions.add_parser("add-confirmed", help="register the clinicians' confirmed readings as a dataset "
+                                   "(images stay where they were read)")
+    confirmed.add_argument("name", nargs="?", default="Confirmed cases")
     listing = actions.add_parser("list", help="list the registered datasets")
     remove = actions.add_parser("remove", help="forget a dataset (its files are not touched)")
     remove.add_argument("dataset_id", type=int, metavar="ID")
-    for parser in (add, listing, remove):
+    for parser in (add, confirmed, listing, remove):
         add_sign_in_arguments(parser, "needs manage_datasets")
         parser.set_defaults(run=datasets_command)
 
@@ -75,8 +79,9 @@ def datasets_command(args: argparse.Namespace) -> int:
 
 def _datasets(args: argparse.Namespace) -> int:
     with signed_in(args) as (node, actor):
-        if args.datasets_command == "add":
-            info = node.datasets.register(actor, args.name, args.path)
+        if args.datasets_command in ("add", "add-confirmed"):
+            info = (node.datasets.register(actor, args.name, args.path) if args.datasets_command == "add"
+                    else node.confirmed_cases.register(actor, args.name))
             print(f"Registered dataset {info.id}:")
             print(describe_dataset(info))
             for path, reason in info.unreadable:

@@ -30,6 +30,7 @@ from pneumodesk import __version__
 from pneumodesk.errors import PneumoDeskError
 from pneumodesk.node import NodeService, Permission, UserSession
 from pneumodesk.pacs.service import PacsService
+from pneumodesk.node.readings import Reading
 
 from .app import create_application
 from .dialogs.gate import AccessGate
@@ -73,6 +74,9 @@ ACTION_PERMISSIONS: dict[str, Permission] = {
     "agree": Permission.REVIEW,
     "disagree": Permission.REVIEW,
     "clear_verdict": Permission.REVIEW,
+    "reading_normal": Permission.REVIEW,
+    "reading_pneumonia": Permission.REVIEW,
+    "reading_unsure": Permission.REVIEW,
 }
 
 
@@ -155,7 +159,8 @@ class MainWindow(QMainWindow):
         self._load_model(bundle)
 
     def _build_pages(self) -> None:
-        self.predict_page = PredictPage(self.settings, self.verdicts, self.node.clinical)
+        self.predict_page = PredictPage(self.settings, self.verdicts, self.node.clinical,
+                                        readings=self.node.readings)
         self.predict_page.model.set_colours(self.colours.positive, self.colours.negative, self.colours.error)
         self.settings_page = SettingsPage(self.settings, str(self.verdicts.path))
         self.settings_page.theme_changed.connect(self.set_theme)
@@ -175,6 +180,7 @@ class MainWindow(QMainWindow):
         self.approvals_page = ApprovalsPage(self.node)
         self.models_page = ModelsPage(self.node)
         self.models_page.active_model_changed.connect(self.reload_model)
+        self.models_page.drift_warning.connect(lambda text: self.statusBar().showMessage(text, 30000))
         self.datasets_page.changed.connect(lambda: self.approvals_page.set_session(self.session))
         self.federation_page.approvals_changed.connect(lambda: self.approvals_page.set_session(self.session))
         self.approvals_page.changed.connect(self.federation_page.approvals_updated)
@@ -261,6 +267,9 @@ class MainWindow(QMainWindow):
             "agree": lambda: page.set_verdict(AGREE),
             "disagree": lambda: page.set_verdict(DISAGREE),
             "clear_verdict": lambda: page.set_verdict(None),
+            "reading_normal": lambda: page.set_reading(Reading.NORMAL),
+            "reading_pneumonia": lambda: page.set_reading(Reading.PNEUMONIA),
+            "reading_unsure": lambda: page.set_reading(Reading.UNSURE),
             "filter_all": lambda: self.set_filter(FilterMode.ALL),
             "filter_positives": lambda: self.set_filter(FilterMode.POSITIVES),
             "filter_errors": lambda: self.set_filter(FilterMode.ERRORS),

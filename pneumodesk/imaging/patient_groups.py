@@ -1,11 +1,11 @@
-"""Which patient (or study) an X-ray file belongs to, from its file name: images of one patient never straddle a
-training/validation split. Pure and dependency-free, so both the node (dataset registration) and training (which
-re-exports it) use this one definition."""
+"""Which patient (or study) an X-ray file belongs to, from its file name (or a DICOM file's PatientID): images of
+one patient never straddle a training/validation split. ``patient_group`` is pure and dependency-free, so both the
+node (dataset registration) and training (which re-exports it) use this one definition."""
 
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 _PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
 _STUDY = re.compile(r"(IM-\d+)-", re.IGNORECASE)
@@ -19,3 +19,20 @@ def patient_group(file_name: str) -> str:
         if match:
             return match.group(1).upper() if pattern is _STUDY else match.group(1).lower()
     return PurePath(file_name).stem
+
+
+def dicom_patient_id(path: Path) -> str | None:
+    """The DICOM PatientID of ``path`` (header only, no pixels), or None for a non-DICOM file or an empty tag."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(132)
+        if head[128:132] != b"DICM":
+            return None
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except (OSError, InvalidDicomError, ValueError):
+        return None
+    value = str(getattr(dataset, "PatientID", "") or "").strip()
+    return value or None

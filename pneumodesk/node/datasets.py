@@ -52,7 +52,9 @@ SPLIT_SEED = 20261127
 VALIDATION_FOLDS = 10  # one fold of ten ≈ 10 % for validation
 FULL_DECODE_LIMIT = 3000  # above this many files, readability is checked by header only
 Split = Literal["training", "validation"]
-DatasetKind = Literal["folder", "csv"]  # a folder of NORMAL/PNEUMONIA sub-folders, or a CSV of (path, label)
+#: a folder of NORMAL/PNEUMONIA sub-folders, a CSV of (path, label), or the clinicians' confirmed readings
+#: (``confirmed_cases``: absolute paths, each checked against the digest it was read with)
+DatasetKind = Literal["folder", "csv", "readings"]
 _LABELS = {"normal": 0, "0": 0, "pneumonia": 1, "1": 1}
 
 
@@ -72,10 +74,13 @@ class DatasetInfo:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
+    """A file offered to a dataset: ``relative`` is how it is stored, ``path`` where it is read."""
+
     relative: str  # as stored: relative to the base folder (POSIX), or absolute when the CSV said so
     path: Path
     label: int
+    digest: str | None = None  # stored with the file when set: the file is refused later if its bytes change
 
 
 def _stored_kind(value: str) -> DatasetKind:
@@ -84,14 +89,17 @@ def _stored_kind(value: str) -> DatasetKind:
         return "folder"
     if value == "csv":
         return "csv"
+    if value == "readings":
+        return "readings"
     raise RegisteredDatasetError(f"The node store names an unknown dataset kind {value!r}.")
 
 
 def _base(kind: str, source: Path) -> Path:
+    """The folder stored paths are relative to (confirmed-case paths are absolute: joining keeps them as they are)."""
     return source if kind == "folder" else source.parent
 
 
-def _folder_candidates(root: Path) -> tuple[list[_Candidate], list[tuple[str, str]]]:
+def _folder_candidates(root: Path) -> tuple[list[Candidate], list[tuple[str, str]]]:
     from pneumodesk.imaging import is_supported_file
 
     missing = [name for name in CLASS_NAMES if not (root / name).is_dir()]
@@ -99,21 +107,21 @@ def _folder_candidates(root: Path) -> tuple[list[_Candidate], list[tuple[str, st
         raise RegisteredDatasetError(
             f"The dataset folder needs NORMAL and PNEUMONIA subfolders; missing: {', '.join(missing)}."
         )
-    found: list[_Candidate] = []
+    found: list[Candidate] = []
     for label, name in enumerate(CLASS_NAMES):
         for path in sorted((root / name).rglob("*")):
             if path.is_file() and is_supported_file(path):
-                found.append(_Candidate(path.relative_to(root).as_posix(), path, label))
+                found.append(Candidate(path.relative_to(root).as_posix(), path, label))
     return found, []
 
 
-def _csv_candidates(source: Path) -> tuple[list[_Candidate], list[tuple[str, str]]]:
+def _csv_candidates(source: Path) -> tuple[list[Candidate], list[tuple[str, str]]]:
     try:
         with source.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise RegisteredDatasetError(f"The CSV file cannot be read ({error}).") from None
-    found: list[_Candidate] = []
+    found: list[Candidate] = []
     problems: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
@@ -135,7 +143,7 @@ def _csv_candidates(source: Path) -> tuple[list[_Candidate], list[tuple[str, str
             problems.append((relative, f"row {number}: listed again (first on row {seen[relative]}), ignored"))
             continue
         seen[relative] = number
-        found.append(_Candidate(relative, source.parent / relative, label))
+        found.append(Candidate(relative, source.parent / relative, label))
     return found, problems
 
 
@@ -200,7 +208,19 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _groups(readable: list[_Candidate], digests: list[str]) -> list[str]:
+def changed_file_problem(path: Path, digest: str) -> str | None:
+    """Why the file at ``path`` is no longer the image with content ``digest``, or None when it still is."""
+    if not path.exists():
+        return "The file is no longer there (moved or deleted since it was read)."
+    current = _digest(path)
+    if current is None:
+        return "The file can no longer be read."
+    if current != digest:
+        return "The file changed since it was read (its content digest differs)."
+    return None
+
+
+def _groups(readable: list[Candidate], digests: list[str]) -> list[str]:
     """Patient group per file, with byte-identical files merged into one group (union-find)."""
     parent: dict[str, str] = {}
 
@@ -247,9 +267,7 @@ class DatasetService:
         """Scan ``source`` (folder or CSV) and record the dataset with its fixed split. ``progress(done, total)``
         is called as files are checked (from this thread)."""
         self.accounts.require(actor, Permission.MANAGE_DATASETS, "dataset")
-        name = name.strip()
-        if not name or len(name) > 120:
-            raise RegisteredDatasetError("A dataset needs a name of 1 to 120 characters.")
+        name = self.ensure_name_free(name)
         source = Path(source).expanduser().resolve()
         if source.is_dir():
             kind: DatasetKind = "folder"
@@ -259,14 +277,10 @@ class DatasetService:
             candidates, problems = _csv_candidates(source)
         else:
             raise RegisteredDatasetError(f"There is no folder or CSV file at {source}.")
-        with self.store.session() as session:
-            taken = session.scalar(select(Dataset.id).where(Dataset.name == name, Dataset.removed.is_(None)))
-        if taken is not None:
-            raise RegisteredDatasetError(f"A dataset named {name!r} is already registered.")
 
         full = len(candidates) <= FULL_DECODE_LIMIT
 
-        def check(candidate: _Candidate) -> tuple[str | None, str | None]:
+        def check(candidate: Candidate) -> tuple[str | None, str | None]:
             problem = _readability_problem(candidate.path, full)
             if problem is not None:
                 return problem, None
@@ -274,7 +288,7 @@ class DatasetService:
             return ("The file could not be read again to compute its content digest." if digest is None
                     else None), digest
 
-        readable: list[_Candidate] = []
+        readable: list[Candidate] = []
         digests: list[str] = []
         unreadable = list(problems)
         with ThreadPoolExecutor(max_workers=2) as pool:  # decoding releases the GIL
@@ -287,6 +301,23 @@ class DatasetService:
                     unreadable.append((candidate.relative, problem or "unreadable"))
                 if progress is not None:
                     progress(done, len(candidates))
+        return self.record(actor, name, kind, source, readable, digests, _groups(readable, digests), unreadable)
+
+    def ensure_name_free(self, name: str) -> str:
+        """The stripped name; raises ``RegisteredDatasetError`` when it is empty, too long or already taken."""
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise RegisteredDatasetError("A dataset needs a name of 1 to 120 characters.")
+        with self.store.session() as session:
+            taken = session.scalar(select(Dataset.id).where(Dataset.name == name, Dataset.removed.is_(None)))
+        if taken is not None:
+            raise RegisteredDatasetError(f"A dataset named {name!r} is already registered.")
+        return name
+
+    def record(self, actor: UserSession, name: str, kind: DatasetKind, source: Path | str,
+               readable: builtins.list[Candidate], digests: builtins.list[str], groups: builtins.list[str],
+               unreadable: builtins.list[tuple[str, str]]) -> DatasetInfo:
+        """Split the checked files (patient-grouped by ``groups``) and store the dataset, its files and images."""
         labels = np.array([c.label for c in readable], dtype=np.int64)
         missing = [CLASS_NAMES[k] for k in (0, 1) if not (labels == k).any()]
         if missing:
@@ -294,7 +325,7 @@ class DatasetService:
                 f"The dataset has no readable {' or '.join(missing)} images; both classes are needed "
                 f"({len(unreadable)} file(s) could not be used)."
             )
-        mask = validation_mask(labels, _groups(readable, digests))
+        mask = validation_mask(labels, groups)
 
         with self.store.session() as session:
             dataset = Dataset(name=name, source=str(source), kind=kind, normal=int((labels == 0).sum()),
@@ -305,7 +336,7 @@ class DatasetService:
             session.flush()
             session.add_all(
                 DatasetFile(dataset_id=dataset.id, path=c.relative, label=c.label,
-                            split="validation" if in_validation else "training", reason="")
+                            split="validation" if in_validation else "training", reason="", digest=c.digest)
                 for c, in_validation in zip(readable, mask, strict=True)
             )
             session.add_all(DatasetFile(dataset_id=dataset.id, path=path, label=-1, split="unreadable", reason=reason)
@@ -347,17 +378,34 @@ class DatasetService:
         self.audit.append(actor.username, "dataset_removed", f"dataset {dataset_id}", details={"name": name})
 
     def files(self, dataset_id: int, split: Split) -> builtins.list[tuple[Path, int]]:  # ``list``: the method above
-        """The readable files of one side of the split, as (absolute path, label 1 = pneumonia), in stored order.
+        """The usable files of one side of the split, as (absolute path, label 1 = pneumonia), in stored order; a
+        file stored with its digest (confirmed cases) is left out when its bytes changed or it vanished
+        (``checked_files`` says why).
 
         No actor: the participation engine calls this only after checking an approval."""
+        return self.checked_files(dataset_id, split)[0]
+
+    def checked_files(self, dataset_id: int, split: Split) -> tuple[builtins.list[tuple[Path, int]],
+                                                                      builtins.list[tuple[Path, str]]]:
+        """(usable files, refused files with the reason): a file stored with a digest is hashed again and refused,
+        row by row, when it vanished or its bytes no longer match; the others are used as they are."""
         if split not in ("training", "validation"):
             raise ValueError(f"split must be 'training' or 'validation', not {split!r}")
         with self.store.session() as session:
             dataset = self._row(session, dataset_id)
             base = _base(dataset.kind, Path(dataset.source))
-            query = (select(DatasetFile.path, DatasetFile.label)
+            query = (select(DatasetFile.path, DatasetFile.label, DatasetFile.digest)
                      .where(DatasetFile.dataset_id == dataset_id, DatasetFile.split == split).order_by(DatasetFile.id))
-            return [(base / path, int(label)) for path, label in session.execute(query)]
+            rows = [(base / path, int(label), digest) for path, label, digest in session.execute(query)]
+        usable: builtins.list[tuple[Path, int]] = []
+        refused: builtins.list[tuple[Path, str]] = []
+        for path, label, digest in rows:
+            problem = None if digest is None else changed_file_problem(path, digest)
+            if problem is None:
+                usable.append((path, label))
+            else:
+                refused.append((path, problem))
+        return usable, refused
 
     # --- helpers ---
     @staticmethod

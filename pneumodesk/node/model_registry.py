@@ -41,6 +41,9 @@ class ModelStatus(StrEnum):
 
 MODELS_FOLDER = "models"
 DEFAULT_SOURCE = "bundled default"
+#: The source of a candidate made here by refitting the prediction model's operating points on confirmed cases;
+#: accepting one is audited as ``recalibration_accepted``.
+RECALIBRATION_SOURCE = "local recalibration"
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class LocalModelRegistry:
             previous.status = ModelStatus.RETIRED.value
             row.status, row.decided_by, row.decided_at = ModelStatus.ACTIVE.value, actor.username, utcnow()
             details: dict[str, str | int] = {"model_version": row.model_version, "previous_model": previous.id}
+            if action == "model_accepted" and row.source == RECALIBRATION_SOURCE:
+                action = "recalibration_accepted"
         self.audit.append(actor.username, action, f"model {model_id}", details=details)
         return self.get(model_id)
 

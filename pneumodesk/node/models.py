@@ -1,7 +1,7 @@
 """The node store's tables (SQLAlchemy 2). The schema is created and changed only by the Alembic revisions in
 ``migrations/`` (0001: accounts and audit; 0002: datasets, policy, approvals, privacy ledger, membership, egress
 log, local models; 0003: the images of each dataset, by content digest, which the privacy ledger is charged to;
-0004: recognised peers).
+0004: recognised peers; clinical_readings: what clinicians read on images, by content digest).
 
 Invariants: timestamps are stored as naive UTC and read back UTC-aware; ``users.password_hash`` holds argon2 hashes
 only; ``audit_entries``, ``privacy_ledger``, ``dataset_images`` and ``egress_log`` are append-only (SQLite triggers
@@ -108,6 +108,7 @@ class DatasetFile(Base):
     label: Mapped[int] = mapped_column(Integer)  # 0 normal, 1 pneumonia, -1 unknown (unreadable rows only)
     split: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # checked before use when set
 
 
 class DatasetImage(Base):
@@ -239,3 +240,18 @@ class PacsConnectionRow(Base):
     settings: Mapped[str] = mapped_column(Text)  # canonical JSON of the protocol's settings (no secret)
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     changed_by: Mapped[str] = mapped_column(String(64))
+
+
+class ClinicalReadingRow(Base):
+    """A clinician's reading of one image, keyed by the sha256 of its bytes (the latest reading wins).
+
+    ``path`` is where the image was read from, so a "confirmed cases" dataset can find it again (and refuse it when
+    the file there no longer has this digest). Like every table here, it never leaves the node.
+    """
+
+    __tablename__ = "clinical_readings"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reading: Mapped[str] = mapped_column(String(12))  # normal | pneumonia | unsure
+    path: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from .accounts import AccountService
 from .approvals import ApprovalService
 from .audit import AuditLog, AuditRecord, ChainReport, verify_chain, write_audit_csv
 from .clinical import ClinicalService
+from .confirmed_cases import ConfirmedCases
 from .datasets import DatasetService
 from .egress import EgressLog
 from .ledger import PrivacyLedger
@@ -18,6 +19,7 @@ from .membership import FederationMembership
 from .model_registry import LocalModelRegistry
 from .permissions import Permission
 from .policy import PolicyService
+from .readings import ReadingService
 from .recognised_peers import RecognisedPeers
 from .session import UserSession
 from .store import STORE_FILE, NodeStore, resolve_home
@@ -39,6 +41,8 @@ class NodeService:
         self.peers = RecognisedPeers(store, self.accounts, self.audit)
         self.egress = EgressLog(store, self.accounts, self.audit)
         self.models = LocalModelRegistry(store, self.accounts, self.audit, self.home, default_bundle)
+        self.readings = ReadingService(store, self.accounts, self.audit)
+        self.confirmed_cases = ConfirmedCases(self.readings, self.datasets, self.accounts)
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None, default_bundle: Path | None = None) -> NodeService:

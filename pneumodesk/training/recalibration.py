@@ -6,11 +6,16 @@ Used when the operating-point rules change, and by a hospital that wants thresho
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
-from pneumodesk.model import ModelBundle, load_bundle
+import numpy as np
 
+from pneumodesk.model import ModelBundle, ModelCard, load_bundle
+
+from .datasets import load_model_inputs
 from .evaluation import labelled_inputs
+from .metrics import expected_calibration_error
 from .model_card import calibrate_and_describe
 from .trainer import TrainingRecipe, predict_logits
 
@@ -38,3 +43,61 @@ def recalibrate_bundle(
     )
     ModelBundle(new_card.with_updates(parameters=card.parameters), bundle.state_dict).save(out)
     return load_bundle(out)
+
+
+@dataclass(frozen=True)
+class LocalRecalibration:
+    """A recalibrated bundle written to ``out`` and the figures of the old and the new thresholds on the same images.
+
+    ``before`` and ``after`` use the keys the Models page shows (``threshold``, ``sensitivity`` and ``specificity``
+    at the default operating point, ``expected_calibration_error``, counts) plus ``<point> threshold`` for every
+    operating point, so an admin sees what changes before accepting it."""
+
+    bundle: ModelBundle
+    before: dict[str, float | int]
+    after: dict[str, float | int]
+    unreadable: int
+
+
+def operating_figures(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -> dict[str, float | int]:
+    """``card``'s calibration and operating points applied to ``logits``, measured against ``labels``."""
+    probabilities = card.calibrate(logits)
+    _, point = card.operating_point(None)
+    positive = probabilities >= point.threshold
+    pneumonia, normal = labels == 1, labels == 0
+    figures: dict[str, float | int] = {
+        "images": len(labels), "normal": int(normal.sum()), "pneumonia": int(pneumonia.sum()),
+        "threshold": round(float(point.threshold), 4),
+        "expected_calibration_error": round(expected_calibration_error(labels, probabilities), 4),
+    }
+    if pneumonia.any():
+        figures["sensitivity"] = round(float(positive[pneumonia].mean()), 4)
+    if normal.any():
+        figures["specificity"] = round(float((~positive[normal]).mean()), 4)
+    for other, other_point in sorted(card.operating_points.items()):
+        figures[f"{other} threshold"] = round(float(other_point.threshold), 4)
+    return figures
+
+
+def recalibrate_on_images(bundle: ModelBundle, files: list[tuple[Path, int]], out: Path, *, version: str,
+                          source: str, command: str = "") -> LocalRecalibration:
+    """Refit temperature and operating points on ``files`` ((path, label 1 = pneumonia), e.g. a hospital's confirmed
+    cases, all of them) and write the same weights with the new card to ``out``."""
+    inputs, unreadable = load_model_inputs([path for path, _ in files], bundle.card.input_size)
+    bad = {path for path, _ in unreadable}
+    labels = np.array([label for path, label in files if path not in bad], dtype=np.int64)
+    if len(set(labels.tolist())) < 2:
+        raise ValueError("Calibration needs readable images of both classes (normal and pneumonia).")
+    card = bundle.card
+    logits = predict_logits(bundle.build(), inputs)
+    recipe_fields = TrainingRecipe.__dataclass_fields__
+    recipe = TrainingRecipe(**{k: v for k, v in card.training.get("recipe", {}).items() if k in recipe_fields})
+    recipe = dataclasses.replace(recipe, architecture=card.architecture, input_size=card.input_size)
+    training = {**card.training, "calibration": {"data": source, "split": "all", "command": command,
+                                                 "unreadable_images": len(unreadable)}}
+    new_card = calibrate_and_describe(recipe, labels, logits, name=card.name, version=version,
+                                      validation={"split": f"all images of {source}"}, training=training)
+    ModelBundle(new_card.with_updates(parameters=card.parameters), bundle.state_dict).save(out)
+    written = load_bundle(out)
+    return LocalRecalibration(written, operating_figures(card, labels, logits),
+                              operating_figures(written.card, labels, logits), len(unreadable))

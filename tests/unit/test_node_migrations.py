@@ -19,7 +19,8 @@ SECOND = {"datasets", "dataset_files", "node_policy", "approvals", "privacy_ledg
 THIRD = {"dataset_images"}
 FOURTH = {"recognised_peers"}
 PACS = {"pacs_connections"}
-TABLES = FIRST | SECOND | THIRD | FOURTH | PACS
+READINGS = {"clinical_readings"}
+TABLES = FIRST | SECOND | THIRD | FOURTH | PACS | READINGS
 APPEND_ONLY_TRIGGERS = {f"{table}_no_{verb}" for table in ("audit_entries", "privacy_ledger", "egress_log",
                                                            "dataset_images") for verb in ("update", "delete")}
 

@@ -40,6 +40,7 @@ from .base import SessionPage
 if TYPE_CHECKING:
     from pneumodesk.node.datasets import DatasetInfo
 
+KIND_WORDS = {"folder": "folder", "csv": "csv", "readings": "confirmed cases"}
 COLUMNS = ("Name", "Kind", "Normal", "Pneumonia", "Training", "Validation", "Unreadable", "Registered", "By")
 
 EXPLANATION = (
@@ -96,6 +97,7 @@ class DatasetsPage(SessionPage):
         form.addRow("Folder or CSV", path_row)
         form.addRow("", action_row)
         outer.addWidget(box)
+        outer.addWidget(self._build_confirmed())
 
         self.table = read_only_table("Registered datasets", COLUMNS, stretch="first")
         outer.addWidget(self.table, 2)
@@ -122,6 +124,42 @@ class DatasetsPage(SessionPage):
         self.message = message_label("Datasets message")
         outer.addWidget(self.message)
 
+    def _build_confirmed(self) -> QGroupBox:
+        box = QGroupBox("Confirmed cases")
+        row = QHBoxLayout(box)
+        self.confirmed_counts = QLabel("")
+        self.confirmed_counts.setAccessibleName("Confirmed readings so far")
+        self.confirmed_counts.setWordWrap(True)
+        self.confirmed_button = QPushButton("Register confirmed cases")
+        self.confirmed_button.setAccessibleName("Register the clinicians' confirmed readings as a dataset")
+        self.confirmed_button.clicked.connect(self.register_confirmed)
+        row.addWidget(self.confirmed_counts, 1)
+        row.addWidget(self.confirmed_button)
+        return box
+
+    def _show_confirmed_counts(self) -> None:
+        from pneumodesk.node.readings import Reading
+
+        counts = self.node.readings.counts()
+        self.confirmed_counts.setText(
+            f"Clinicians' readings: {counts[Reading.NORMAL]} normal, {counts[Reading.PNEUMONIA]} pneumonia "
+            f"(and {counts[Reading.UNSURE]} unsure, never used as labels). Registering them makes a dataset of "
+            "the confirmed images where they lie; a file changed or moved since it was read is left out.")
+
+    def register_confirmed(self) -> bool:
+        """Register the confirmed readings as a dataset named "Confirmed cases <date time>" (in the background)."""
+        if self.session is None:
+            return False
+        import datetime as dt
+
+        name = f"Confirmed cases {dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S}"
+        session, confirmed = self.session, self.node.confirmed_cases
+        started = self.calls.start(lambda report: confirmed.register(session, name, progress=report),
+                                   self._on_registered, self._on_register_failed, self._on_progress)
+        if started:
+            self.say("Checking the confirmed images …")
+        return started
+
     # --- session (reading on show: SessionPage) ---
     def may_refresh(self) -> bool:
         return self.session is not None and self.session.can(Permission.MANAGE_DATASETS)
@@ -141,6 +179,7 @@ class DatasetsPage(SessionPage):
         self._stale = False
         try:
             self.datasets = list(self.node.datasets.list(self.session))
+            self._show_confirmed_counts()
         except NodeError as error:
             self.say(str(error), error=True)
             return
@@ -151,7 +190,8 @@ class DatasetsPage(SessionPage):
         self.unreadable.clear()
         for r, info in enumerate(self.datasets):
             registered = info.registered.astimezone().strftime("%Y-%m-%d %H:%M")
-            values = (info.name, info.kind, info.normal, info.pneumonia, info.training_count, info.validation_count,
+            values = (info.name, KIND_WORDS.get(info.kind, info.kind), info.normal, info.pneumonia,
+                      info.training_count, info.validation_count,
                       len(info.unreadable), registered, info.registered_by)
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))
@@ -195,7 +235,8 @@ class DatasetsPage(SessionPage):
         return started
 
     def _on_busy(self, busy: bool) -> None:
-        for widget in (self.register_button, self.remove_button, self.folder_button, self.csv_button):
+        for widget in (self.register_button, self.remove_button, self.folder_button, self.csv_button,
+                       self.confirmed_button):
             widget.setEnabled(not busy)
         self.progress.setVisible(busy)
         if busy:
@@ -210,8 +251,9 @@ class DatasetsPage(SessionPage):
         left_out = f"; {len(info.unreadable)} file(s) could not be read (listed below)" if info.unreadable else ""
         self.say(f"Registered {info.name}: {info.normal} normal and {info.pneumonia} pneumonia images, "
                  f"{info.training_count} for training and {info.validation_count} for validation{left_out}.")
-        self.name_field.clear()
-        self.path_field.clear()
+        if info.kind != "readings":
+            self.name_field.clear()
+            self.path_field.clear()
         self.refresh()
         self.changed.emit()
         self.registration_finished.emit(True)

@@ -4,6 +4,11 @@ beside the current model's, and Accept / Reject / Restore.
 
 Accepting or restoring emits ``active_model_changed``; the main window then reloads the prediction model from
 ``service.models.active_bundle_dir()``. The registry (in ``pneumodesk.node``) checks the permission and audits.
+
+"Recalibrate on confirmed cases" refits the prediction model's operating points on the clinicians' confirmed cases
+and adds the result as a candidate (its figures beside the current thresholds' on the same images: before / after).
+Each refresh also measures the prediction model on this month's confirmed cases against its model card and shows a
+warning (and emits ``drift_warning``) when a figure is below the card's by more than its 95 % Wilson interval.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from PySide6.QtWidgets import (
 from pneumodesk.node import NodeService, Permission
 from pneumodesk.node.model_registry import ModelStatus
 
-from ..widgets.fields import message_label
+from ..widgets.fields import message_label, show_message
 from ..widgets.model_curves_panel import ModelCurvesPanel
 from ..widgets.tables import read_only_table
 from ..workers.background import BackgroundCalls, plain_error
 from .base import SessionPage
 
 if TYPE_CHECKING:
+    from pneumodesk.client.confirmed_cases import RecalibrationOffer
     from pneumodesk.node.model_registry import LocalModel
+    from pneumodesk.training.monitoring import LocalPerformance
 
 MODEL_COLUMNS = ("#", "State", "Version", "Architecture", "From", "Round", "Global version", "Added", "Decided by")
 FIGURE_COLUMNS = ("Figure", "This model", "Model in use when it arrived", "Difference")
@@ -84,12 +91,16 @@ def figure_rows(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[tuple
 
 class ModelsPage(SessionPage):
     active_model_changed = Signal()
+    drift_warning = Signal(str)  # the prediction model does worse on this month's confirmed cases than its card
+    recalibration_finished = Signal(bool)  # whether a candidate was added
 
     def __init__(self, node: NodeService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
         self.models: list[LocalModel] = []
         self.calls = BackgroundCalls("model-registry", self)
+        self.monitor_calls = BackgroundCalls("local-monitoring", self)
+        self.performance: LocalPerformance | None = None
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 20, 24, 12)
@@ -114,8 +125,17 @@ class ModelsPage(SessionPage):
         self.refresh_button.clicked.connect(self.refresh)
         for button in (self.accept_button, self.reject_button, self.restore_button, self.refresh_button):
             row.addWidget(button)
+        self.recalibrate_button = QPushButton("Recalibrate on confirmed cases")
+        self.recalibrate_button.setAccessibleName("Refit the prediction model's operating points on the confirmed "
+                                                  "cases and offer the result as a candidate")
+        self.recalibrate_button.clicked.connect(self.recalibrate)
+        row.addWidget(self.recalibrate_button)
         row.addStretch(1)
         outer.addLayout(row)
+        self.monitoring = QLabel("")
+        self.monitoring.setWordWrap(True)
+        self.monitoring.setAccessibleName("The prediction model on this month's confirmed cases")
+        outer.addWidget(self.monitoring)
         self.figures_title = QLabel("<b>Figures on this hospital's validation images</b>")
         outer.addWidget(self.figures_title)
         self.figures = QTableWidget(0, len(FIGURE_COLUMNS))
@@ -143,10 +163,34 @@ class ModelsPage(SessionPage):
         if not self.calls.start(lambda _report: models.list(), self._fill, self._on_failed):
             self._stale = True
 
+    def check_local_performance(self) -> bool:
+        """Measure the prediction model on this month's confirmed cases in the background (skipped while a
+        measurement runs)."""
+        from pneumodesk.client.confirmed_cases import monitor_confirmed
+
+        node = self.node
+        return self.monitor_calls.start(lambda report: monitor_confirmed(node), self._show_performance,
+                                        lambda message: show_message(self.monitoring, message, error=True))
+
+    def _show_performance(self, performance: LocalPerformance) -> None:
+        self.performance = performance
+        warning = performance.warning()
+        if warning is not None:
+            show_message(self.monitoring, warning, error=True)
+            self.drift_warning.emit(warning)
+            return
+        refused = f" ({performance.refused} confirmed image(s) changed, moved or unreadable, left out)" \
+            if performance.refused else ""
+        show_message(self.monitoring, f"Model {performance.model_version} on this month's confirmed cases: "
+                     f"{performance.sensitivity.sentence()}; {performance.specificity.sentence()}{refused}.")
+
     def _on_failed(self, message: str) -> None:
         self.message.setText(message)
 
     def _fill(self, models: list[LocalModel]) -> None:
+        """Show the registry, then measure the (possibly new) prediction model on the confirmed cases — after the
+        registry's first use has registered the default model, never beside it."""
+        self.check_local_performance()
         selected = self.selected()
         self.models = list(models)
         self.table.setRowCount(len(self.models))
@@ -183,6 +227,7 @@ class ModelsPage(SessionPage):
         self.accept_button.setEnabled(may_decide and model is not None and model.status == "candidate")
         self.reject_button.setEnabled(may_decide and model is not None and model.status == "candidate")
         self.restore_button.setEnabled(may_decide and model is not None and model.status == "retired")
+        self.recalibrate_button.setEnabled(may_decide and not self.calls.busy)
         if model is None:
             self.figures.setRowCount(0)
             self.curves.show_figures([])
@@ -240,8 +285,36 @@ class ModelsPage(SessionPage):
     def restore_selected(self) -> bool:
         return self._decide("restore")
 
+    def recalibrate(self) -> bool:
+        """Refit on the latest confirmed cases dataset in the background; the new candidate is selected when done."""
+        from pneumodesk.client.confirmed_cases import recalibrate_on_confirmed
+
+        if self.session is None:
+            return False
+        node, session = self.node, self.session
+        started = self.calls.start(lambda _report: recalibrate_on_confirmed(node, session),
+                                   self._on_recalibrated, self._on_recalibration_failed)
+        if started:
+            self.message.setText("Refitting the operating points on the confirmed cases …")
+        return started
+
+    def _on_recalibrated(self, offer: RecalibrationOffer) -> None:
+        refused = len(offer.refused) + offer.recalibration.unreadable
+        left_out = f"; {refused} confirmed image(s) left out (changed, moved or unreadable)" if refused else ""
+        self.message.setText(f"Recalibrated on {offer.recalibration.after['images']} confirmed case(s){left_out}. "
+                             f"Model {offer.candidate.id} waits for a decision: its figures are beside the current "
+                             "thresholds' on the same images.")
+        self._fill(self.node.models.list())
+        self.select(offer.candidate.id)
+        self.recalibration_finished.emit(True)
+
+    def _on_recalibration_failed(self, message: str) -> None:
+        self.message.setText(f"Not recalibrated: {message}")
+        self.recalibration_finished.emit(False)
+
     def shutdown(self) -> None:
         self.calls.shutdown()
+        self.monitor_calls.shutdown()
 
 
 __all__ = ["ModelsPage", "figure_rows"]

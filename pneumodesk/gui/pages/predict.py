@@ -33,7 +33,7 @@ from pneumodesk.node.permissions import Permission
 from ..charts import HistogramChart
 from ..export import Report, write_report_pdf, write_worklist_csv
 from ..settings import Settings
-from ..verdicts import VerdictStore
+from ..verdicts import AGREE, DISAGREE, VerdictStore
 from ..widgets.viewer_panel import ViewerPanel
 from ..widgets.worklist_model import Column, FilterMode, Status, WorklistFilter, WorklistItem, WorklistModel
 from ..workers.heatmap_loader import HeatmapLoader
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pneumodesk.imaging import XRay
     from pneumodesk.inference import Prediction, Predictor
     from pneumodesk.node.clinical import ClinicalService
+    from pneumodesk.node.readings import Reading, ReadingService
 
 FILE_FILTER = "X-ray images (*.dcm *.dicom *.dic *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
 FILTER_LABELS = {FilterMode.ALL: "All images", FilterMode.POSITIVES: "Positives only", FilterMode.ERRORS: "Errors only"}
@@ -64,9 +65,10 @@ class PredictPage(SessionPage):
     model_ready = Signal()
 
     def __init__(self, settings: Settings, verdicts: VerdictStore, clinical: ClinicalService,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, readings: ReadingService | None = None) -> None:
         super().__init__(parent)
         self.clinical = clinical
+        self.readings = readings
         self.settings = settings
         self.verdicts = verdicts
         self.batch_predictor: Predictor | None = None
@@ -402,6 +404,19 @@ class PredictPage(SessionPage):
         row = self.current_row()
         item = self.model.entry(row) if row >= 0 else None
         self.viewer.show_item(item, index.row() + 1, self.proxy.rowCount())
+        self.viewer.reading.setText(self._reading_text(item))
+
+    def _reading_text(self, item: WorklistItem | None) -> str:
+        if item is None or item.prediction is None or not item.sha256 or self.readings is None:
+            return ""
+        reading = self.readings.get(item.sha256)
+        if reading is not None:
+            return f"Your reading: {reading.value} (N / P / U to change)"
+        if item.verdict == DISAGREE:
+            return "What did you read? N normal · P pneumonia · U unsure"
+        if item.verdict == AGREE:
+            return "You may record what you read: N normal · P pneumonia · U unsure"
+        return ""
 
     def _show(self, index: QModelIndex) -> None:
         row = self.proxy.mapToSource(index).row() if index.isValid() else -1
@@ -462,6 +477,28 @@ class PredictPage(SessionPage):
         for other_row, other in enumerate(self.model.entries()):
             if other.sha256 == item.sha256:
                 self.model.set_verdict(other_row, verdict)
+        self._show_facts()
+
+    def set_reading(self, reading: Reading) -> None:
+        """Record what the reader read on the selected image (after agreeing or disagreeing): kept by the image's
+        content digest with the path it was read from; unsure is kept but never becomes a label."""
+        row = self.current_row()
+        item = self.model.entry(row) if row >= 0 else None
+        if item is None or item.prediction is None or not item.sha256 or self.readings is None:
+            return
+        from pneumodesk.node import NodeError
+
+        if self.session is None:
+            self.summary.setText("Sign in to record readings.")
+            return
+        if item.verdict is None:
+            self.summary.setText("Agree or disagree first (A / D), then record what you read (N / P / U).")
+            return
+        try:
+            self.readings.record(self.session, item.sha256, item.path, reading)
+        except NodeError as error:
+            self.summary.setText(str(error))
+            return
         self._show_facts()
 
     # --- export ---

@@ -115,6 +115,11 @@ class ViewerPanel(QWidget):
             button.clicked.connect(lambda checked, v=verdict: self.verdict_requested.emit(v if checked else None))
             verdicts.addWidget(button)
         box.addLayout(verdicts)
+        self.reading = QLabel("")
+        self.reading.setObjectName("muted")
+        self.reading.setWordWrap(True)
+        self.reading.setAccessibleName("Your reading")
+        box.addWidget(self.reading)
 
         box.addSpacing(10)
         self.overlay = QCheckBox("Show heat map (H)")
