@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,6 +29,9 @@ from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, sta
 
 PASSWORD = "correct horse battery staple"
 TIMEOUT = 60
+
+# Runs a test that uses ``coordinator``/``coordinator_dir`` on SQLite and on a real PostgreSQL server.
+on_both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def b64url(data: bytes) -> str:
@@ -45,8 +49,10 @@ def coordinator_cli(*args: str | Path, stdin: str | None = None, check: bool = T
     return result
 
 
-def init_coordinator(directory: Path, model: Path) -> Path:
-    coordinator_cli("init", directory, "--password-stdin", "--model", model, "--host", "127.0.0.1",
+def init_coordinator(directory: Path, model: Path, database_url: str = "") -> Path:
+    """``init`` a coordinator folder; with ``database_url`` its config names that database (else SQLite in it)."""
+    database = ("--database-url", database_url) if database_url else ()
+    coordinator_cli("init", directory, "--password-stdin", "--model", model, "--host", "127.0.0.1", *database,
                     stdin=PASSWORD + "\n")
     return directory
 
