@@ -54,6 +54,7 @@ def create_app(service: CoordinatorService) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         context.notifier.attach(asyncio.get_running_loop())
+        service.start_listening()
         await run_in_threadpool(service.sweep)  # resume rounds left aggregating by a restart
 
         async def sweeper() -> None:
@@ -71,6 +72,7 @@ def create_app(service: CoordinatorService) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await run_in_threadpool(service.stop_listening)
 
     app = FastAPI(title="PneumoDesk federation coordinator", version=__version__, lifespan=lifespan,
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None)

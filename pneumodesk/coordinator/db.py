@@ -131,6 +131,9 @@ class Round(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     result_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The current phase's deadline was extended once already (secure consistency phase); in the database, not in a
+    #: process's memory, so whichever worker sweeps next knows it.
+    phase_extended: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Submission(Base):

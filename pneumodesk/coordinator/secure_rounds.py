@@ -31,9 +31,11 @@ Invariants:
 - the coordinator holds masked inputs only, never an unmasked individual update; once the round is finished every
   stored message of it is deleted; with fewer than t survivors the round fails and nothing is revealed.
 
-Limit: phase changes are serialised by a lock of this process (and the round's row lock); run secure rounds in one
-coordinator process (one uvicorn worker). Several workers would each rebuild state correctly but could race to
-close the same phase.
+Several workers: every request and sweep acts under the round's row lock (``SELECT … FOR UPDATE`` on PostgreSQL),
+rebuilds this process's view when the database holds messages or a phase it has not seen, and keeps nothing only in
+memory that a decision depends on (the consistency phase's one extension is ``Round.phase_extended``); so any
+worker may take any message, and exactly one closes each phase. The in-process lock only serialises this process's
+threads.
 """
 
 from __future__ import annotations
@@ -104,7 +106,6 @@ class _Live:
     seen: int  # stored messages replayed or received; a different count in the database means: rebuild
     advertisements: dict[str, KeyAdvertisement] = field(default_factory=dict)
     server: SecAggServer | None = None
-    consistency_extended: bool = False  # the consistency phase's short deadline passed with fewer than t signatures
 
 
 def _parse(model: type[M], body: bytes) -> M:
@@ -442,11 +443,11 @@ class SecureRounds:
             elif phase == RoundPhase.CONSISTENCY_CHECK:
                 server = self._server(live)
                 if count == len(server.u3) or (deadline_passed and (count >= (server.threshold or 0)
-                                                                     or live.consistency_extended)):
+                                                                     or round_.phase_extended)):
                     server.close_consistency()  # fewer than t signatures: TooFewSurvivors, the round fails
                     self._next_phase(session, round_, live, RoundPhase.UNMASKING, spec)
                 elif deadline_passed:  # the grace passed with fewer than t signatures: the phase's full time, once
-                    live.consistency_extended = True
+                    round_.phase_extended = True
                     round_.deadline = utcnow() + dt.timedelta(
                         seconds=max(0, spec.secure_phase_seconds - CONSISTENCY_GRACE_SECONDS))
                     round_.revision += 1
@@ -464,6 +465,7 @@ class SecureRounds:
 
     def _next_phase(self, session: Session, round_: Round, live: _Live, phase: RoundPhase, spec: TrainingPlan) -> None:
         round_.phase = live.phase = phase.value
+        round_.phase_extended = False
         seconds = spec.secure_phase_seconds
         if phase == RoundPhase.CONSISTENCY_CHECK:  # live nodes sign at once; vanished ones never do
             seconds = min(seconds, CONSISTENCY_GRACE_SECONDS)

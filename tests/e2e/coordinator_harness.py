@@ -7,6 +7,7 @@ verification switched off. Waiting is always polling with a timeout, never a fix
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -75,10 +76,14 @@ def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str
 
 
 class Coordinator:
-    """A ``serve`` subprocess on a free port; ``start``/``stop`` may be called repeatedly on the same folder."""
+    """A ``serve`` subprocess on a free port; ``start``/``stop`` may be called repeatedly on the same folder.
 
-    def __init__(self, directory: Path) -> None:
+    With ``workers`` > 1 it is uvicorn's supervisor with that many worker processes, in a process group of its own
+    (a crash kills them all, as a power cut would)."""
+
+    def __init__(self, directory: Path, workers: int = 1) -> None:
         self.directory = directory
+        self.workers = workers
         self.port = free_port()
         self.ca = directory / "tls" / "ca.pem"
         self.process: subprocess.Popen | None = None
@@ -100,8 +105,9 @@ class Coordinator:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pneumodesk.coordinator.cli", "serve", str(self.directory),
-                 "--port", str(self.port), "--log-level", "info"],
+                 "--port", str(self.port), "--log-level", "info", "--workers", str(self.workers)],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
             )
         probe = self.session()
 
@@ -122,13 +128,27 @@ class Coordinator:
         for session in self._sessions:
             session.close()
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
+            if crash:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=3)
+                self.process.wait(timeout=3 if self.workers == 1 else 15)
             except subprocess.TimeoutExpired:  # TLS shutdown of a just-closed connection can hang for 30 s
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):  # no worker outlives its supervisor
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (uvicorn's supervisor's children; empty with one worker)."""
+        import psutil
+
+        assert self.process is not None
+        return [child.pid for child in psutil.Process(self.process.pid).children()
+                if "spawn_main" in " ".join(child.cmdline())]
 
     def operator_token(self, session: requests.Session | None = None) -> str:
         response = (session or self.session()).post(
