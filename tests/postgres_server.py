@@ -36,6 +36,15 @@ class PostgresServer:
     def socket_dir(self) -> str:
         return parse_qs(urlsplit(self.admin_uri).query)["host"][0]
 
+    def restart(self) -> None:
+        """Stop the server (fast: open connections are cut) and start it again with the same options, as an
+        operator's restart or a failover would; returns once it accepts connections."""
+        from pgserver._commands import pg_ctl
+
+        pgdata = self.handle.pgdata  # type: ignore[attr-defined]
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=self.handle.system_user,  # type: ignore[attr-defined]
+               timeout=60)
+
     def fresh_database_url(self) -> str:
         import psycopg
 
