@@ -45,6 +45,17 @@ class PostgresServer:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=self.handle.system_user,  # type: ignore[attr-defined]
                timeout=60)
 
+    def tool(self, name: str) -> str:
+        """The path of one of the server's client programs (pg_dump, pg_restore, psql)."""
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / name)
+
+    @staticmethod
+    def libpq_uri(database_url: str) -> str:
+        """The libpq form of an SQLAlchemy ``postgresql+psycopg://`` URL (what pg_dump and psql take)."""
+        return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
     def fresh_database_url(self) -> str:
         import psycopg
 

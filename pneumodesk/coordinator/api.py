@@ -23,6 +23,7 @@ from pneumodesk.federation.messages import API_PREFIX
 
 from . import secure_api
 from .http_limits import BodySizeLimit
+from .observability import RequestContext
 from .routes import meta, models, nodes, operators, plans, rounds
 from .routes.context import UPLOAD_SUFFIX, ApiContext, ChangeNotifier, SharedReads
 from .routes.errors import install_error_handlers
@@ -79,9 +80,11 @@ def create_app(service: CoordinatorService) -> FastAPI:
     app.state.context = context
     app.add_middleware(BodySizeLimit, limit_for=lambda path: (
         config.max_update_bytes if path.endswith(UPLOAD_SUFFIX) else config.max_json_bytes))
+    app.add_middleware(RequestContext, upload_suffix=UPLOAD_SUFFIX)  # outermost: ids and timings cover everything
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(meta.operations_router)
     return app
 
 

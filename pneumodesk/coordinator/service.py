@@ -16,6 +16,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
 from pneumodesk.federation.messages import (
     ChallengeResponse,
     EnrolmentCode,
@@ -86,6 +89,15 @@ class CoordinatorService:
     def open(cls, directory: Path, database_url: str | None = None) -> CoordinatorService:
         paths = CoordinatorPaths(Path(directory))
         return cls(paths, CoordinatorConfig.load(paths), database_url)
+
+    def database_ready(self) -> bool:
+        """Whether the database answers a query now (readiness)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
 
     def close(self) -> None:
         self.stop_listening()

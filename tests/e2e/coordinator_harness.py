@@ -81,9 +81,10 @@ class Coordinator:
     With ``workers`` > 1 it is uvicorn's supervisor with that many worker processes, in a process group of its own
     (a crash kills them all, as a power cut would)."""
 
-    def __init__(self, directory: Path, workers: int = 1) -> None:
+    def __init__(self, directory: Path, workers: int = 1, extra: tuple[str, ...] = ()) -> None:
         self.directory = directory
         self.workers = workers
+        self.extra = extra  # more ``serve`` options
         self.port = free_port()
         self.ca = directory / "tls" / "ca.pem"
         self.process: subprocess.Popen | None = None
@@ -93,6 +94,11 @@ class Coordinator:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def root_url(self) -> str:
+        """Where the operations endpoints are (/healthz, /readyz, /metrics)."""
+        return f"https://127.0.0.1:{self.port}"
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -105,7 +111,7 @@ class Coordinator:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pneumodesk.coordinator.cli", "serve", str(self.directory),
-                 "--port", str(self.port), "--log-level", "info", "--workers", str(self.workers)],
+                 "--port", str(self.port), "--log-level", "info", "--workers", str(self.workers), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
             )
