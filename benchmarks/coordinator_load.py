@@ -85,7 +85,11 @@ def run_configuration(label: str, database_url: str, workers: int, nodes_count: 
     )
 
     work = Path(tempfile.mkdtemp(prefix=f"pneumodesk-load-{label}-"))
-    coordinator = Coordinator(init_coordinator(work / "coordinator", bundle, database_url), workers=workers)
+    directory = init_coordinator(work / "coordinator", bundle, database_url)
+    settings = json.loads((directory / "coordinator.json").read_text())  # every node enrols from 127.0.0.1
+    settings["enrol_attempts_per_minute"] = max(settings["enrol_attempts_per_minute"], 2 * nodes_count)
+    (directory / "coordinator.json").write_text(json.dumps(settings))
+    coordinator = Coordinator(directory, workers=workers)
     session = coordinator.session
 
     def closing():  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Boolean,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -151,6 +152,16 @@ class Submission(Base):
     blob_sha256: Mapped[str] = mapped_column(String(64))
     examples: Mapped[int] = mapped_column(Integer)
     received: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimitHit(Base):
+    """One counted hit of a rate limit shared by every worker (``shared_limits``); the key is stored as sha256."""
+
+    __tablename__ = "rate_limit_hits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
 
 
 class AuditRecord(Base):

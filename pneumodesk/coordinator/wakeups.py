@@ -72,8 +72,10 @@ class PostgresWakeups:
 
     def _listen(self) -> None:
         pooled = self._engine.raw_connection()
+        connection = cast("psycopg.Connection[tuple[object, ...]] | None", pooled.driver_connection)
         pooled.detach()  # this connection never goes back to the pool: it stays in LISTEN mode until closed
-        connection = cast("psycopg.Connection[tuple[object, ...]]", pooled.driver_connection)
+        if connection is None:
+            raise RuntimeError("the database driver gave no connection to listen on")
         try:
             connection.autocommit = True
             connection.execute(f"LISTEN {CHANNEL}")
