@@ -153,8 +153,14 @@ class Coordinator:
         import psutil
 
         assert self.process is not None
-        return [child.pid for child in psutil.Process(self.process.pid).children()
-                if "spawn_main" in " ".join(child.cmdline())]
+        pids = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+            except psutil.Error:  # it ended meanwhile
+                continue
+        return pids
 
     def operator_token(self, session: requests.Session | None = None) -> str:
         response = (session or self.session()).post(

@@ -1,6 +1,6 @@
 """End to end, faults on ``serve --workers 2`` over a real PostgreSQL server: a worker killed (SIGKILL) while it
-receives an update or a masked input, and the database restarted mid-round. Every accepted update counts exactly
-once, the round completes with the exact result, and nodes carry on by retrying."""
+receives an update, a masked input or an unmasking answer, and the database restarted mid-round. Every accepted
+update counts exactly once, the round completes with the exact result, and nodes carry on by retrying."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from pneumodesk.federation.messages import EXAMPLES_HEADER, SHA256_HEADER
-from pneumodesk.federation.secagg import QuantisationSpec, ShareDelivery
+from pneumodesk.federation.secagg import QuantisationSpec, ShareDelivery, UnmaskRequest
 from pneumodesk.federation.tensors import sha256_hex, state_dict_to_bytes
 
 from .coordinator_harness import (
@@ -36,6 +36,7 @@ from .secure_harness import (
     flat_delta,
     local_deltas,
     path,
+    round_info,
     secure_nodes,
     secure_plan_json,
     wait_phase,
@@ -60,13 +61,18 @@ def _client_connections(coordinator: Coordinator) -> dict[int, int]:
 
     held = {}
     for pid in coordinator.worker_pids():
-        for connection in psutil.Process(pid).net_connections(kind="tcp"):
+        try:
+            connections = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:  # a killed worker not yet reaped by the supervisor
+            continue
+        for connection in connections:
             if connection.status == psutil.CONN_ESTABLISHED and connection.laddr.port == coordinator.port:
                 held[connection.raddr.port] = pid
     return held
 
 
-def _kill_mid_upload(coordinator: Coordinator, node, path: str, data: bytes, headers: dict[str, str]) -> None:
+def _kill_mid_upload(coordinator: Coordinator, node, path: str, data: bytes, headers: dict[str, str],
+                     method: str = "PUT") -> None:
     """Send ``data`` slowly on a fresh connection and SIGKILL the worker receiving it halfway; wait until the
     supervisor has replaced it."""
     for session in coordinator._sessions:
@@ -87,8 +93,9 @@ def _kill_mid_upload(coordinator: Coordinator, node, path: str, data: bytes, hea
 
     def upload() -> None:
         try:
-            response = requests.put(f"{coordinator.url}{path}", data=slowly(), verify=str(coordinator.ca),
-                                    headers={**node.headers(), **headers, "Connection": "close"}, timeout=TIMEOUT)
+            response = requests.request(method, f"{coordinator.url}{path}", data=slowly(), verify=str(coordinator.ca),
+                                        headers={**node.headers(), **headers, "Connection": "close"},
+                                        timeout=TIMEOUT)
             failures.append(AssertionError(f"the upload was answered {response.status_code}"))
         except requests.RequestException as error:
             failures.append(error)
@@ -137,7 +144,8 @@ def test_a_worker_killed_mid_upload_loses_nothing_and_counts_the_retry_once(work
         np.testing.assert_array_equal(result[name], value)
 
 
-def test_a_worker_killed_mid_masked_input_and_a_database_restart_mid_round(workers_coordinator, postgres_server):
+def test_workers_killed_mid_masked_input_and_mid_unmasking_and_a_database_restart(workers_coordinator,
+                                                                                  postgres_server):
     coordinator = workers_coordinator
     count = 3
     token = coordinator.operator_token()
@@ -175,6 +183,14 @@ def test_a_worker_killed_mid_masked_input_and_a_database_restart_mid_round(worke
     secure[0].send_masked(flat_delta(locals_[0], base), counts[0])  # an identical retry counts once
 
     _confirm_all(secure, round_id)
+    # A worker dies while it receives node 0's unmasking answer: the node asks again and answers again.
+    request = UnmaskRequest.model_validate_json(secure[0].get("unmask-request").content)
+    reply = secure[0].protocol.unmask(request).model_dump_json().encode()
+    _kill_mid_upload(coordinator, nodes[0], path(round_id, "unmask"), reply, {"Content-Type": "application/json"},
+                     method="POST")
+    for node in nodes:
+        node.http = coordinator.session()
+    assert round_info(nodes[0], round_id)["phase"] == "unmasking"
     _unmask_until_done(secure)
     info = wait_phase(nodes[0], round_id, "complete")
     _check_model(nodes[0], info["result_version"], _expected(base, locals_, counts),
