@@ -487,15 +487,26 @@ class SecureRounds:
             self._fail(session, round_, f"unmasking failed: {error}")
             return
         try:
-            self._publish(session, round_, result)
+            published = self._publish(session, round_, result)
         except BaseException:  # e.g. the blob store is full: stays aggregating; the sweep replays and tries again
             self._live.pop(round_.id, None)
             raise
+        if not published:
+            return
         log.info("Secure round %s of plan %s… complete: %s masked inputs (%s dropped), unmasked in %.3f s",
                  round_.number, round_.plan_sha256[:12], len(result.contributors), len(result.dropped),
                  time.perf_counter() - started)
 
-    def _publish(self, session: Session, round_: Round, result: AggregateResult) -> None:
+    def _publish(self, session: Session, round_: Round, result: AggregateResult) -> bool:
+        """Publish the round's model, unless another worker finished the round first (``False``): the state is
+        re-read under the round's row lock, since ``aggregating`` was committed (and the lock let go) before the
+        unmasking, and another worker's sweep may have finished it meanwhile."""
+        current = session.scalars(select(Round).where(Round.id == round_.id).with_for_update()
+                                  .execution_options(populate_existing=True)).first()
+        if current is None or current.state != RoundState.AGGREGATING:
+            session.rollback()
+            self._live.pop(round_.id, None)
+            return False
         parent = get_row(session, ModelVersion, round_.model_version)
         plan = get_row(session, Plan, round_.plan_sha256)
         weights = self._apply(self._blobs.get(parent.sha256, cache=True), result, parent.architecture)
@@ -521,6 +532,7 @@ class SecureRounds:
         self._next_round(session, round_, plan, model.version)
         session.commit()
         self._forget(session, round_)
+        return True
 
     @staticmethod
     def _apply(parent: bytes | memoryview, result: AggregateResult, architecture: str) -> memoryview:
