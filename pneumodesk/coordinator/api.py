@@ -23,6 +23,7 @@ from pneumodesk.federation.messages import API_PREFIX
 
 from . import secure_api
 from .http_limits import BodySizeLimit
+from .observability import RequestContext
 from .routes import meta, models, nodes, operators, plans, rounds
 from .routes.context import UPLOAD_SUFFIX, ApiContext, ChangeNotifier, SharedReads
 from .routes.errors import install_error_handlers
@@ -54,6 +55,7 @@ def create_app(service: CoordinatorService) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         context.notifier.attach(asyncio.get_running_loop())
+        service.start_listening()
         await run_in_threadpool(service.sweep)  # resume rounds left aggregating by a restart
 
         async def sweeper() -> None:
@@ -71,15 +73,18 @@ def create_app(service: CoordinatorService) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await run_in_threadpool(service.stop_listening)
 
     app = FastAPI(title="PneumoDesk federation coordinator", version=__version__, lifespan=lifespan,
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None)
     app.state.context = context
     app.add_middleware(BodySizeLimit, limit_for=lambda path: (
         config.max_update_bytes if path.endswith(UPLOAD_SUFFIX) else config.max_json_bytes))
+    app.add_middleware(RequestContext, upload_suffix=UPLOAD_SUFFIX)  # outermost: ids and timings cover everything
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(meta.operations_router)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: the config's)")
     serve.add_argument("--port", type=int, help="port (default: the config's)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=["text", "json"], default="text",
+                       help="log lines as text or as JSON objects with the request id (default text)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (default 1; more than one needs PostgreSQL)")
 
     code = command("enrol-code", "print a one-time enrolment code for a new hospital node", _enrol_code)
     code.add_argument("--hours", type=float, help="hours until the code expires (default: the config's)")
@@ -139,17 +143,40 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging.config
+    import tempfile
+
     import uvicorn
 
     from .api import create_app
+    from .metrics import MULTIPROCESS_ENV
+    from .observability import log_config
 
-    service = _service(args)
+    if args.workers < 1:
+        raise CoordinatorError("--workers must be at least 1.")
+    logging_setup = log_config(args.log_level, args.log_format == "json")
+    logging.config.dictConfig(logging_setup)
+    if args.workers > 1:  # before any metric exists in this process or a worker: every worker writes its counters
+        os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="pneumodesk-metrics-")
+    service = _service(args)  # applies pending migrations once, before any worker starts
     config, paths = service.config, service.paths
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(service), host=args.host or config.host, port=args.port or config.port,
-                ssl_certfile=str(paths.server_cert), ssl_keyfile=str(paths.server_key),
-                log_level=args.log_level, timeout_graceful_shutdown=30, server_header=False,
-                timeout_keep_alive=config.keep_alive_seconds)
+    options = dict(host=args.host or config.host, port=args.port or config.port,
+                   ssl_certfile=str(paths.server_cert), ssl_keyfile=str(paths.server_key),
+                   log_level=args.log_level, timeout_graceful_shutdown=30, server_header=False,
+                   timeout_keep_alive=config.keep_alive_seconds, log_config=logging_setup)
+    if args.workers == 1:
+        uvicorn.run(create_app(service), **options)
+        return 0
+    if service.engine.dialect.name != "postgresql":
+        raise CoordinatorError("Several workers need a PostgreSQL database (--database-url or the config's "
+                               "database_url); SQLite serves one worker.")
+    service.close()
+    # Each worker process builds its own app from the environment (``app_from_environment``).
+    os.environ["PNEUMODESK_COORDINATOR_DIR"] = str(args.dir.resolve())
+    if args.database_url:
+        os.environ["PNEUMODESK_DATABASE_URL"] = args.database_url
+    uvicorn.run("pneumodesk.coordinator.api:app_from_environment", factory=True, workers=args.workers,
+                **options)
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Boolean,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -131,6 +132,9 @@ class Round(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     result_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The current phase's deadline was extended once already (secure consistency phase); in the database, not in a
+    #: process's memory, so whichever worker sweeps next knows it.
+    phase_extended: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Submission(Base):
@@ -148,6 +152,16 @@ class Submission(Base):
     blob_sha256: Mapped[str] = mapped_column(String(64))
     examples: Mapped[int] = mapped_column(Integer)
     received: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimitHit(Base):
+    """One counted hit of a rate limit shared by every worker (``shared_limits``); the key is stored as sha256."""
+
+    __tablename__ = "rate_limit_hits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
 
 
 class AuditRecord(Base):

@@ -31,9 +31,11 @@ Invariants:
 - the coordinator holds masked inputs only, never an unmasked individual update; once the round is finished every
   stored message of it is deleted; with fewer than t survivors the round fails and nothing is revealed.
 
-Limit: phase changes are serialised by a lock of this process (and the round's row lock); run secure rounds in one
-coordinator process (one uvicorn worker). Several workers would each rebuild state correctly but could race to
-close the same phase.
+Several workers: every request and sweep acts under the round's row lock (``SELECT … FOR UPDATE`` on PostgreSQL),
+rebuilds this process's view when the database holds messages or a phase it has not seen, and keeps nothing only in
+memory that a decision depends on (the consistency phase's one extension is ``Round.phase_extended``); so any
+worker may take any message, and exactly one closes each phase. The in-process lock only serialises this process's
+threads.
 """
 
 from __future__ import annotations
@@ -104,7 +106,6 @@ class _Live:
     seen: int  # stored messages replayed or received; a different count in the database means: rebuild
     advertisements: dict[str, KeyAdvertisement] = field(default_factory=dict)
     server: SecAggServer | None = None
-    consistency_extended: bool = False  # the consistency phase's short deadline passed with fewer than t signatures
 
 
 def _parse(model: type[M], body: bytes) -> M:
@@ -442,11 +443,11 @@ class SecureRounds:
             elif phase == RoundPhase.CONSISTENCY_CHECK:
                 server = self._server(live)
                 if count == len(server.u3) or (deadline_passed and (count >= (server.threshold or 0)
-                                                                     or live.consistency_extended)):
+                                                                     or round_.phase_extended)):
                     server.close_consistency()  # fewer than t signatures: TooFewSurvivors, the round fails
                     self._next_phase(session, round_, live, RoundPhase.UNMASKING, spec)
                 elif deadline_passed:  # the grace passed with fewer than t signatures: the phase's full time, once
-                    live.consistency_extended = True
+                    round_.phase_extended = True
                     round_.deadline = utcnow() + dt.timedelta(
                         seconds=max(0, spec.secure_phase_seconds - CONSISTENCY_GRACE_SECONDS))
                     round_.revision += 1
@@ -464,6 +465,7 @@ class SecureRounds:
 
     def _next_phase(self, session: Session, round_: Round, live: _Live, phase: RoundPhase, spec: TrainingPlan) -> None:
         round_.phase = live.phase = phase.value
+        round_.phase_extended = False
         seconds = spec.secure_phase_seconds
         if phase == RoundPhase.CONSISTENCY_CHECK:  # live nodes sign at once; vanished ones never do
             seconds = min(seconds, CONSISTENCY_GRACE_SECONDS)
@@ -485,15 +487,26 @@ class SecureRounds:
             self._fail(session, round_, f"unmasking failed: {error}")
             return
         try:
-            self._publish(session, round_, result)
+            published = self._publish(session, round_, result)
         except BaseException:  # e.g. the blob store is full: stays aggregating; the sweep replays and tries again
             self._live.pop(round_.id, None)
             raise
+        if not published:
+            return
         log.info("Secure round %s of plan %s… complete: %s masked inputs (%s dropped), unmasked in %.3f s",
                  round_.number, round_.plan_sha256[:12], len(result.contributors), len(result.dropped),
                  time.perf_counter() - started)
 
-    def _publish(self, session: Session, round_: Round, result: AggregateResult) -> None:
+    def _publish(self, session: Session, round_: Round, result: AggregateResult) -> bool:
+        """Publish the round's model, unless another worker finished the round first (``False``): the state is
+        re-read under the round's row lock, since ``aggregating`` was committed (and the lock let go) before the
+        unmasking, and another worker's sweep may have finished it meanwhile."""
+        current = session.scalars(select(Round).where(Round.id == round_.id).with_for_update()
+                                  .execution_options(populate_existing=True)).first()
+        if current is None or current.state != RoundState.AGGREGATING:
+            session.rollback()
+            self._live.pop(round_.id, None)
+            return False
         parent = get_row(session, ModelVersion, round_.model_version)
         plan = get_row(session, Plan, round_.plan_sha256)
         weights = self._apply(self._blobs.get(parent.sha256, cache=True), result, parent.architecture)
@@ -519,6 +532,7 @@ class SecureRounds:
         self._next_round(session, round_, plan, model.version)
         session.commit()
         self._forget(session, round_)
+        return True
 
     @staticmethod
     def _apply(parent: bytes | memoryview, result: AggregateResult, architecture: str) -> memoryview:

@@ -16,6 +16,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
 from pneumodesk.federation.messages import (
     ChallengeResponse,
     EnrolmentCode,
@@ -36,6 +39,7 @@ from .db import make_engine, make_sessions, upgrade_database
 from .orchestrator import RoundOrchestrator
 from .secure_rounds import SecureRounds, message_store
 from .services import EnrolmentService, ModelService, OperatorService, PlanService, RoundService, new_enrolment_code
+from .wakeups import PostgresWakeups, supports_notify
 
 __all__ = ["CoordinatorService", "new_enrolment_code"]
 
@@ -69,6 +73,8 @@ class CoordinatorService:
                                      config.node_audience, config.operator_audience)
         self.audit = AuditLog(self.sessions)
         self._listeners = ChangeListeners()
+        # On PostgreSQL every change is announced to every process (other workers, the CLI's changes to them).
+        self._wakeups = PostgresWakeups(self.engine, self._listeners.notify) if supports_notify(self.engine) else None
         self.orchestrator = RoundOrchestrator(self.sessions, self.blobs, self._notify)
         self.secure = SecureRounds(self.sessions, self.blobs, message_store(paths.root / "secagg"),
                                    config.node_audience, self.orchestrator.open_round, self._notify)
@@ -83,7 +89,17 @@ class CoordinatorService:
         paths = CoordinatorPaths(Path(directory))
         return cls(paths, CoordinatorConfig.load(paths), database_url)
 
+    def database_ready(self) -> bool:
+        """Whether the database answers a query now (readiness)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
     def close(self) -> None:
+        self.stop_listening()
         self.engine.dispose()
 
     # -- change notification (long polling) -------------------------------------------------------------------
@@ -91,8 +107,20 @@ class CoordinatorService:
     def add_listener(self, callback: Callable[[], None]) -> None:
         self._listeners.add(callback)
 
+    def start_listening(self) -> None:
+        """Wake this process's long polls for changes other processes commit (PostgreSQL; a no-op on SQLite, where
+        they are seen by the long polls' periodic re-read)."""
+        if self._wakeups is not None:
+            self._wakeups.start()
+
+    def stop_listening(self) -> None:
+        if self._wakeups is not None:
+            self._wakeups.stop()
+
     def _notify(self) -> None:
         self._listeners.notify()
+        if self._wakeups is not None:
+            self._wakeups.announce()
 
     # -- operators --------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ verification switched off. Waiting is always polling with a timeout, never a fix
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,6 +30,9 @@ from pneumodesk.federation.tensors import sha256_hex, state_dict_from_bytes, sta
 
 PASSWORD = "correct horse battery staple"
 TIMEOUT = 60
+
+# Runs a test that uses ``coordinator``/``coordinator_dir`` on SQLite and on a real PostgreSQL server.
+on_both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def b64url(data: bytes) -> str:
@@ -45,8 +50,10 @@ def coordinator_cli(*args: str | Path, stdin: str | None = None, check: bool = T
     return result
 
 
-def init_coordinator(directory: Path, model: Path) -> Path:
-    coordinator_cli("init", directory, "--password-stdin", "--model", model, "--host", "127.0.0.1",
+def init_coordinator(directory: Path, model: Path, database_url: str = "") -> Path:
+    """``init`` a coordinator folder; with ``database_url`` its config names that database (else SQLite in it)."""
+    database = ("--database-url", database_url) if database_url else ()
+    coordinator_cli("init", directory, "--password-stdin", "--model", model, "--host", "127.0.0.1", *database,
                     stdin=PASSWORD + "\n")
     return directory
 
@@ -69,10 +76,15 @@ def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str
 
 
 class Coordinator:
-    """A ``serve`` subprocess on a free port; ``start``/``stop`` may be called repeatedly on the same folder."""
+    """A ``serve`` subprocess on a free port; ``start``/``stop`` may be called repeatedly on the same folder.
 
-    def __init__(self, directory: Path) -> None:
+    With ``workers`` > 1 it is uvicorn's supervisor with that many worker processes, in a process group of its own
+    (a crash kills them all, as a power cut would)."""
+
+    def __init__(self, directory: Path, workers: int = 1, extra: tuple[str, ...] = ()) -> None:
         self.directory = directory
+        self.workers = workers
+        self.extra = extra  # more ``serve`` options
         self.port = free_port()
         self.ca = directory / "tls" / "ca.pem"
         self.process: subprocess.Popen | None = None
@@ -82,6 +94,11 @@ class Coordinator:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def root_url(self) -> str:
+        """Where the operations endpoints are (/healthz, /readyz, /metrics)."""
+        return f"https://127.0.0.1:{self.port}"
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -94,8 +111,9 @@ class Coordinator:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pneumodesk.coordinator.cli", "serve", str(self.directory),
-                 "--port", str(self.port), "--log-level", "info"],
+                 "--port", str(self.port), "--log-level", "info", "--workers", str(self.workers), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
             )
         probe = self.session()
 
@@ -116,13 +134,33 @@ class Coordinator:
         for session in self._sessions:
             session.close()
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
+            if crash:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=3)
+                self.process.wait(timeout=3 if self.workers == 1 else 15)
             except subprocess.TimeoutExpired:  # TLS shutdown of a just-closed connection can hang for 30 s
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):  # no worker outlives its supervisor
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (uvicorn's supervisor's children; empty with one worker)."""
+        import psutil
+
+        assert self.process is not None
+        pids = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+            except psutil.Error:  # it ended meanwhile
+                continue
+        return pids
 
     def operator_token(self, session: requests.Session | None = None) -> str:
         response = (session or self.session()).post(

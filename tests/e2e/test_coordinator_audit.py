@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from pneumodesk.coordinator.config import CoordinatorConfig, CoordinatorPaths
+from pneumodesk.coordinator.db import make_engine
 
 from .coordinator_harness import (
     PASSWORD,
@@ -14,6 +18,7 @@ from .coordinator_harness import (
     coordinator_cli,
     enrolment_code_via_api,
     model_list,
+    on_both_databases,
     plan_json,
     publish_via_api,
 )
@@ -31,6 +36,7 @@ def _audit(coordinator, token: str, **params):
                                      headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
+@on_both_databases
 def test_operator_actions_are_audited_and_readable_by_api_and_cli(coordinator, tmp_path):
     # Prepare: a viewer account made on the command line.
     coordinator_cli("operators", "add", coordinator.directory, "auditor", "--role", "viewer", "--password-stdin",
@@ -115,12 +121,18 @@ def test_a_disabled_operator_cannot_log_in_and_its_tokens_stop_working(coordinat
     assert missing.returncode == 1 and "There is no operator 'nobody'" in missing.stderr
 
 
+@on_both_databases
 def test_the_audit_log_is_append_only_in_the_database(coordinator_dir):
-    connection = sqlite3.connect(coordinator_dir / "coordinator.db")
+    config = CoordinatorConfig.load(CoordinatorPaths(coordinator_dir))
+    engine = make_engine(config.resolved_database_url(CoordinatorPaths(coordinator_dir)))
     try:
-        assert connection.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] >= 2
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT COUNT(*) FROM audit_log")).scalar_one() >= 2
         for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
-            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-                connection.execute(statement)
+            with engine.connect() as connection, pytest.raises(DBAPIError, match="append-only"):
+                connection.execute(text(statement))
+        with engine.connect() as connection:  # nothing changed
+            changed = text("SELECT COUNT(*) FROM audit_log WHERE actor = 'someone else'")
+            assert connection.execute(changed).scalar_one() == 0
     finally:
-        connection.close()
+        engine.dispose()

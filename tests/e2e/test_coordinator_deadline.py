@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import time
 
-from .coordinator_harness import approved_nodes, dyadic_update, model_list, plan_json, publish_via_api
+from .coordinator_harness import (
+    approved_nodes,
+    dyadic_update,
+    model_list,
+    on_both_databases,
+    plan_json,
+    publish_via_api,
+)
 
 
+@on_both_databases
 def test_a_round_past_its_deadline_without_enough_updates_fails_and_the_next_opens(coordinator):
     # Prepare: a two-round plan needing 2 updates per round within 5 s (the schema's minimum); one node uploads.
     nodes = approved_nodes(coordinator, 2)

@@ -7,7 +7,7 @@ import stat
 
 from pneumodesk.coordinator.tls import certificate_hosts
 
-from .coordinator_harness import PASSWORD, SimulatedNode, coordinator_cli
+from .coordinator_harness import PASSWORD, SimulatedNode, coordinator_cli, on_both_databases
 
 
 def test_init_writes_ca_certificates_private_keys_and_config(coordinator_dir):
@@ -22,6 +22,7 @@ def test_init_writes_ca_certificates_private_keys_and_config(coordinator_dir):
     assert again.returncode == 1 and "already holds a coordinator" in again.stderr
 
 
+@on_both_databases
 def test_enrol_approve_token_and_revoke_take_effect_on_a_running_server(coordinator):
     # Prepare: a one-time code from the operator CLI while the server runs.
     code = json.loads(coordinator_cli("enrol-code", coordinator.directory).stdout)["code"]

@@ -8,12 +8,14 @@ from .coordinator_harness import (
     approved_nodes,
     dyadic_update,
     model_list,
+    on_both_databases,
     plan_json,
     publish_via_api,
     weighted_mean,
 )
 
 
+@on_both_databases
 def test_round_resumes_after_a_restart(coordinator):
     # Prepare: a round with two of its three updates in.
     nodes = approved_nodes(coordinator, 3)

@@ -15,6 +15,7 @@ from .coordinator_harness import (
     coordinator_cli,
     dyadic_update,
     model_list,
+    on_both_databases,
     plan_json,
     publish_via_api,
     weighted_mean,
@@ -25,6 +26,7 @@ def _blob_count(directory) -> int:
     return sum(1 for path in (directory / "blobs").rglob("*") if path.is_file())
 
 
+@on_both_databases
 def test_three_nodes_give_exactly_the_weighted_mean_and_replays_count_once(coordinator, tmp_path):
     # Prepare
     nodes = approved_nodes(coordinator, 3)
@@ -77,6 +79,7 @@ def test_three_nodes_give_exactly_the_weighted_mean_and_replays_count_once(coord
     assert [r["state"] for r in rounds] == ["complete"]
 
 
+@on_both_databases
 def test_long_poll_answers_when_the_round_changes_not_at_the_timeout(coordinator):
     nodes = approved_nodes(coordinator, 2)
     operator = coordinator.operator_token()

@@ -29,8 +29,8 @@ def _claims(config: CoordinatorConfig, node_id: str, **changes) -> dict:
 
 
 @pytest.fixture
-def setting(shared_coordinator):
-    coordinator = shared_coordinator
+def setting(shared_coordinator_on_both):
+    coordinator = shared_coordinator_on_both
     node = approved_nodes(coordinator, 1)[0]
     paths = CoordinatorPaths(coordinator.directory)
     key = serialization.load_pem_private_key(paths.token_key.read_bytes(), password=None)

@@ -13,7 +13,7 @@ import pytest
 from pneumodesk.federation.secagg import QuantisationSpec
 from pneumodesk.federation.tensors import state_dict_to_bytes
 
-from .coordinator_harness import model_list, publish_via_api
+from .coordinator_harness import model_list, on_both_databases, publish_via_api
 from .secure_harness import (
     SecureNode,
     audience,
@@ -146,6 +146,7 @@ def test_fewer_than_threshold_survivors_fail_cleanly(shared_coordinator):
     assert late.status_code == 409 and "failed" in late.json()["message"]
 
 
+@on_both_databases
 def test_coordinator_restart_mid_round_completes(coordinator):
     count = 4
     nodes, secure, base, round_id, _token = _start_round(coordinator, count)

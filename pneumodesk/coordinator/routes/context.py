@@ -25,6 +25,7 @@ from ..config import CoordinatorConfig
 from ..errors import Conflict, TooLarge, Unauthorised
 from ..http_limits import RateLimiter
 from ..service import CoordinatorService
+from ..shared_limits import DatabaseRateLimiter
 
 #: The error answers every route documents (FastAPI's own validation error shape is never promised).
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422,
@@ -104,7 +105,7 @@ class ApiContext:
 
     service: CoordinatorService
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
-    limits: dict[str, RateLimiter] = field(default_factory=dict)
+    limits: dict[str, RateLimiter | DatabaseRateLimiter] = field(default_factory=dict)
     update_buffers: BufferPool = field(init=False)
     plan_states: SharedReads = field(init=False)
     #: Password checks (argon2) running at once; a login finding none free is refused, not queued.
@@ -117,23 +118,34 @@ class ApiContext:
         self.update_buffers = BufferPool(config.idle_upload_buffers_mb * 1024 * 1024)
         self.plan_states = SharedReads(self.service.plan_state)
         self.password_checks = asyncio.Semaphore(config.concurrent_login_checks)
-        self.limits = self.limits or {
-            "login": RateLimiter(config.login_attempts_per_minute),
-            "login_user": RateLimiter(config.login_attempts_per_minute),
-            "token": RateLimiter(config.token_requests_per_minute),
-            "enrol": RateLimiter(config.enrol_attempts_per_minute),
-        }
+        rates = {"login": config.login_attempts_per_minute, "login_user": config.login_attempts_per_minute,
+                 "token": config.token_requests_per_minute, "enrol": config.enrol_attempts_per_minute}
+        if not self.limits and self.service.engine.dialect.name == "postgresql":  # possibly several workers
+            self.limits = {kind: DatabaseRateLimiter(self.service.sessions, kind, rate) for kind, rate in rates.items()}
+        self.limits = self.limits or {kind: RateLimiter(rate) for kind, rate in rates.items()}
         self.service.add_listener(self.notifier.notify_threadsafe)
 
     @property
     def config(self) -> CoordinatorConfig:
         return self.service.config
 
-    def limit(self, kind: str, key: str) -> None:
+    async def limit(self, kind: str, key: str) -> None:
         """Count a hit of ``key`` against limit ``kind``; ``RateLimited`` once over it."""
-        wait = self.limits[kind].hit(key)
+        limiter = self.limits[kind]
+        if isinstance(limiter, DatabaseRateLimiter):
+            wait = await run_in_threadpool(limiter.hit, key)
+        else:
+            wait = limiter.hit(key)  # in memory: no thread hop
         if wait is not None:
             raise RateLimited(wait)
+
+    async def forget(self, kind: str, key: str) -> None:
+        """Take back ``key``'s newest hit of limit ``kind`` (the attempt turned out legitimate)."""
+        limiter = self.limits[kind]
+        if isinstance(limiter, DatabaseRateLimiter):
+            await run_in_threadpool(limiter.forget, key)
+        else:
+            limiter.forget(key)
 
 
 @contextlib.asynccontextmanager

@@ -49,17 +49,17 @@ async def revoke(node_id: str, service: Service, who: OperatorName) -> NodeInfo:
 
 @node_router.post("/nodes/enrol", response_model=NodeInfo, status_code=201)
 async def enrol(body: EnrolRequest, context: Context, client: ClientAddress) -> NodeInfo:
-    context.limit("enrol", client)
+    await context.limit("enrol", client)
     return await run_in_threadpool(context.service.enrol, body.code, body.name, body.public_key)
 
 
 @node_router.post("/nodes/{node_id}/challenge", response_model=ChallengeResponse)
 async def challenge(node_id: str, context: Context, client: ClientAddress) -> ChallengeResponse:
-    context.limit("token", f"{client}|{node_id}")
+    await context.limit("token", f"{client}|{node_id}")
     return await run_in_threadpool(context.service.new_challenge, node_id)
 
 
 @node_router.post("/nodes/{node_id}/token", response_model=TokenResponse)
 async def token(node_id: str, body: TokenRequest, context: Context, client: ClientAddress) -> TokenResponse:
-    context.limit("token", f"{client}|{node_id}")
+    await context.limit("token", f"{client}|{node_id}")
     return await run_in_threadpool(context.service.node_token, node_id, body.nonce, body.signature)

@@ -22,19 +22,19 @@ async def login(body: LoginRequest, context: Context, client: ClientAddress) -> 
     """Every attempt is counted before its password is checked, per client address and per user name (a success
     gives its count back); at most ``concurrent_login_checks`` argon2 checks run at once, an attempt beyond that
     is refused at once (429), so a burst of logins cannot fill the worker threads that serve nodes."""
-    context.limit("login", client)
+    await context.limit("login", client)
     try:
-        context.limit("login_user", body.username)
+        await context.limit("login_user", body.username)
     except RateLimited:
-        context.limits["login"].forget(client)
+        await context.forget("login", client)
         raise
     checks = context.password_checks
     if checks.locked():
         raise RateLimited(1.0)
     async with checks:  # a failed check raises Unauthorised and keeps both counts
         token = await run_in_threadpool(partial(context.service.login, source=client), body.username, body.password)
-    context.limits["login"].forget(client)
-    context.limits["login_user"].forget(body.username)
+    await context.forget("login", client)
+    await context.forget("login_user", body.username)
     return token
 
 

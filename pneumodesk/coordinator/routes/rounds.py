@@ -63,7 +63,8 @@ async def wait(
         remaining = deadline - loop.time()
         if remaining <= 0:
             return state.model_copy(update={"changed": changed})
-        # Changes made by this process wake us at once; 2 s re-reads catch other workers and the CLI.
+        # Changes wake us at once (other workers' and the CLI's too on PostgreSQL: LISTEN/NOTIFY); the 2 s re-reads
+        # catch what a missed notification or SQLite's other processes change.
         await notifier.wait(seen, min(remaining, 2.0))
 
 
