@@ -4,6 +4,9 @@ is saved and remembered in ``home/federation/node-key.json`` (public data only: 
 - keyring: user name derived from the node home's path, so several nodes on one machine (the demo) never share a key;
 - encrypted file (no usable keyring backend, e.g. a headless Linux server, or a keyring that refused):
   ``home/federation/node-key.enc`` sealed under ``home/secrets/node-key.secret`` (see ``key_stores``).
+- machine-wide node home (``pneumodesk.node.homes``, an installed app): always the encrypted file, shared with the
+  folder's group (0660 files, 2770 folder): an OS keyring belongs to one user, and the node belongs to the machine.
+  The key is then as safe as the group's membership and the machine's disk; a TPM-backed store is the next step.
 Invariant: ``load`` checks the key against the recorded public key, so a key swapped underneath is refused.
 """
 
@@ -13,6 +16,8 @@ import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from pneumodesk.node.homes import is_machine_home
 
 from .errors import KeyStoreError
 from .key_stores import EncryptedFileKeyStore, KeyringKeyStore, keyring_backend_status
@@ -33,8 +38,9 @@ class HomeKeyStore:
         self.meta_path = self.home / "federation" / "node-key.json"
         self.keyring_user = "node-" + hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:24]
         self.keyring = KeyringKeyStore(self.keyring_user, keyring_backend)
+        self.machine_wide = is_machine_home(self.home)
         self.file = EncryptedFileKeyStore(self.home / "federation" / "node-key.enc",
-                                          self.home / "secrets" / "node-key.secret")
+                                          self.home / "secrets" / "node-key.secret", group=self.machine_wide)
         self._keyring_given = keyring_backend is not None
 
     @property
@@ -46,6 +52,8 @@ class HomeKeyStore:
         return self.file.secret_path
 
     def keyring_usable(self) -> bool:
+        if self.machine_wide:
+            return False  # one user's keyring would lock every other staff account out of the node
         return self._keyring_given or keyring_backend_status()[0]
 
     def _meta(self) -> dict[str, str] | None:
@@ -99,7 +107,7 @@ class HomeKeyStore:
         if previous is not None and previous != where:
             self._store(previous).delete()
         meta = {"storage": where, "public_key": key.public_key_b64, "note": note}
-        write_private(self.meta_path, json.dumps(meta).encode())
+        write_private(self.meta_path, json.dumps(meta).encode(), group=self.machine_wide)
 
     def delete(self) -> None:
         """Forget the key (leaving the federation). Missing pieces are fine."""
@@ -109,10 +117,13 @@ class HomeKeyStore:
 
     def status_text(self) -> str:
         meta = self._meta()
+        if meta is None and self.machine_wide:
+            return "The node key will be kept in an encrypted file in the machine-wide node folder."
         if meta is None:
             return keyring_backend_status()[1] if not self._keyring_given else (
                 "The node key will be kept in the keyring.")
         if meta["storage"] == "keyring":
             return "The node key is kept in the OS keyring."
-        note = meta.get("note") or "this computer has no OS keyring"
+        note = meta.get("note") or ("the node is shared by every user of this workstation" if self.machine_wide
+                                    else "this computer has no OS keyring")
         return f"The node key is kept in an encrypted file in the node folder because {note}."

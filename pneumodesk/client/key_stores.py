@@ -99,11 +99,16 @@ class KeyringKeyStore:
 
 
 class EncryptedFileKeyStore:
-    """The private key sealed in ``key_path`` under a secret in ``secret_path`` (see the module docstring)."""
+    """The private key sealed in ``key_path`` under a secret in ``secret_path`` (see the module docstring).
 
-    def __init__(self, key_path: Path, secret_path: Path) -> None:
+    ``group``: a machine-wide node's key, which every member of the node folder's group (the workstation's staff
+    accounts) must unlock: the files are 0660 in a 2770 folder, and a file others can read is still refused.
+    """
+
+    def __init__(self, key_path: Path, secret_path: Path, *, group: bool = False) -> None:
         self.key_path = Path(key_path)
         self.secret_path = Path(secret_path)
+        self.group = group
 
     def has_key(self) -> bool:
         return self.key_path.exists()
@@ -130,7 +135,7 @@ class EncryptedFileKeyStore:
         sealed = AESGCM(aes_key).encrypt(nonce, key.private_raw(), _AAD)
         document = {"version": 1, "cipher": "AES-256-GCM", "kdf": "scrypt", **_SCRYPT, "salt": b64url(salt),
                     "nonce": b64url(nonce), "ciphertext": b64url(sealed)}
-        write_private(self.key_path, json.dumps(document).encode())
+        write_private(self.key_path, json.dumps(document).encode(), group=self.group)
 
     def delete(self) -> None:
         for path in (self.key_path, self.secret_path):
@@ -141,10 +146,10 @@ class EncryptedFileKeyStore:
 
     def _secret(self, create: bool) -> bytes:
         if create and not self.secret_path.exists():
-            make_private_folder(self.secret_path.parent)
-            write_private(self.secret_path, secrets.token_bytes(32))
+            make_private_folder(self.secret_path.parent, group=self.group)
+            write_private(self.secret_path, secrets.token_bytes(32), group=self.group)
         try:
-            require_owner_only(self.secret_path)
+            require_owner_only(self.secret_path, group=self.group)
             secret = self.secret_path.read_bytes()
         except FileNotFoundError:
             raise KeyStoreError("The secret that unlocks the node key file is missing; the node must enrol "

@@ -55,6 +55,10 @@ def demo_command(args: argparse.Namespace) -> int:
     from pneumodesk.node import NodeError
     from pneumodesk.training.datasets import TrainingDataError
 
+    missing = _why_no_local_coordinator()
+    if missing:
+        print(f"pneumodesk demo: {missing}", file=sys.stderr)
+        return 2
     if args.hospitals < 1 or args.rounds < 1:
         print("pneumodesk demo: --hospitals and --rounds must be at least 1.", file=sys.stderr)
         return 2
@@ -72,3 +76,20 @@ def demo_command(args: argparse.Namespace) -> int:
 
     print(json.dumps(figures, sort_keys=False), flush=True)
     return 0 if figures["rounds_completed"] == args.rounds else 1
+
+
+def _why_no_local_coordinator() -> str:
+    """Why this install cannot run a coordinator beside the demo hospitals ('' when it can).
+
+    The demo starts ``python -m pneumodesk.coordinator.cli``: a frozen workstation app has no Python to run it
+    with (``sys.executable`` is PneumoDesk itself) and ships without the coordinator's server libraries.
+    """
+    needs = ("needs a development install of PneumoDesk with the coordinator extra "
+             "(pip install 'pneumodesk[coordinator]')")
+    if getattr(sys, "frozen", False):
+        return f"the federation demo {needs}; the installed workstation app does not include a coordinator."
+    import importlib.util
+
+    if any(importlib.util.find_spec(name) is None for name in ("fastapi", "uvicorn")):
+        return f"the federation demo {needs}."
+    return ""

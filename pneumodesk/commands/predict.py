@@ -9,14 +9,13 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
-from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from pneumodesk.csv_cells import defused_row
 from pneumodesk.imaging import XRayReadError, read_xray
 from pneumodesk.inference import FileResult, Predictor, expand_paths, predict_files
 from pneumodesk.inference.batch import UNEXPECTED_READ_ERROR, failed_result
+from pneumodesk.inference.heatmap_overlay import overlay_heatmap
 from pneumodesk.model import ModelError
 
 from .library_log import route_library_output_to_log
@@ -63,8 +62,7 @@ def _predict_with_heatmap(predictor: Predictor, path: Path, folder: Path) -> Fil
         return FileResult(path, None, UNEXPECTED_READ_ERROR)
     prediction, heatmap = predictor.predict_with_heatmap(xray)
     folder.mkdir(parents=True, exist_ok=True)
-    grey = np.repeat(xray.pixels[:, :, None], 3, axis=2)
-    overlay = show_cam_on_image(grey, heatmap, use_rgb=True, image_weight=0.6)
+    overlay = overlay_heatmap(xray.pixels, heatmap, image_weight=0.6)
     target = folder / f"{path.stem}_heatmap.png"
     counter = 1
     while target.exists():  # never overwrite: two inputs may share a stem

@@ -142,11 +142,21 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVER_EXTRA_MISSING = (
+    "serving needs the coordinator's server libraries (FastAPI, uvicorn), which the workstation app does not ship; "
+    "install them with: pip install 'pneumodesk[coordinator]'"
+)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import logging.config
     import tempfile
 
-    import uvicorn
+    try:
+        import fastapi  # noqa: F401  (only to say plainly when the extra is missing)
+        import uvicorn
+    except ImportError as missing:
+        raise CoordinatorError(SERVER_EXTRA_MISSING) from missing
 
     from .api import create_app
     from .metrics import MULTIPROCESS_ENV

@@ -49,7 +49,7 @@ from .pages.predict import PredictPage
 from .pages.query import QueryPage
 from .pages.settings import SettingsPage
 from .session_controller import SessionController
-from .settings import Settings, app_home
+from .settings import Settings, app_homes
 from .shortcuts import COMMANDS
 from .theme import apply_theme
 from .verdicts import AGREE, DISAGREE, VerdictStore
@@ -81,7 +81,8 @@ ACTION_PERMISSIONS: dict[str, Permission] = {
 
 
 class MainWindow(QMainWindow):
-    """One window per app. ``home`` (or $PNEUMODESK_HOME) holds settings, verdicts and the node store; ``bundle``
+    """One window per app. ``home`` (or $PNEUMODESK_HOME) holds settings, verdicts and the node store (an installed
+    app without either keeps the node machine-wide and the settings per user: ``node.homes``); ``bundle``
     the model. Without a ``session`` the window opens on the gate (Owner set-up or sign-in); the model loads
     meanwhile. Locking hides the workspace but keeps it, running batch included."""
 
@@ -94,11 +95,12 @@ class MainWindow(QMainWindow):
     def __init__(self, home: Path | None = None, bundle: Path | None = None, session: UserSession | None = None,
                  node: NodeService | None = None) -> None:
         super().__init__()
-        self.home = app_home(home)
+        homes = app_homes(home)
+        self.home = homes.node
         # An explicit ``bundle`` is also what the local model registry starts from (its model 1).
         self.node = node if node is not None else NodeService.open(self.home, default_bundle=bundle)
         self._owns_node = node is None
-        self.settings = Settings(self.home)
+        self.settings = Settings(homes.user)  # theme, last folder: per OS user even on a machine-wide node
         self.verdicts = VerdictStore(self.home / "verdicts.json")
         self.setWindowTitle(f"PneumoDesk {__version__}")
         self.setAccessibleName("PneumoDesk main window")

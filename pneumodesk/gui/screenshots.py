@@ -106,7 +106,10 @@ def _demo_dataset(folder: Path, per_class: int = 100) -> Path:
 
     from pneumodesk.model.default import RESOURCES
 
-    with np.load(RESOURCES / "demo" / "pneumonia_demo_28.npz") as data:
+    demo = RESOURCES / "demo" / "pneumonia_demo_28.npz"
+    if not demo.is_file():
+        raise ScreenshotError(f"The demo X-rays for the admin screenshots are missing ({demo}).")
+    with np.load(demo) as data:
         images, labels, groups = data["val_images"], data["val_labels"].ravel(), data["val_groups"]
     for label, name in enumerate(("NORMAL", "PNEUMONIA")):
         (folder / name).mkdir(parents=True, exist_ok=True)
@@ -259,8 +262,6 @@ def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
 
 
 def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
-    from pneumodesk.model.default import samples_path
-
     from .main_window import MainWindow
 
     out.mkdir(parents=True, exist_ok=True)
@@ -268,59 +269,68 @@ def _take_screenshots(out: Path, model: Path | None) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="pneumodesk-screens-") as home:
         session = _demo_owner_session(Path(home))
         window = MainWindow(home=Path(home), bundle=model, session=session)
-        window.resize(*SIZE)
-        window.show()
-        outcome: dict[str, str] = {}
-        window.model_failed.connect(lambda message: outcome.setdefault("error", message))
-        if window.predictor is None:
-            loop_signal = QEventLoop()
-            window.model_loaded.connect(loop_signal.quit)
-            window.model_failed.connect(loop_signal.quit)
-            QTimer.singleShot(120_000, loop_signal.quit)
-            loop_signal.exec()
-        if window.predictor is None:
+        try:  # any failure below still joins the window's worker threads before the folder goes
+            written += _screenshots_of(window, out, Path(home))
+        finally:
             window.close()
-            raise ScreenshotError(f"The model did not load: {outcome.get('error', 'timed out')}")
-        page = window.predict_page
-        page.add_paths([samples_path()])
-        if page.batch_running:
-            wait_for(page.batch_finished)
-        page.select_proxy_row(0)
-        if page.shown is None:
-            wait_for(page.image_shown)
-        page.set_verdict(AGREE)
-        page.update_histogram()
-        written.append(_save(window, out / "worklist.png"))
-        page.viewer.overlay.setChecked(True)
-        written.append(_save(window, out / "viewer-heatmap.png"))
-        counts = page.histogram.histogram.counts
-        page.histogram.select_bin(max(range(len(counts)), key=counts.__getitem__))  # the worklist shows that bin
-        page.select_proxy_row(0)
-        if page.shown is None or page.shown[0] != page.current_row():
-            wait_for(page.image_shown)
-        written.append(_save(window, out / "worklist-histogram-filter.png"))
-        page.histogram.select_bin(-1)
-        card = window.show_model_card()
-        if card is not None:
-            card.resize(820, 760)
-            written.append(_save(card, out / "model-card.png"))
-            card.close()
-        shortcuts = window.show_shortcuts()
-        written.append(_save(shortcuts, out / "shortcuts.png"))
-        shortcuts.close()
-        written.append(_pacs_screenshot(window, out))
-        window.show_page("Settings")
-        written.append(_save(window, out / "settings.png"))
-        window.show_page("Accounts")
-        window.accounts_page.refresh()
-        window.accounts_page.select("a.reader")
-        written.append(_save(window, out / "accounts.png"))
-        window.show_page("Audit")
-        window.audit_page.set_session(window.session)
-        window.audit_page.verify()
-        written.append(_save(window, out / "audit.png"))
-        written += _admin_screenshots(window, out, Path(home))
-        window.sign_out()
-        written.append(_save(window, out / "sign-in.png"))
-        window.close()
+    return written
+
+
+def _screenshots_of(window: MainWindow, out: Path, home: Path) -> list[Path]:
+    from pneumodesk.model.default import samples_path
+
+    written: list[Path] = []
+    window.resize(*SIZE)
+    window.show()
+    outcome: dict[str, str] = {}
+    window.model_failed.connect(lambda message: outcome.setdefault("error", message))
+    if window.predictor is None:
+        loop_signal = QEventLoop()
+        window.model_loaded.connect(loop_signal.quit)
+        window.model_failed.connect(loop_signal.quit)
+        QTimer.singleShot(120_000, loop_signal.quit)
+        loop_signal.exec()
+    if window.predictor is None:
+        raise ScreenshotError(f"The model did not load: {outcome.get('error', 'timed out')}")
+    page = window.predict_page
+    page.add_paths([samples_path()])
+    if page.batch_running:
+        wait_for(page.batch_finished)
+    page.select_proxy_row(0)
+    if page.shown is None:
+        wait_for(page.image_shown)
+    page.set_verdict(AGREE)
+    page.update_histogram()
+    written.append(_save(window, out / "worklist.png"))
+    page.viewer.overlay.setChecked(True)
+    written.append(_save(window, out / "viewer-heatmap.png"))
+    counts = page.histogram.histogram.counts
+    page.histogram.select_bin(max(range(len(counts)), key=counts.__getitem__))  # the worklist shows that bin
+    page.select_proxy_row(0)
+    if page.shown is None or page.shown[0] != page.current_row():
+        wait_for(page.image_shown)
+    written.append(_save(window, out / "worklist-histogram-filter.png"))
+    page.histogram.select_bin(-1)
+    card = window.show_model_card()
+    if card is not None:
+        card.resize(820, 760)
+        written.append(_save(card, out / "model-card.png"))
+        card.close()
+    shortcuts = window.show_shortcuts()
+    written.append(_save(shortcuts, out / "shortcuts.png"))
+    shortcuts.close()
+    written.append(_pacs_screenshot(window, out))
+    window.show_page("Settings")
+    written.append(_save(window, out / "settings.png"))
+    window.show_page("Accounts")
+    window.accounts_page.refresh()
+    window.accounts_page.select("a.reader")
+    written.append(_save(window, out / "accounts.png"))
+    window.show_page("Audit")
+    window.audit_page.set_session(window.session)
+    window.audit_page.verify()
+    written.append(_save(window, out / "audit.png"))
+    written += _admin_screenshots(window, out, home)
+    window.sign_out()
+    written.append(_save(window, out / "sign-in.png"))
     return written

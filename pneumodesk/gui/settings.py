@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from pneumodesk.node.store import APP_NAME, HOME_ENV, resolve_home
+from pneumodesk.node.homes import APP_NAME, HOME_ENV, Homes, resolve_homes
 
-__all__ = ["APP_NAME", "HOME_ENV", "Settings", "app_home"]
+__all__ = ["APP_NAME", "HOME_ENV", "Settings", "app_homes"]
 
 THEMES = ("dark", "light")
 DEFAULT_OPACITY = 0.45
@@ -17,12 +17,13 @@ DEFAULT_LOCK_MINUTES = 10
 LOCK_MINUTES_RANGE = (1, 240)
 
 
-def app_home(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The app data folder: ``explicit``, else ``$PNEUMODESK_HOME``, else the user data folder. Created if missing.
+def app_homes(explicit: str | os.PathLike[str] | None = None) -> Homes:
+    """The node home and this user's home (``pneumodesk.node.homes``): one folder for both with ``explicit`` or
+    ``$PNEUMODESK_HOME``; the machine-wide node folder and the user's data folder in an installed app.
 
     Tests and screenshots pass their own folder so they never read or change a user's real settings or verdicts.
     """
-    return resolve_home(explicit)
+    return resolve_homes(explicit)
 
 
 class Settings:

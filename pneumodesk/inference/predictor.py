@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from pneumodesk.imaging import XRay, preprocess
 from pneumodesk.model import ModelBundle, default_bundle_path, load_bundle
 
+from .grad_cam import grad_cam
 from .prediction import NORMAL, PNEUMONIA, Prediction
 
 
@@ -76,9 +75,11 @@ class Predictor:
         """
         # Weights are frozen, so the graph must start at the input for gradients to reach the activations.
         inputs = self.inputs([xray]).requires_grad_(True)
-        with GradCAM(model=self.model, target_layers=[self.model.grad_cam_layer]) as cam:
-            maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(0)])
-            logit = cam.outputs.detach().reshape(-1).numpy()
+        layer = self.model.grad_cam_layer
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"{type(self.model).__name__}.grad_cam_layer must be a module, not {type(layer).__name__}")
+        maps, outputs = grad_cam(self.model, layer, inputs)
+        logit = outputs.reshape(-1).numpy()
         prediction = self.decide(float(self.card.calibrate(logit)[0]))
         heatmap = Image.fromarray(maps[0].astype(np.float32), mode="F").resize(
             (xray.width, xray.height), Image.Resampling.BILINEAR

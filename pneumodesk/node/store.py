@@ -15,6 +15,9 @@ a newer PneumoDesk is refused before anything writes to it; a lock held longer t
 read-only file or folder, a full disk or a disk error raise a ``NodeStoreError`` subclass with a plain message,
 and the failed transaction is rolled back, so everything reported saved before stays saved. There is no read-only
 mode: every sign-in and action writes the audit log, so a store that cannot be written is refused.
+
+Upgrades: a store at an older revision is copied to ``backups/`` beside it (``store_backup``) before the first
+migration runs; one from a newer PneumoDesk is refused untouched (``NodeStoreTooNew``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import platformdirs
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -37,11 +39,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .errors import NodeStoreDamaged, NodeStoreReadOnly, NodeStoreUnavailable
+from .homes import resolve_homes
+from .store_backup import backup_before_upgrade
 from .store_check import KnownRevisions, check_store_file
 from .store_faults import sqlite_error_of, store_fault, store_faults
 
-APP_NAME = "PneumoDesk"
-HOME_ENV = "PNEUMODESK_HOME"
 STORE_FILE = "node.sqlite3"
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: How long a transaction waits for another process's write lock before giving up with ``NodeStoreBusy``.
@@ -49,11 +51,9 @@ BUSY_TIMEOUT_S = 30.0
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The app data folder: ``explicit``, else ``$PNEUMODESK_HOME``, else the user data folder. Created if missing."""
-    chosen = explicit or os.environ.get(HOME_ENV) or platformdirs.user_data_dir(APP_NAME, appauthor=False)
-    home = Path(chosen)
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    """The node home: ``explicit``, else ``$PNEUMODESK_HOME``, else the machine-wide folder of an installed app, else
+    the user data folder (``homes.resolve_homes``). Created if missing."""
+    return resolve_homes(explicit).node
 
 
 def make_engine(path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
@@ -130,6 +130,8 @@ class NodeStore:
         except OSError as error:
             raise NodeStoreUnavailable(path, f"its folder cannot be created: {error.strerror}") from error
         check_store_file(path, busy_timeout_s, known_revisions())
+        with store_faults(path, busy_timeout_s):
+            self.backup = backup_before_upgrade(path, known_revisions())  # before any migration touches it
         self.engine = make_engine(path, busy_timeout_s)
         try:
             upgrade(self.engine)

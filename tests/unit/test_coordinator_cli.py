@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import pytest
 
@@ -48,3 +49,14 @@ def test_user_errors_are_one_sentence_and_exit_1(folder, capsys, tmp_path):
     bad.write_text('{"name": "x"}')
     assert coordinator_main(["plans", "publish", str(folder), str(bad)]) == 1
     assert "The training plan is not valid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("server_library", ["uvicorn", "fastapi"])
+def test_serve_without_the_coordinator_extra_says_how_to_install_it(server_library, monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, server_library, None)  # what a workstation install without the extra sees
+
+    code = coordinator_main(["serve", str(tmp_path / "nowhere")])
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "pip install 'pneumodesk[coordinator]'" in error and error.count("\n") == 1

@@ -89,3 +89,24 @@ def test_training_loads_no_database_library() -> None:
     finished = _python("-c", code)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert finished.stdout.strip() == "[]"
+
+
+_PREDICT_WITH_HEATMAPS = """
+import sys
+from pneumodesk import cli
+code = cli.main(["predict", sys.argv[1], "--heatmap-dir", sys.argv[2], "--json"])
+assert code == 0, code
+unwanted = {"torchvision", "cv2", "matplotlib", "pytorch_grad_cam", "fastapi", "uvicorn", "starlette"}
+print("loaded:" + ",".join(sorted({m.split(".")[0] for m in sys.modules} & unwanted)))
+"""
+
+
+def test_predicting_with_heat_maps_loads_no_vision_or_server_library(tmp_path: Path) -> None:
+    """The workstation bundle ships without torchvision, OpenCV, matplotlib and the coordinator's server stack."""
+    sample = next(path for path in sorted((REPO_ROOT / "resources" / "samples").iterdir()) if path.suffix == ".jpeg")
+
+    finished = _python("-c", _PREDICT_WITH_HEATMAPS, str(sample), str(tmp_path))
+
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip().splitlines()[-1] == "loaded:"
+    assert list(tmp_path.glob("*_heatmap.png"))
