@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
 from pneumodesk import __version__
 from pneumodesk.errors import PneumoDeskError
 from pneumodesk.node import NodeService, Permission, UserSession
-from pneumodesk.pacs.service import PacsService
 from pneumodesk.node.readings import Reading
+from pneumodesk.pacs.service import PacsService
 
 from .app import create_application
 from .dialogs.gate import AccessGate
