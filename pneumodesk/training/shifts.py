@@ -238,3 +238,19 @@ def shift_standardised(inputs: np.ndarray, rng: np.random.Generator, probability
             )
         out[index, 0] = (shifted - shifted.mean()) / max(float(shifted.std()), 1e-3)
     return out
+
+
+def shift_preprocessed(inputs: np.ndarray, shift: Shift, seed: int = 0) -> np.ndarray:
+    """``shift`` applied to every already preprocessed input (n, 1, S, S), each min-max mapped to [0, 1] first and
+    re-standardised after (as ``preprocess`` does); image ``i`` draws its random numbers from ``seed + i``."""
+    out = np.empty(inputs.shape, dtype=np.float32)
+    size = inputs.shape[-1]
+    for index, image in enumerate(np.asarray(inputs, dtype=np.float32)[:, 0]):
+        low, high = float(image.min()), float(image.max())
+        shifted = shift((image - low) / max(high - low, 1e-6), np.random.default_rng(seed + index))
+        if shifted.shape != (size, size):
+            shifted = np.asarray(
+                Image.fromarray(np.ascontiguousarray(shifted), mode="F").resize((size, size), Image.Resampling.BILINEAR)
+            )
+        out[index, 0] = (shifted - shifted.mean()) / max(float(shifted.std()), 1e-3)
+    return out
