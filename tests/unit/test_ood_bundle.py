@@ -145,3 +145,13 @@ def test_penultimate_features_are_deterministic():
     second, _ = penultimate_features(bundle, chest_inputs(5))
     np.testing.assert_array_equal(first, second)
     assert first.shape == (5, 32) and logits.shape == (5,)
+
+
+def test_recalibration_keeps_the_check_of_the_same_weights(labelled_folder, tmp_path):
+    from pneumodesk.training.recalibration import recalibrate_bundle
+
+    bundle = fitted_bundle()
+    recalibrated = recalibrate_bundle(bundle, labelled_folder, "all", tmp_path / "recalibrated")
+    assert recalibrated.ood is not None and bundle.ood is not None
+    assert recalibrated.ood.threshold == bundle.ood.threshold
+    np.testing.assert_array_equal(recalibrated.ood.means, bundle.ood.means)
