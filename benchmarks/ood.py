@@ -4,9 +4,12 @@ pydicom's CT/MR/US/NM/secondary-capture test files as PNG). Prints JSON.
 
     .venv/bin/python benchmarks/ood.py [--data ../shared/data/kermany224/train] [--model BUNDLE] [--compare]
 
---compare also fits every candidate score on the training images' features (Mahalanobis class-conditional with
-a tied covariance, Mahalanobis pooled, and the energy score of the logit) and measures each with its threshold set
-on one half of the validation images and counted on the other half (and vice versa), to choose by measurement.
+The threshold must accept at least 99 % of the chest X-rays in every condition in which the model still works
+(ROC-AUC at least the product's floor, 0.965); under shifts where it fails (a white frame, an inverted rendering)
+refusing is counted, not hidden. --compare also fits every candidate score on the training images' features
+(Mahalanobis class-conditional with a tied covariance, Mahalanobis pooled, and the energy score of the logit) and
+measures each with its threshold set on one half of the validation images and counted on the other half (and vice
+versa), to choose by measurement.
 Features are cached per weights checksum (--cache), so a second run costs seconds.
 """
 
@@ -29,6 +32,7 @@ from pneumodesk.imaging import XRayReadError, preprocess, read_xray
 from pneumodesk.model import FeatureDistribution, load_bundle
 from pneumodesk.model.default import default_bundle_path
 from pneumodesk.training.out_of_distribution import (
+    DEFAULT_MIN_AUC,
     DEFAULT_REFUSE_AT_MOST,
     fit_distribution,
     penultimate_features,
@@ -38,7 +42,12 @@ from pneumodesk.training.pipeline import prepare_data
 from pneumodesk.training.shifts import SHIFT_SUITE
 from pneumodesk.training.yardstick import CLEAN, bundle_seed, shifted_inputs, validation_xrays
 
-INVERSION = "inverted (MONOCHROME1 shown raw)"  # a wrong rendering: refusing it is welcome, not a false refusal
+
+def protected_conditions(logits: dict[str, np.ndarray], labels: np.ndarray) -> set[str]:
+    """The conditions the threshold must accept (as ``with_fitted_ood`` decides): clean, and every shift on which the
+    model's ROC-AUC reaches the floor. Elsewhere the model fails, and refusing is better than answering."""
+    return {name for name, values in logits.items()
+            if name == CLEAN or roc_auc_score(labels, values) >= DEFAULT_MIN_AUC}
 
 
 def log(message: str, started: float = time.perf_counter()) -> None:
@@ -93,7 +102,7 @@ def rate(flags: np.ndarray) -> float:
     return round(float(np.mean(flags)), 4)
 
 
-def measure(scores: dict[str, dict[str, np.ndarray]], threshold: float) -> dict[str, Any]:
+def measure(scores: dict[str, dict[str, np.ndarray]], threshold: float, protected: set[str]) -> dict[str, Any]:
     """Refused share per chest X-ray condition, caught share per other-image source (with the missed names)."""
     xray = {name: rate(values > threshold) for name, values in scores["xray"].items()}
     others: dict[str, Any] = {}
@@ -105,30 +114,32 @@ def measure(scores: dict[str, dict[str, np.ndarray]], threshold: float) -> dict[
             "missed": sorted(set(named) - set(caught)),
         }
     all_other = np.concatenate([v for k in scores if k.startswith("other-") for v in scores[k].values()])
-    accepted_conditions = {name: value for name, value in xray.items() if name != INVERSION}
+    accepted_conditions = {name: value for name, value in xray.items() if name in protected}
     return {
         "threshold": round(threshold, 3),
         "chest_xrays_refused": {
             "clean_validation": xray[CLEAN],
-            "worst_shift": max((v, n) for n, v in accepted_conditions.items() if n != CLEAN)[::-1],
-            "all_shifts_pooled_except_inversion": rate(np.concatenate(
+            "worst_protected_shift": max((v, n) for n, v in accepted_conditions.items() if n != CLEAN)[::-1],
+            "protected_shifts_pooled": rate(np.concatenate(
                 [scores["xray"][n] > threshold for n in accepted_conditions if n != CLEAN])),
-            "inverted_rendering_refused": xray.get(INVERSION),
+            "all_shifts_pooled": rate(np.concatenate(
+                [values > threshold for n, values in scores["xray"].items() if n != CLEAN])),
+            "not_protected (model ROC-AUC below the floor)": {n: v for n, v in xray.items() if n not in protected},
             "by_condition": xray,
         },
         "other_images_caught": {**others, "all": rate(all_other > threshold)},
     }
 
 
-def cross_fitted(scores: dict[str, dict[str, np.ndarray]], share: float) -> dict[str, Any]:
+def cross_fitted(scores: dict[str, dict[str, np.ndarray]], share: float, protected: set[str]) -> dict[str, Any]:
     """Threshold set on half of the validation images (each condition), refusal counted on the other half."""
     n = len(scores["xray"][CLEAN])
     halves = np.random.default_rng(0).permutation(n) % 2 == 0
     refused, caught = [], []
     for fit_half in (halves, ~halves):
-        fit = {k: v[fit_half] for k, v in scores["xray"].items() if k != INVERSION}
+        fit = {k: v[fit_half] for k, v in scores["xray"].items() if k in protected}
         threshold = threshold_refusing_at_most(fit, share)
-        refused.append({k: rate(v[~fit_half] > threshold) for k, v in scores["xray"].items() if k != INVERSION})
+        refused.append({k: rate(v[~fit_half] > threshold) for k, v in scores["xray"].items() if k in protected})
         caught.append(rate(np.concatenate([v for k in scores if k.startswith("other-") for v in scores[k].values()])
                            > threshold))
     return {
@@ -174,9 +185,11 @@ def main() -> int:
         return {kind: {name: distribution.scores(value) for name, value in named.items()}
                 for kind, named in features.items() if kind != "train"}
 
+    protected = protected_conditions(logits["xray"], arrays["validation:labels"])
+    report["protected_conditions"] = sorted(protected)
     if bundle.ood is not None:
         report["shipped_check"] = {"method": bundle.ood.method,
-                                   **measure(scored(bundle.ood), bundle.ood.threshold)}
+                                   **measure(scored(bundle.ood), bundle.ood.threshold, protected)}
     else:
         report["shipped_check"] = None
     if args.compare:
@@ -190,11 +203,11 @@ def main() -> int:
         comparison = {}
         for name, scores in candidates.items():
             threshold = threshold_refusing_at_most(
-                {k: v for k, v in scores["xray"].items() if k != INVERSION}, DEFAULT_REFUSE_AT_MOST)
+                {k: v for k, v in scores["xray"].items() if k in protected}, DEFAULT_REFUSE_AT_MOST)
             comparison[name] = {
                 "auroc_clean_xrays_vs_other_images": separation(scores),
-                "cross_fitted_threshold": cross_fitted(scores, DEFAULT_REFUSE_AT_MOST),
-                "threshold_on_all_validation": measure(scores, threshold),
+                "cross_fitted_threshold": cross_fitted(scores, DEFAULT_REFUSE_AT_MOST, protected),
+                "threshold_on_all_validation": measure(scores, threshold, protected),
             }
         report["comparison"] = comparison
     text = json.dumps(report, indent=2, ensure_ascii=False)

@@ -1,9 +1,11 @@
 """Fitting the out-of-distribution check of a model bundle on its training images' penultimate features.
 
 Invariants: the statistics come from training images only; the threshold is the smallest that refuses at most
-``refuse_at_most`` of the chest X-rays in EVERY calibration condition given (clean validation images and each
-shifted copy), so a hospital whose images differ in those ways is not refused wholesale. The weights are never
-touched: fitting returns the same bundle with new statistics.
+``refuse_at_most`` of the chest X-rays in EVERY calibration condition in which the model still works (clean
+validation images and each shifted copy on which its ROC-AUC reaches ``min_auc``, the product's floor), so a
+hospital whose images differ in those ways is not refused wholesale. Conditions where the model fails (ROC-AUC below
+the floor: e.g. a white frame, an inverted rendering) are not protected: refusing them beats answering badly. The
+card entry lists both. The weights are never touched: fitting returns the same bundle with new statistics.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pneumodesk.model import FeatureDistribution, ModelBundle, embed_and_classif
 METHODS = ("mahalanobis-class", "mahalanobis-pooled")
 DEFAULT_METHOD = "mahalanobis-class"
 DEFAULT_REFUSE_AT_MOST = 0.01
+DEFAULT_MIN_AUC = 0.965  # DESIGN.md: the default model's ROC-AUC floor on images from outside its training split
 
 
 def penultimate_features(bundle: ModelBundle, inputs: np.ndarray, batch_size: int = 64
@@ -63,25 +66,44 @@ def with_fitted_ood(
     train_inputs: np.ndarray,
     train_labels: np.ndarray,
     calibration_inputs: Mapping[str, np.ndarray],
+    calibration_labels: np.ndarray,
     *,
     method: str = DEFAULT_METHOD,
     refuse_at_most: float = DEFAULT_REFUSE_AT_MOST,
+    min_auc: float = DEFAULT_MIN_AUC,
+    clean: str | None = None,
     description: Mapping[str, Any] | None = None,
 ) -> ModelBundle:
     """``bundle`` with statistics fitted on ``train_inputs`` and a threshold set on ``calibration_inputs``
-    (condition name → preprocessed chest X-rays); the card entry records how, and the refusal share reached."""
+    (condition name → preprocessed chest X-rays, all the same images with ``calibration_labels``). ``clean`` names
+    the condition always protected whatever its ROC-AUC (default: the first). The card entry records the rule and
+    the refusal share in every condition."""
+    from sklearn.metrics import roc_auc_score
+
     features, _ = penultimate_features(bundle, train_inputs)
     fitted = fit_distribution(features, train_labels, method)
-    scores = {name: fitted.scores(penultimate_features(bundle, inputs)[0]) for name, inputs in
-              calibration_inputs.items()}
-    threshold = threshold_refusing_at_most(scores, refuse_at_most)
-    refused = {name: round(float((values > threshold).mean()), 4) for name, values in scores.items()}
+    scores, aucs = {}, {}
+    for name, inputs in calibration_inputs.items():
+        condition_features, logits = penultimate_features(bundle, inputs)
+        scores[name] = fitted.scores(condition_features)
+        both = len(set(np.asarray(calibration_labels).tolist())) == 2
+        aucs[name] = float(roc_auc_score(calibration_labels, logits)) if both else float("nan")
+    always = clean if clean is not None else next(iter(calibration_inputs))
+    protected = {name: values for name, values in scores.items() if name == always or aucs[name] >= min_auc}
+    threshold = threshold_refusing_at_most(protected, refuse_at_most)
+
+    def share(values: np.ndarray) -> float:
+        return round(float((values > threshold).mean()), 4)
+
     ood = FeatureDistribution(fitted.means, fitted.precision, threshold, method)
     return bundle.with_ood(
         ood,
         features=f"penultimate layer ({features.shape[1]} values, pooled before the classifier)",
         fitted_on=f"{len(train_labels)} training images",
-        threshold_rule=f"refuses at most {refuse_at_most:.0%} of the chest X-rays in each calibration condition",
-        refused_share_by_condition=refused,
+        threshold_rule=f"refuses at most {refuse_at_most:.0%} of the chest X-rays in each calibration condition in "
+        f"which the model's ROC-AUC is at least {min_auc} (clean validation images always)",
+        refused_share_by_condition={name: share(values) for name, values in protected.items()},
+        not_protected={name: {"roc_auc": round(aucs[name], 4), "refused_share": share(values)}
+                       for name, values in scores.items() if name not in protected},
         **(description or {}),
     )

@@ -41,7 +41,7 @@ def fitted_bundle(threshold: float | None = None):
     bundle = make_tiny_bundle()
     inputs = chest_inputs(40)
     labels = np.arange(40) % 2
-    fitted = with_fitted_ood(bundle, inputs, labels, {"clean": chest_inputs(20, first_seed=100)})
+    fitted = with_fitted_ood(bundle, inputs, labels, {"clean": chest_inputs(20, first_seed=100)}, np.arange(20) % 2)
     if threshold is not None:
         assert fitted.ood is not None
         fitted = fitted.with_ood(FeatureDistribution(fitted.ood.means, fitted.ood.precision, threshold,
