@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     fitted.save(args.model)
     check = load_bundle(args.model)
     assert check.card.weights_sha256 == bundle.card.weights_sha256, "the weights must not change"
-    print(f"wrote {args.model}: threshold {fitted.card.out_of_distribution['threshold']:.2f} "
+    print(f"wrote {args.model}: threshold {check.card.out_of_distribution['threshold']:.2f} "
           f"({args.method})", file=sys.stderr)
     return 0
 
