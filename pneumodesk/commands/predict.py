@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from pneumodesk.csv_cells import defused_row
-from pneumodesk.imaging import XRayReadError, read_xray
+from pneumodesk.imaging import OutsideIntendedUseError, XRayReadError, read_xray
 from pneumodesk.inference import FileResult, Predictor, expand_paths, predict_files
 from pneumodesk.inference.batch import UNEXPECTED_READ_ERROR, failed_result
 from pneumodesk.inference.heatmap_overlay import overlay_heatmap
@@ -60,7 +60,10 @@ def _predict_with_heatmap(predictor: Predictor, path: Path, folder: Path) -> Fil
     except Exception:
         log.exception("Unexpected error reading an image file")
         return FileResult(path, None, UNEXPECTED_READ_ERROR)
-    prediction, heatmap = predictor.predict_with_heatmap(xray)
+    try:
+        prediction, heatmap = predictor.predict_with_heatmap(xray)
+    except OutsideIntendedUseError as error:  # read, and judged unlike a chest radiograph: no probability, no map
+        return failed_result(path, error)
     folder.mkdir(parents=True, exist_ok=True)
     overlay = overlay_heatmap(xray.pixels, heatmap, image_weight=0.6)
     target = folder / f"{path.stem}_heatmap.png"

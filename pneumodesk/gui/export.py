@@ -63,11 +63,13 @@ class Report:
     total: int
     pixels: np.ndarray  # X-ray, float32 in [0, 1]
     heatmap: np.ndarray | None
-    prediction: Prediction
+    prediction: Prediction | None  # None exactly when the model refused the image (``refusal`` says why)
     model_name: str
     verdict: str | None
     verdict_time: str | None
     heatmap_opacity: float = 0.45
+    refusal: str | None = None  # "outside the model's intended use ...": shown instead of a probability
+    model_version: str | None = None  # of a refusal (a prediction carries its own)
 
 
 def _overlay(pixels: np.ndarray, heatmap: np.ndarray, opacity: float) -> QImage:
@@ -140,9 +142,13 @@ def _paint_report(painter: QPainter, width: int, report: Report, now: datetime) 
         painter.setPen(QColor("#555555"))
         painter.drawText(QRectF(x, target.bottom() + 4, side, 30), Qt.AlignmentFlag.AlignLeft, caption)
     y += box_h + 50
-    text(f"Probability of pneumonia: {p.probability * 100:.1f} %", 13, bold=True)
-    text(f"Decision: {p.label} at operating point {p.operating_point} (threshold {p.threshold * 100:.1f} %)", 11)
-    text(f"Model: {report.model_name}, version {p.model_version}", 10)
+    if p is None:
+        text(report.refusal or "Outside the model's intended use: no probability.", 13, bold=True)
+        text(f"Model: {report.model_name}, version {report.model_version or 'unknown'}", 10)
+    else:
+        text(f"Probability of pneumonia: {p.probability * 100:.1f} %", 13, bold=True)
+        text(f"Decision: {p.label} at operating point {p.operating_point} (threshold {p.threshold * 100:.1f} %)", 11)
+        text(f"Model: {report.model_name}, version {p.model_version}", 10)
     verdict = f"{report.verdict} with the model" if report.verdict else "not recorded"
     when = f" (recorded {report.verdict_time} UTC)" if report.verdict and report.verdict_time else ""
     text(f"Reviewer verdict: {verdict}{when}", 10)

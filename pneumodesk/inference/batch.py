@@ -91,9 +91,10 @@ def predict_files(predictor: Predictor, paths: Iterable[Path], batch_size: int =
             loaded = [future.result() for future in pending]
             pending = [pool.submit(load, path) for path in chunks[index + 1]] if index + 1 < len(chunks) else []
             good = [item for item in loaded if not isinstance(item, XRayReadError)]
-            predictions = iter(predictor.predict_inputs(torch.from_numpy(np.stack(good)))) if good else iter(())
+            answers = iter(predictor.assess_inputs(torch.from_numpy(np.stack(good)))) if good else iter(())
             for path, item in zip(chunk, loaded, strict=True):
-                if isinstance(item, XRayReadError):
-                    yield failed_result(path, item)
+                answer = item if isinstance(item, XRayReadError) else next(answers)
+                if isinstance(answer, XRayReadError):  # unreadable, or read and outside the intended use
+                    yield failed_result(path, answer)
                 else:
-                    yield FileResult(path, next(predictions), None)
+                    yield FileResult(path, answer, None)

@@ -1,9 +1,14 @@
-"""``Predictor``: calibrated probability, decision at an operating point, and Grad-CAM heat maps, on the CPU."""
+"""``Predictor``: calibrated probability, decision at an operating point, and Grad-CAM heat maps, on the CPU.
+
+When the bundle carries out-of-distribution statistics, an input whose features lie beyond their threshold gets
+``OutsideIntendedUseError`` instead of a probability (DESIGN.md, invariant 10); a bundle without them refuses nothing.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +16,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pneumodesk.imaging import XRay, preprocess
-from pneumodesk.model import ModelBundle, default_bundle_path, load_bundle
+from pneumodesk.imaging import OutsideIntendedUseError, XRay, preprocess
+from pneumodesk.model import (
+    OUTSIDE_INTENDED_USE,
+    ModelBundle,
+    captured_embedding,
+    default_bundle_path,
+    embed_and_classify,
+    load_bundle,
+)
 
 from .grad_cam import grad_cam
 from .prediction import NORMAL, PNEUMONIA, Prediction
@@ -62,24 +74,51 @@ class Predictor:
         return self.predict_inputs(self.inputs(xrays))
 
     def predict_inputs(self, inputs: torch.Tensor) -> list[Prediction]:
-        """Predictions for already preprocessed inputs of shape (n, 1, S, S)."""
+        """Predictions for already preprocessed inputs of shape (n, 1, S, S). Raises ``OutsideIntendedUseError`` if
+        any of them is outside the model's intended use (``assess_inputs`` answers per input instead)."""
+        answers = self.assess_inputs(inputs)
+        for answer in answers:
+            if isinstance(answer, OutsideIntendedUseError):
+                raise answer
+        return [answer for answer in answers if isinstance(answer, Prediction)]
+
+    def assess_inputs(self, inputs: torch.Tensor) -> list[Prediction | OutsideIntendedUseError]:
+        """Per input, in order: its prediction, or the refusal when it lies outside the model's intended use."""
+        ood = self.bundle.ood
         with torch.inference_mode():
-            logits = self.model(inputs).reshape(-1).numpy()
-        return [self.decide(p) for p in self.card.calibrate(logits)]
+            if ood is None:
+                logits = self.model(inputs).reshape(-1).numpy()
+                outside = np.zeros(len(logits), dtype=bool)
+            else:
+                features, logit_tensor = embed_and_classify(self.model, inputs)
+                logits = logit_tensor.numpy()
+                outside = ood.outside(features.numpy())
+        return [
+            OutsideIntendedUseError(OUTSIDE_INTENDED_USE) if refused else self.decide(probability)
+            for probability, refused in zip(self.card.calibrate(logits), outside, strict=True)
+        ]
 
     def predict_with_heatmap(self, xray: XRay) -> tuple[Prediction, np.ndarray]:
         """Prediction plus a Grad-CAM map of the regions that raised the pneumonia score.
 
         The map is float32 in [0, 1] with the X-ray's own shape (height, width): preprocessing only rescales, so
         the network's square input maps back onto the image by resizing. It shows influence, not localisation.
+        Raises ``OutsideIntendedUseError`` (no probability, no map) for an input outside the intended use.
         """
         # Weights are frozen, so the graph must start at the input for gradients to reach the activations.
         inputs = self.inputs([xray]).requires_grad_(True)
         layer = self.model.grad_cam_layer
         if not isinstance(layer, nn.Module):
             raise TypeError(f"{type(self.model).__name__}.grad_cam_layer must be a module, not {type(layer).__name__}")
-        maps, outputs = grad_cam(self.model, layer, inputs)
+        ood = self.bundle.ood
+        capture: AbstractContextManager[list[torch.Tensor]] = (
+            captured_embedding(self.model) if ood is not None else nullcontext([])
+        )
+        with capture as embeddings:
+            maps, outputs = grad_cam(self.model, layer, inputs)
         logit = outputs.reshape(-1).numpy()
+        if ood is not None and bool(ood.outside(embeddings[-1].numpy())[0]):
+            raise OutsideIntendedUseError(OUTSIDE_INTENDED_USE)
         prediction = self.decide(float(self.card.calibrate(logit)[0]))
         heatmap = Image.fromarray(maps[0].astype(np.float32), mode="F").resize(
             (xray.width, xray.height), Image.Resampling.BILINEAR

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .card import ModelCard, OperatingPoint
     from .default import default_bundle_path
     from .errors import BundleIntegrityError, ModelBundleError, ModelError, UnknownArchitectureError
+    from .ood import OOD_FILE, OUTSIDE_INTENDED_USE, FeatureDistribution, captured_embedding, embed_and_classify
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("architecture_names", "build_model"), "architectures"),
@@ -23,12 +24,17 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("ModelCard", "OperatingPoint"), "card"),
     "default_bundle_path": "default",
     **dict.fromkeys(("BundleIntegrityError", "ModelBundleError", "ModelError", "UnknownArchitectureError"), "errors"),
+    **dict.fromkeys(("OOD_FILE", "OUTSIDE_INTENDED_USE", "FeatureDistribution", "captured_embedding",
+                     "embed_and_classify"), "ood"),
 }
 
 __all__ = [
     "CARD_FILE",
+    "OOD_FILE",
+    "OUTSIDE_INTENDED_USE",
     "WEIGHTS_FILE",
     "BundleIntegrityError",
+    "FeatureDistribution",
     "ModelBundle",
     "ModelBundleError",
     "ModelCard",
@@ -37,7 +43,9 @@ __all__ = [
     "UnknownArchitectureError",
     "architecture_names",
     "build_model",
+    "captured_embedding",
     "default_bundle_path",
+    "embed_and_classify",
     "load_bundle",
 ]
 

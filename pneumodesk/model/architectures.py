@@ -64,6 +64,14 @@ class PneumoNet(nn.Module):
     def grad_cam_layer(self) -> nn.Module:
         return self.features[-1]
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (n, channels): the pooled last feature map, before dropout and the linear layer."""
+        return self.head[1](self.head[0](self.features(self.stem(x))))
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Logits (n, 1) from ``embed``'s features; ``classify(embed(x))`` is ``forward(x)``."""
+        return self.head[3](self.head[2](embedding))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(self.stem(x)))
 

@@ -1,4 +1,9 @@
-"""A model bundle: a folder with ``model.safetensors`` and ``model_card.json``. Loading checks the weights' sha256."""
+"""A model bundle: a folder with ``model.safetensors`` and ``model_card.json``, and optionally ``ood.safetensors``
+(the out-of-distribution statistics, referenced from the card). Loading checks every file's sha256.
+
+Bundles written before the out-of-distribution check existed have no such file and no card entry: they load and
+predict as before, without refusing unusual images.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from torch import nn
 from .architectures import build_model
 from .card import ModelCard
 from .errors import BundleIntegrityError, ModelBundleError
+from .ood import OOD_FILE, FeatureDistribution
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -26,6 +32,7 @@ CARD_FILE = "model_card.json"
 class ModelBundle:
     card: ModelCard
     state_dict: dict[str, torch.Tensor]
+    ood: FeatureDistribution | None = None  # None: the bundle predicts every image it can read
 
     def build(self) -> nn.Module:
         """The network with these weights, in evaluation mode."""
@@ -39,19 +46,33 @@ class ModelBundle:
         return model.eval()
 
     @classmethod
-    def from_model(cls, model: nn.Module, card: ModelCard) -> ModelBundle:
+    def from_model(cls, model: nn.Module, card: ModelCard, ood: FeatureDistribution | None = None) -> ModelBundle:
         state = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
         parameters = sum(p.numel() for p in model.parameters())
-        return cls(card.with_updates(parameters=parameters), state)
+        return cls(card.with_updates(parameters=parameters), state, ood)
+
+    def with_ood(self, ood: FeatureDistribution | None, **description: object) -> ModelBundle:
+        """The same weights with other out-of-distribution statistics; ``description`` goes into the card entry."""
+        entry = {key: value for key, value in self.card.out_of_distribution.items() if key not in ("sha256",)}
+        return ModelBundle(self.card.with_updates(out_of_distribution={**entry, **description}), self.state_dict, ood)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write weights then card (the card records the weights' sha256); returns the folder."""
+        """Write weights, OOD statistics, then the card (which records their sha256s); returns the folder."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         weights = save_safetensors(self.state_dict, metadata={"architecture": self.card.architecture})
         digest = hashlib.sha256(weights).hexdigest()
         (directory / WEIGHTS_FILE).write_bytes(weights)
-        card = self.card.with_updates(weights_sha256=digest)
+        ood_entry: dict[str, object] = {}
+        if self.ood is not None:
+            statistics = self.ood.to_bytes()
+            (directory / OOD_FILE).write_bytes(statistics)
+            ood_entry = {**self.card.out_of_distribution, "file": OOD_FILE,
+                         "sha256": hashlib.sha256(statistics).hexdigest(),
+                         "method": self.ood.method, "threshold": self.ood.threshold}
+        else:
+            (directory / OOD_FILE).unlink(missing_ok=True)
+        card = self.card.with_updates(weights_sha256=digest, out_of_distribution=ood_entry)
         (directory / CARD_FILE).write_text(json.dumps(card.to_json_dict(), indent=2) + "\n", encoding="utf-8")
         return directory
 
@@ -88,4 +109,29 @@ def load_bundle(directory: str | os.PathLike[str]) -> ModelBundle:
         state = load_safetensors(weights)
     except SafetensorError as error:
         raise ModelBundleError(f"The weights file is not valid safetensors ({error}).") from None
-    return ModelBundle(card, state)
+    return ModelBundle(card, state, _load_ood(directory, card))
+
+
+def _load_ood(directory: Path, card: ModelCard) -> FeatureDistribution | None:
+    """The statistics the card references (checked against their sha256), or None when it references none."""
+    entry = card.out_of_distribution
+    if not entry:
+        return None
+    try:
+        name, expected, threshold, method = entry["file"], entry["sha256"], float(entry["threshold"]), entry["method"]
+    except (KeyError, TypeError, ValueError):
+        raise ModelBundleError("The model card's out_of_distribution entry is incomplete.") from None
+    if Path(str(name)).name != name:
+        raise ModelBundleError("The model card's out_of_distribution file must be a plain file name in the bundle.")
+    try:
+        data = (directory / name).read_bytes()
+    except OSError:
+        raise ModelBundleError(
+            f"The model bundle in {directory} is incomplete: {name} (its out-of-distribution statistics) is missing."
+        ) from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise BundleIntegrityError(
+            "The model's out-of-distribution statistics do not match the checksum in their model card: the file was "
+            "changed or damaged. Reinstall the model or ask your administrator."
+        )
+    return FeatureDistribution.from_bytes(data, threshold, str(method))

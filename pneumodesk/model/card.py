@@ -40,6 +40,8 @@ class ModelCard:
     weights_sha256: str = ""
     parameters: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # {"file": "ood.safetensors", "sha256": ..., "method": ..., "threshold": ..., ...}; empty: no such check.
+    out_of_distribution: dict[str, Any] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)

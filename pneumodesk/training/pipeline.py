@@ -14,8 +14,21 @@ from pneumodesk.model import ModelBundle, build_model, load_bundle
 
 from .datasets import ArraySplit, load_model_inputs, load_npz, scan_folder
 from .model_card import KERMANY_CITATIONS, calibrate_and_describe
+from .out_of_distribution import with_fitted_ood
+from .shifts import SHIFT_SUITE, shift_preprocessed
 from .split import grouped_split
 from .trainer import EpochReport, TrainingRecipe, predict_logits, train_model
+from .yardstick import CLEAN
+
+
+def fit_ood_at_training_time(bundle: ModelBundle, prepared: PreparedData) -> ModelBundle:
+    """The bundle with its out-of-distribution check fitted on the training side; the threshold is set on the
+    validation images, clean and under every shift of the shift suite (applied to the preprocessed images)."""
+    calibration = {CLEAN: prepared.validation.inputs}
+    for shift in SHIFT_SUITE:
+        calibration[shift.name] = shift_preprocessed(prepared.validation.inputs, shift)
+    return with_fitted_ood(bundle, prepared.train.inputs, prepared.train.labels, calibration,
+                           prepared.validation.labels, clean=CLEAN)
 
 
 @dataclass(frozen=True)
@@ -105,5 +118,6 @@ def train_bundle(
         validation={"split": prepared.description["split"]},
         training=training,
     )
-    ModelBundle.from_model(model, card).save(out)
+    bundle = fit_ood_at_training_time(ModelBundle.from_model(model, card), prepared)
+    bundle.save(out)
     return load_bundle(out)  # as written, with the weights' sha256 in its card

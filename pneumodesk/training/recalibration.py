@@ -41,7 +41,9 @@ def recalibrate_bundle(
         recipe, labels, predict_logits(bundle.build(), inputs),
         name=card.name, version=version or card.version, validation={"split": split_text}, training=training,
     )
-    ModelBundle(new_card.with_updates(parameters=card.parameters), bundle.state_dict).save(out)
+    # Same weights, same features: the out-of-distribution check carries over unchanged.
+    new_card = new_card.with_updates(parameters=card.parameters, out_of_distribution=card.out_of_distribution)
+    ModelBundle(new_card, bundle.state_dict, bundle.ood).save(out)
     return load_bundle(out)
 
 

@@ -52,12 +52,17 @@ def train_model(
     *,
     on_batch: Callable[[int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    extra_augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> list[EpochReport]:
-    """Train in place with AdamW and a one-cycle schedule; class-weighted log loss; returns per-epoch reports."""
+    """Train in place with AdamW and a one-cycle schedule; class-weighted log loss; returns per-epoch reports.
+
+    ``extra_augment`` (experiments, e.g. ``shifts.shift_standardised``) transforms each batch of preprocessed inputs
+    before the recipe's own augmentation; it draws from its own generator, seeded from the recipe's seed."""
     from sklearn.metrics import roc_auc_score
 
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
+    extra_rng = np.random.default_rng(recipe.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     steps_per_epoch = max(1, -(-len(train_inputs) // recipe.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -73,7 +78,8 @@ def train_model(
         losses = []
         for start in range(0, len(order), recipe.batch_size):
             index = order[start : start + recipe.batch_size]
-            batch = torch.as_tensor(train_inputs[index], dtype=torch.float32)
+            rows = train_inputs[index] if extra_augment is None else extra_augment(train_inputs[index], extra_rng)
+            batch = torch.as_tensor(rows, dtype=torch.float32)
             if recipe.augment:
                 batch = augment_batch(batch, generator)
             logits = model(batch).reshape(-1)

@@ -141,3 +141,29 @@ def test_the_worklist_csv_defuses_file_names_and_errors(tmp_path):
 
     assert [row["file"] for row in rows] == [f"'{cell}.png" for cell in hostile]
     assert [row["error"] for row in rows] == [f"'{cell}" for cell in hostile]
+
+
+def test_a_refused_image_says_outside_intended_use_in_the_worklist_and_its_pdf(qtbot, make_window, tmp_path):
+    import numpy as np
+
+    from pneumodesk.model import FeatureDistribution
+    from pneumodesk.training.out_of_distribution import fit_distribution
+    from tests.builders import make_tiny_bundle
+
+    bundle = make_tiny_bundle()
+    fitted = fit_distribution(np.random.default_rng(0).standard_normal((64, 32)), np.arange(64) % 2)
+    refusing = bundle.with_ood(FeatureDistribution(fitted.means, fitted.precision, -1.0, fitted.method))
+    window = make_window(bundle=refusing.save(tmp_path / "refusing"))
+    run_batch(qtbot, window, [samples_path()])
+    page = window.predict_page
+    items = page.model.entries()
+    assert all(item.prediction is None and item.outside_intended_use for item in items)
+    assert all(item.error and item.error.startswith("Outside the model's intended use") for item in items)
+    page.select_proxy_row(0)
+    target = tmp_path / "refused.pdf"
+
+    page.export_pdf(target)
+
+    flat = " ".join(" ".join((p.extract_text() or "") for p in PdfReader(target).pages).split())
+    assert "Outside the model's intended use" in flat and "Probability" not in flat
+    assert "Model: test model, version test-1" in flat

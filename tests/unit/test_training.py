@@ -142,6 +142,10 @@ def test_training_run_produces_a_calibrated_documented_bundle(labelled_folder, t
     assert card.validation["roc_auc"] > 0.8  # the synthetic opacities are easy to learn
     assert card.training["recipe"]["seed"] == recipe.seed and "Kermany" in card.training["citation"][0]
     assert json.loads((tmp_path / "bundle" / "model_card.json").read_text())["validation"]["images"] >= 4
+    # the out-of-distribution check is fitted at training time and travels in the bundle
+    assert loaded.ood is not None and loaded.ood.threshold == card.out_of_distribution["threshold"]
+    assert card.out_of_distribution["file"] == "ood.safetensors"
+    assert max(card.out_of_distribution["refused_share_by_condition"].values()) <= 0.25  # tiny split: coarse
 
     metrics = evaluate_bundle(loaded, labelled_folder, "validation")
     assert metrics["images"] == card.validation["images"]
@@ -153,3 +157,4 @@ def test_training_is_reproducible(labelled_folder, tmp_path):
     first = train_bundle(labelled_folder, tmp_path / "a", recipe)
     second = train_bundle(labelled_folder, tmp_path / "b", recipe)
     assert first.card.weights_sha256 == second.card.weights_sha256
+    assert first.card.out_of_distribution["sha256"] == second.card.out_of_distribution["sha256"]

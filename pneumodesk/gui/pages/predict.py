@@ -304,11 +304,12 @@ class PredictPage(SessionPage):
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setValue(done)
 
-    def _on_result(self, row: int, prediction: Prediction | None, error: str | None, sha256: str | None) -> None:
+    def _on_result(self, row: int, prediction: Prediction | None, error: str | None, sha256: str | None,
+                   outside_intended_use: bool = False) -> None:
         if prediction is not None and self.batch_predictor is not None:
             prediction = self.batch_predictor.decide(prediction.probability)  # the operating point may have changed
         verdict = self.verdicts.get(sha256) if sha256 else None
-        self.model.set_result(row, prediction, error, sha256, verdict)
+        self.model.set_result(row, prediction, error, sha256, verdict, outside_intended_use)
         self._update_summary()
         if row == self.current_row():
             self._show(self.table.currentIndex())
@@ -429,7 +430,9 @@ class PredictPage(SessionPage):
             return  # already on screen (e.g. only its facts changed)
         if item.status is not Status.DONE and self._heatmaps is not None:
             self._heatmaps.forget()
-        if item.status is Status.ERROR:
+        if item.outside_intended_use:
+            canvas.show_message(f"{item.error}\n\nIts report (PDF) says so instead of giving a probability.")
+        elif item.status is Status.ERROR:
             canvas.show_message(f"This file cannot be shown.\n\n{item.error}")
         elif item.status is not Status.DONE:
             canvas.show_message(f"Waiting for the prediction ({item.status.value}).")
@@ -539,13 +542,15 @@ class PredictPage(SessionPage):
 
     def _write_pdf(self, path: Path) -> Path:
         row = self.current_row()
+        card_name = self.batch_predictor.card.name if self.batch_predictor else "PneumoDesk model"
+        if row >= 0 and self.model.entry(row).outside_intended_use:
+            return self._write_refusal_pdf(row, card_name, path)
         if row < 0 or self.shown is None or self.shown[0] != row:
             raise ValueError("Select a predicted image and wait until it is shown, then export its report.")
         item = self.model.entry(row)
         if item.prediction is None:
             raise ValueError("This image has no prediction, so there is nothing to report.")
         _, xray, heatmap = self.shown
-        card_name = self.batch_predictor.card.name if self.batch_predictor else "PneumoDesk model"
         report = Report(
             position=self.table.currentIndex().row() + 1,
             total=self.proxy.rowCount(),
@@ -556,6 +561,29 @@ class PredictPage(SessionPage):
             verdict=item.verdict,
             verdict_time=self.verdicts.time(item.sha256) if item.sha256 and item.verdict else None,
             heatmap_opacity=self.settings.heatmap_opacity,
+        )
+        return write_report_pdf(report, path)
+
+    def _write_refusal_pdf(self, row: int, card_name: str, path: Path) -> Path:
+        """The report of an image the model refused: the image and the refusal, no probability, no heat map."""
+        from pneumodesk.imaging import XRayReadError, read_xray
+
+        item = self.model.entry(row)
+        try:
+            xray = read_xray(item.path)
+        except XRayReadError as error:
+            raise ValueError(f"The image can no longer be read ({error}).") from None
+        report = Report(
+            position=self.table.currentIndex().row() + 1,
+            total=self.proxy.rowCount(),
+            pixels=xray.pixels,
+            heatmap=None,
+            prediction=None,
+            model_name=card_name,
+            verdict=None,
+            verdict_time=None,
+            refusal=item.error,
+            model_version=self.batch_predictor.model_version if self.batch_predictor else None,
         )
         return write_report_pdf(report, path)
 

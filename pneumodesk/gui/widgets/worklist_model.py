@@ -65,6 +65,7 @@ class WorklistItem:
     error: str | None = None
     sha256: str | None = None
     verdict: str | None = None
+    outside_intended_use: bool = False  # read, but refused: ``error`` says why, and there is no probability
 
     @property
     def name(self) -> str:
@@ -120,10 +121,12 @@ class WorklistModel(QStandardItemModel):
             self._render(row)
 
     def set_result(
-        self, row: int, prediction: Prediction | None, error: str | None, sha256: str | None, verdict: str | None
+        self, row: int, prediction: Prediction | None, error: str | None, sha256: str | None, verdict: str | None,
+        outside_intended_use: bool = False,
     ) -> None:
         entry = self._entries[row]
         entry.prediction, entry.error, entry.sha256, entry.verdict = prediction, error, sha256, verdict
+        entry.outside_intended_use = outside_intended_use and prediction is None
         entry.status = Status.DONE if prediction is not None else Status.ERROR
         self._render(row)
 

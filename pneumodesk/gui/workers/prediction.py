@@ -31,7 +31,8 @@ class BatchWorker(QObject):
     """
 
     running = Signal(list)  # rows now being decoded or predicted
-    result = Signal(int, object, object, object)  # row, Prediction | None, error | None, sha256 | None
+    result = Signal(int, object, object, object, bool)  # row, Prediction | None, error | None, sha256 | None,
+    # outside the intended use (the error is then the refusal)
     progress = Signal(int, int)  # done, total
     failed = Signal(str)  # an unexpected fault stopped the batch; rows not reported keep no result
     finished = Signal(bool)  # stopped early (cancelled or failed)?
@@ -72,7 +73,7 @@ class BatchWorker(QObject):
                         sha256 = file_sha256(result.path)
                     except OSError:
                         sha256 = None  # the file went away after it was read; no verdict can be kept for it
-                self.result.emit(row, result.prediction, result.error, sha256)
+                self.result.emit(row, result.prediction, result.error, sha256, result.outside_intended_use)
                 self.progress.emit(done, len(rows))
                 if done % size == 0:
                     self.running.emit(rows[done + size : done + 2 * size])

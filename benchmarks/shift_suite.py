@@ -1,0 +1,78 @@
+"""The generalisation yardstick. Prints JSON.
+
+Shift suite (default): the bundle's patient-grouped validation images (carved from --data exactly as its training
+did, same seed) under each acquisition shift of ``pneumodesk.training.shifts.SHIFT_SUITE``; ROC-AUC with a bootstrap
+95 % CI and sensitivity/specificity at the shipped operating point (bootstrap medians and CIs), and the worst case.
+
+    .venv/bin/python benchmarks/shift_suite.py [--data ../shared/data/kermany224/train] [--model BUNDLE] [--limit 200]
+
+Cross-validation (trains one model per fold; size it with --folds, --epochs, --subset):
+
+    .venv/bin/python benchmarks/shift_suite.py --kfold 5 --epochs 20 [--subset 800] [--architecture pneumonet-s]
+        [--input-size 224] [--with-shifts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pneumodesk.model import load_bundle
+from pneumodesk.model.default import default_bundle_path
+from pneumodesk.training.recipe import TrainingRecipe
+from pneumodesk.training.shifts import SHIFT_SUITE, shift_by_name
+from pneumodesk.training.yardstick import bundle_seed, cross_validate, shift_suite, validation_xrays
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/kermany224/train"))
+    parser.add_argument("--model", type=Path, default=None, help="model bundle (default: the bundled model)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many validation images (stratified)")
+    parser.add_argument("--shift", action="append", help="only these shifts (by name; repeatable)")
+    parser.add_argument("--operating-point", default="balanced")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--kfold", type=int, default=0, help="run K-fold cross-validation instead (trains K models)")
+    parser.add_argument("--epochs", type=int, default=TrainingRecipe.epochs)
+    parser.add_argument("--subset", type=int, default=None, help="cross-validate on about this many images")
+    parser.add_argument("--architecture", default=TrainingRecipe.architecture)
+    parser.add_argument("--input-size", type=int, default=TrainingRecipe.input_size)
+    parser.add_argument("--with-shifts", action="store_true", help="also score each fold's model under the shifts")
+    args = parser.parse_args()
+
+    shifts = [shift_by_name(name) for name in args.shift] if args.shift else list(SHIFT_SUITE)
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    if args.kfold:
+        recipe = dataclasses.replace(
+            TrainingRecipe(), epochs=args.epochs, architecture=args.architecture, input_size=args.input_size
+        )
+        report = cross_validate(args.data, recipe, folds=args.kfold, subset=args.subset,
+                                shifts=shifts if args.with_shifts else (), resamples=args.resamples,
+                                progress=progress)
+    else:
+        bundle = load_bundle(args.model or default_bundle_path())
+        images = validation_xrays(args.data, bundle_seed(bundle), args.limit)
+        report = shift_suite(bundle, images, shifts=shifts, operating_point=args.operating_point,
+                             resamples=args.resamples, progress=progress)
+    report = {"data": str(args.data), "torch_threads": torch.get_num_threads(),
+              "seconds": round(time.perf_counter() - started, 1), **report}
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

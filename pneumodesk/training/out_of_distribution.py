@@ -1,0 +1,109 @@
+"""Fitting the out-of-distribution check of a model bundle on its training images' penultimate features.
+
+Invariants: the statistics come from training images only; the threshold is the smallest that refuses at most
+``refuse_at_most`` of the chest X-rays in EVERY calibration condition in which the model still works (clean
+validation images and each shifted copy on which its ROC-AUC reaches ``min_auc``, the product's floor), so a
+hospital whose images differ in those ways is not refused wholesale. Conditions where the model fails (ROC-AUC below
+the floor: e.g. a white frame, an inverted rendering) are not protected: refusing them beats answering badly. The
+card entry lists both. The weights are never touched: fitting returns the same bundle with new statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.covariance import LedoitWolf
+
+from pneumodesk.model import FeatureDistribution, ModelBundle, embed_and_classify
+
+METHODS = ("mahalanobis-class", "mahalanobis-pooled")
+DEFAULT_METHOD = "mahalanobis-class"
+DEFAULT_REFUSE_AT_MOST = 0.01
+DEFAULT_MIN_AUC = 0.965  # DESIGN.md: the default model's ROC-AUC floor on images from outside its training split
+
+
+def penultimate_features(bundle: ModelBundle, inputs: np.ndarray, batch_size: int = 64
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, d) float32, raw logits (n,)) of preprocessed inputs (n, 1, S, S), in evaluation mode."""
+    model = bundle.build()
+    features, logits = [], []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), batch_size):
+            batch = torch.as_tensor(np.asarray(inputs[start : start + batch_size]), dtype=torch.float32)
+            embedded, logit = embed_and_classify(model, batch)
+            features.append(embedded.numpy())
+            logits.append(logit.numpy())
+    return np.concatenate(features), np.concatenate(logits)
+
+
+def fit_distribution(features: np.ndarray, labels: np.ndarray, method: str = DEFAULT_METHOD) -> FeatureDistribution:
+    """Class means (or one pooled mean) and the Ledoit–Wolf-shrunk precision of the features around them; the
+    threshold is left at +inf until ``with_threshold``."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}")
+    features = np.asarray(features, dtype=np.float64)
+    if method == "mahalanobis-pooled":
+        means = features.mean(axis=0, keepdims=True)
+        centred = features - means[0]
+    else:
+        means = np.stack([features[labels == label].mean(axis=0) for label in (0, 1)])
+        centred = features - means[np.asarray(labels, dtype=np.int64)]
+    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
+    return FeatureDistribution(means, np.linalg.inv(covariance), float("inf"), method)
+
+
+def threshold_refusing_at_most(scores_by_condition: Mapping[str, np.ndarray], share: float) -> float:
+    """The smallest threshold that refuses at most ``share`` of the images of each condition."""
+    return float(max(np.quantile(np.asarray(scores), 1.0 - share, method="higher")
+                     for scores in scores_by_condition.values()))
+
+
+def with_fitted_ood(
+    bundle: ModelBundle,
+    train_inputs: np.ndarray,
+    train_labels: np.ndarray,
+    calibration_inputs: Mapping[str, np.ndarray],
+    calibration_labels: np.ndarray,
+    *,
+    method: str = DEFAULT_METHOD,
+    refuse_at_most: float = DEFAULT_REFUSE_AT_MOST,
+    min_auc: float = DEFAULT_MIN_AUC,
+    clean: str | None = None,
+    description: Mapping[str, Any] | None = None,
+) -> ModelBundle:
+    """``bundle`` with statistics fitted on ``train_inputs`` and a threshold set on ``calibration_inputs``
+    (condition name → preprocessed chest X-rays, all the same images with ``calibration_labels``). ``clean`` names
+    the condition always protected whatever its ROC-AUC (default: the first). The card entry records the rule and
+    the refusal share in every condition."""
+    from sklearn.metrics import roc_auc_score
+
+    features, _ = penultimate_features(bundle, train_inputs)
+    fitted = fit_distribution(features, train_labels, method)
+    scores, aucs = {}, {}
+    for name, inputs in calibration_inputs.items():
+        condition_features, logits = penultimate_features(bundle, inputs)
+        scores[name] = fitted.scores(condition_features)
+        both = len(set(np.asarray(calibration_labels).tolist())) == 2
+        aucs[name] = float(roc_auc_score(calibration_labels, logits)) if both else float("nan")
+    always = clean if clean is not None else next(iter(calibration_inputs))
+    protected = {name: values for name, values in scores.items() if name == always or aucs[name] >= min_auc}
+    threshold = threshold_refusing_at_most(protected, refuse_at_most)
+
+    def share(values: np.ndarray) -> float:
+        return round(float((values > threshold).mean()), 4)
+
+    ood = FeatureDistribution(fitted.means, fitted.precision, threshold, method)
+    return bundle.with_ood(
+        ood,
+        features=f"penultimate layer ({features.shape[1]} values, pooled before the classifier)",
+        fitted_on=f"{len(train_labels)} training images",
+        threshold_rule=f"refuses at most {refuse_at_most:.0%} of the chest X-rays in each calibration condition in "
+        f"which the model's ROC-AUC is at least {min_auc} (clean validation images always)",
+        refused_share_by_condition={name: share(values) for name, values in protected.items()},
+        not_protected={name: {"roc_auc": round(aucs[name], 4), "refused_share": share(values)}
+                       for name, values in scores.items() if name not in protected},
+        **(description or {}),
+    )
