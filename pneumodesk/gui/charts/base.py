@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -177,9 +178,13 @@ class Chart(QWidget):
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange and self._plot is not None:  # apply_theme: a new palette
-            QTimer.singleShot(0, self._restyle)  # once apply_theme has also recorded the theme's name
+            # Once apply_theme has also recorded the theme's name; with ``self`` as context, a chart deleted in the
+            # meantime drops the call.
+            QTimer.singleShot(0, self, self._restyle)
 
     def _restyle(self) -> None:
+        if self._plot is None or not shiboken6.isValid(self._plot):  # its plot went with a page being torn down
+            return
         self._style()
         self.redraw()
 
