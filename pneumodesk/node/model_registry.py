@@ -181,7 +181,7 @@ class LocalModelRegistry:
                 plan_sha256: str | None, round_number: int | None, global_version: int | None,
                 metrics: dict[str, Any], baseline: dict[str, Any]) -> int:
         """Row first (its id names the folder), then the copy; a failed copy leaves no row behind."""
-        from pneumodesk.model import CARD_FILE, WEIGHTS_FILE
+        from pneumodesk.model import CARD_FILE, OOD_FILE, WEIGHTS_FILE
 
         with self.store.session() as session:
             if status == ModelStatus.ACTIVE and session.scalar(select(func.count()).select_from(LocalModelRow)):
@@ -196,8 +196,11 @@ class LocalModelRegistry:
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir(parents=True)
-            for name in (CARD_FILE, WEIGHTS_FILE):  # the bundle itself, nothing else from its folder
-                shutil.copy2(Path(bundle_dir) / name, target / name)
+            # The bundle itself, nothing else from its folder; its out-of-distribution statistics when it has them
+            # (the card names them by sha256, so loading checks the copy).
+            for name in (CARD_FILE, WEIGHTS_FILE, OOD_FILE):
+                if name != OOD_FILE or (Path(bundle_dir) / name).is_file():
+                    shutil.copy2(Path(bundle_dir) / name, target / name)
             return row.id
 
     @staticmethod
