@@ -83,10 +83,11 @@ def _overlay(pixels: np.ndarray, heatmap: np.ndarray, opacity: float) -> QImage:
     return image
 
 
-def write_report_pdf(report: Report, path: Path, now: datetime | None = None) -> Path:
-    """A one-page A4 report: the image, its heat map, probability, decision, model version and the verdict."""
+def a4_pdf(path: Path, title: str) -> tuple[QPdfWriter, QPainter]:
+    """An A4 portrait PDF at 150 dpi with 15 mm margins, and a painter begun on it (the caller ends it); raises
+    ``OSError`` with a plain message when the file cannot be written."""
     writer = QPdfWriter(str(path))
-    writer.setTitle("PneumoDesk report")
+    writer.setTitle(title)
     writer.setCreator("PneumoDesk")
     writer.setResolution(150)
     writer.setPageLayout(
@@ -96,6 +97,12 @@ def write_report_pdf(report: Report, path: Path, now: datetime | None = None) ->
     painter = QPainter()
     if not painter.begin(writer):
         raise OSError(f"The report could not be written to {path.name} (is the folder writable?).")
+    return writer, painter
+
+
+def write_report_pdf(report: Report, path: Path, now: datetime | None = None) -> Path:
+    """A one-page A4 report: the image, its heat map, probability, decision, model version and the verdict."""
+    writer, painter = a4_pdf(path, "PneumoDesk report")
     try:
         _paint_report(painter, writer.width(), report, now or datetime.now())
     finally:

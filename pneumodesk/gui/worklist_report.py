@@ -13,9 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMarginsF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPageLayout, QPageSize, QPainter, QPdfWriter
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPdfWriter
 
+from .export import a4_pdf
 from .widgets.viewer import grey_image
 from .widgets.worklist_model import WorklistItem
 
@@ -59,17 +60,7 @@ def report_lines(items: Sequence[WorklistItem],
 def write_worklist_pdf(lines: Sequence[WorklistReportLine], path: Path, model: str, threshold: float | None,
                        now: datetime | None = None) -> Path:
     """Write the report; raises ``OSError`` (plain message) when the file cannot be written."""
-    writer = QPdfWriter(str(path))
-    writer.setTitle("PneumoDesk worklist report")
-    writer.setCreator("PneumoDesk")
-    writer.setResolution(150)
-    writer.setPageLayout(
-        QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait, QMarginsF(15, 15, 15, 15),
-                    QPageLayout.Unit.Millimeter)
-    )
-    painter = QPainter()
-    if not painter.begin(writer):
-        raise OSError(f"The report could not be written to {path.name} (is the folder writable?).")
+    writer, painter = a4_pdf(path, "PneumoDesk worklist report")
     try:
         _paint(painter, writer, lines, model, threshold, now or datetime.now())
     finally:
