@@ -99,7 +99,10 @@ def recalibrate_on_images(bundle: ModelBundle, files: list[tuple[Path, int]], ou
                                                  "unreadable_images": len(unreadable)}}
     new_card = calibrate_and_describe(recipe, labels, logits, name=card.name, version=version,
                                       validation={"split": f"all images of {source}"}, training=training)
-    ModelBundle(new_card.with_updates(parameters=card.parameters), bundle.state_dict).save(out)
+    # Same weights, same features: the out-of-distribution check carries over unchanged (without it an accepted
+    # recalibration would give a probability to images outside the intended use).
+    new_card = new_card.with_updates(parameters=card.parameters, out_of_distribution=card.out_of_distribution)
+    ModelBundle(new_card, bundle.state_dict, bundle.ood).save(out)
     written = load_bundle(out)
     return LocalRecalibration(written, operating_figures(card, labels, logits),
                               operating_figures(written.card, labels, logits), len(unreadable))
