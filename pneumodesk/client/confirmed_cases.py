@@ -63,7 +63,8 @@ def recalibrate_on_confirmed(node: NodeService, actor: UserSession, *, command: 
                                        source=f"this hospital's confirmed cases (dataset {dataset.id})",
                                        command=command)
         candidate = node.models.add_candidate(Path(folder) / "bundle", RECALIBRATION_SOURCE, None, None, None,
-                                              dict(result.after), dict(result.before))
+                                              {**result.after, "curves": result.curves_after},
+                                              {**result.before, "curves": result.curves_before})
     node.audit.append(actor.username, "recalibration_offered", f"model {candidate.id}", details={
         "dataset": dataset.id, "images": int(result.after["images"]), "refused": len(refused) + result.unreadable,
         "from_model": active.id,

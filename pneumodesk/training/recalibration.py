@@ -8,10 +8,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pneumodesk.model import ModelBundle, ModelCard, load_bundle
+from pneumodesk.model.curves import model_curves
 
 from .datasets import load_model_inputs
 from .evaluation import labelled_inputs
@@ -53,12 +55,16 @@ class LocalRecalibration:
 
     ``before`` and ``after`` use the keys the Models page shows (``threshold``, ``sensitivity`` and ``specificity``
     at the default operating point, ``expected_calibration_error``, counts) plus ``<point> threshold`` for every
-    operating point, so an admin sees what changes before accepting it."""
+    operating point, so an admin sees what changes before accepting it. ``curves_before`` and ``curves_after`` are
+    the curves of the same predictions under each calibration (``ModelCurves.to_json_dict``), which the Models page
+    draws overlaid."""
 
     bundle: ModelBundle
     before: dict[str, float | int]
     after: dict[str, float | int]
     unreadable: int
+    curves_before: dict[str, Any]
+    curves_after: dict[str, Any]
 
 
 def operating_figures(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -> dict[str, float | int]:
@@ -79,6 +85,13 @@ def operating_figures(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -
     for other, other_point in sorted(card.operating_points.items()):
         figures[f"{other} threshold"] = round(float(other_point.threshold), 4)
     return figures
+
+
+def operating_curves(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """The curves of ``card``'s calibrated probabilities of ``logits`` against ``labels``, every operating point
+    marked, the confusion counts at its default one."""
+    marks = {name: point.threshold for name, point in card.operating_points.items()}
+    return model_curves(labels, card.calibrate(logits), marks, card.default_operating_point).to_json_dict()
 
 
 def recalibrate_on_images(bundle: ModelBundle, files: list[tuple[Path, int]], out: Path, *, version: str,
@@ -105,4 +118,5 @@ def recalibrate_on_images(bundle: ModelBundle, files: list[tuple[Path, int]], ou
     ModelBundle(new_card, bundle.state_dict, bundle.ood).save(out)
     written = load_bundle(out)
     return LocalRecalibration(written, operating_figures(card, labels, logits),
-                              operating_figures(written.card, labels, logits), len(unreadable))
+                              operating_figures(written.card, labels, logits), len(unreadable),
+                              operating_curves(card, labels, logits), operating_curves(written.card, labels, logits))
