@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pneumodesk.node.datasets import changed_file_problem
 from pneumodesk.node.errors import RegisteredDatasetError
 from pneumodesk.node.model_registry import RECALIBRATION_SOURCE
 from pneumodesk.node.permissions import Permission
@@ -64,7 +63,8 @@ def recalibrate_on_confirmed(node: NodeService, actor: UserSession, *, command: 
                                        source=f"this hospital's confirmed cases (dataset {dataset.id})",
                                        command=command)
         candidate = node.models.add_candidate(Path(folder) / "bundle", RECALIBRATION_SOURCE, None, None, None,
-                                              dict(result.after), dict(result.before))
+                                              {**result.after, "curves": result.curves_after},
+                                              {**result.before, "curves": result.curves_before})
     node.audit.append(actor.username, "recalibration_offered", f"model {candidate.id}", details={
         "dataset": dataset.id, "images": int(result.after["images"]), "refused": len(refused) + result.unreadable,
         "from_model": active.id,
@@ -84,7 +84,7 @@ def monitor_confirmed(node: NodeService, *, since: dt.datetime | None = None,
     from pneumodesk.training.trainer import predict_logits
 
     readings = node.readings.confirmed(month_start() if since is None else since)
-    usable = [r for r in readings if changed_file_problem(r.path, r.digest) is None]
+    usable = [r for r in readings if node.datasets.changed_file_problem(r.path, r.digest) is None]
     bundle = load_bundle(node.models.active_bundle_dir())
     card = bundle.card
     _, point = card.operating_point(None)

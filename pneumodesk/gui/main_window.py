@@ -164,6 +164,8 @@ class MainWindow(QMainWindow):
         self.predict_page = PredictPage(self.settings, self.verdicts, self.node.clinical,
                                         readings=self.node.readings)
         self.predict_page.model.set_colours(self.colours.positive, self.colours.negative, self.colours.error)
+        self.predict_page.report_written.connect(lambda path: self.statusBar().showMessage(f"Saved {path.name}", 8000))
+        self.predict_page.report_failed.connect(self._on_report_failed)
         self.settings_page = SettingsPage(self.settings, str(self.verdicts.path))
         self.settings_page.theme_changed.connect(self.set_theme)
         self.settings_page.operating_point_changed.connect(self.set_operating_point)
@@ -456,9 +458,26 @@ class MainWindow(QMainWindow):
             self._export(lambda: self.predict_page.export_csv(path))
 
     def export_worklist_pdf_dialog(self) -> None:
+        """The report is written in the background (progress and Cancel beside the worklist's summary); the status
+        bar says when it is saved."""
+        if self.predict_page.report_running:
+            self.statusBar().showMessage("A worklist report is still being written; wait for it or cancel it.", 8000)
+            return
         path = self._save_path("Export worklist report", "worklist", "pdf", "PDF report (*.pdf)")
-        if path is not None:
-            self._export(lambda: self.predict_page.export_worklist_pdf(path))
+        if path is None:
+            return
+        try:
+            self.predict_page.start_worklist_report(path)
+        except (ValueError, PneumoDeskError) as error:  # nothing to report yet, or the service refused
+            QMessageBox.warning(self, "Export failed", str(error))
+            return
+        self.statusBar().showMessage(f"Writing {path.name} in the background…", 8000)
+
+    def _on_report_failed(self, message: str) -> None:
+        if self.predict_page.report_cancelled:
+            self.statusBar().showMessage(message, 8000)
+        else:
+            QMessageBox.warning(self, "Export failed", message)
 
     def _export(self, action: Callable[[], Path]) -> None:
         try:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEventLoop, QMessageLogContext, QTimer, QtMsgType, SignalInstance, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QWidget
 
-from .verdicts import AGREE
+from .verdicts import AGREE, DISAGREE
 
 if TYPE_CHECKING:
     from pneumodesk.federation import TrainingPlan
@@ -201,6 +201,59 @@ def _demo_federation_history(window: MainWindow, dataset_id: int, plan: Training
                                   epsilon=epsilon, delta=1e-5, noise_multiplier=1.1, sample_rate=0.1, steps=40))
 
 
+def _record_demo_readings(window: MainWindow) -> None:
+    """Read every predicted sample as its file name says (the bundled samples are named ``normal-…`` and
+    ``pneumonia-…``): agree (A) when the model said so, else disagree (D), then the reading (N or P)."""
+    from pneumodesk.node.readings import Reading
+
+    page = window.predict_page
+    for proxy_row in range(page.proxy.rowCount()):
+        page.select_proxy_row(proxy_row)
+        item = page.model.entry(page.current_row())
+        if item.prediction is None:
+            continue
+        truth = Reading.PNEUMONIA if item.name.lower().startswith("pneumonia") else Reading.NORMAL
+        page.set_verdict(AGREE if item.prediction.is_pneumonia == (truth is Reading.PNEUMONIA) else DISAGREE)
+        page.set_reading(truth)
+
+
+def _reading_screenshot(window: MainWindow, out: Path) -> Path:
+    """The viewer after a verdict and a reading (N / P / U), with every sample read."""
+    _record_demo_readings(window)
+    page = window.predict_page
+    page.select_proxy_row(0)
+    if page.shown is None or page.shown[0] != page.current_row():
+        wait_for(page.image_shown)
+    return _save(window, out / "viewer-reading.png")
+
+
+def _confirmed_cases_screenshots(window: MainWindow, out: Path) -> list[Path]:
+    """The readings registered as the Confirmed cases dataset (Datasets page), then the prediction model recalibrated
+    on them: the candidate's figures beside the current thresholds' (before / after) and this month's monitoring
+    line (Models page)."""
+    written: list[Path] = []
+    window.show_page("Datasets")
+    datasets = window.datasets_page
+    datasets.refresh()
+    if datasets.calls.busy:
+        wait_for(datasets.calls.busy_changed)
+    if datasets.register_confirmed() and not wait_for(datasets.registration_finished)[0]:
+        raise ScreenshotError(f"The confirmed cases were not registered: {datasets.message.text()}")
+    datasets.table.selectRow(datasets.table.rowCount() - 1)
+    written.append(_save(window, out / "confirmed-cases.png"))
+    window.show_page("Models")
+    models = window.models_page
+    models.refresh()
+    if models.calls.busy:
+        wait_for(models.calls.busy_changed)
+    if models.recalibrate() and not wait_for(models.recalibration_finished)[0]:
+        raise ScreenshotError(f"The model was not recalibrated: {models.message.text()}")
+    if models.monitor_calls.busy:
+        wait_for(models.monitor_calls.busy_changed)
+    written.append(_save(window, out / "recalibration.png"))
+    return written
+
+
 def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
     """Datasets (a registered demo dataset), a plan under review, Training, Models (with the curves of a candidate
     and the model in use), its candidate's model card and Federation."""
@@ -247,13 +300,15 @@ def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
     if charts.calls.busy:
         wait_for(charts.calls.busy_changed)
     written.append(_save(window, out / "federation.png"))
+    written += _confirmed_cases_screenshots(window, out)
     return written
 
 
 def take_screenshots(out: Path, model: Path | None = None) -> list[Path]:
-    """Write worklist, worklist filtered by a histogram bin, viewer (heat map), model card, PACS query, settings,
-    shortcuts, accounts, audit, datasets, plan review, training, models, a candidate's model card with its curves,
-    federation and sign-in PNGs."""
+    """Write worklist, worklist filtered by a histogram bin, viewer (heat map), viewer with a reading, model card,
+    PACS query, settings, shortcuts, accounts, audit, datasets, plan review, training, models, a candidate's model
+    card with its curves, federation, the confirmed cases dataset, a recalibration (before / after) and sign-in
+    PNGs."""
     previous = qInstallMessageHandler(_quiet_offscreen)
     try:
         return _take_screenshots(out, model)
@@ -311,6 +366,7 @@ def _screenshots_of(window: MainWindow, out: Path, home: Path) -> list[Path]:
         wait_for(page.image_shown)
     written.append(_save(window, out / "worklist-histogram-filter.png"))
     page.histogram.select_bin(-1)
+    written.append(_reading_screenshot(window, out))
     card = window.show_model_card()
     if card is not None:
         card.resize(820, 760)

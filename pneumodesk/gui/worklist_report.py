@@ -3,10 +3,16 @@ name, probability, decision and the reader's verdict — in the order shown.
 
 Like the worklist CSV it names files by their name only (no folder). A thumbnail is read from the image file when
 the report is written; a file that cannot be read any more gets an empty box and its line says so.
+
+Invariants: reading the thumbnails and painting run off the GUI thread (``PredictPage.start_worklist_report``), so
+they report progress per image and stop at the next image when cancelled; the PDF is painted into a temporary file
+beside the target and renamed over it only when complete, so a cancelled or failed report leaves no file behind.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,12 +22,26 @@ import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPdfWriter
 
+from pneumodesk.errors import PneumoDeskError
+
 from .export import a4_pdf
 from .widgets.viewer import grey_image
 from .widgets.worklist_model import WorklistItem
 
 THUMBNAIL_PIXELS = 96  # stored size of a thumbnail's longer side
 LINE_HEIGHT = 110  # device pixels at 150 dpi: about 18.6 mm
+
+
+class ReportCancelled(PneumoDeskError):
+    """The person cancelled the worklist report before it was complete; no file was written."""
+
+    def __init__(self) -> None:
+        super().__init__("The worklist report was cancelled; no file was written.")
+
+
+def _stop_if(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ReportCancelled
 
 
 @dataclass(frozen=True)
@@ -47,24 +67,45 @@ def thumbnail(path: Path) -> np.ndarray | None:
 
 
 def report_lines(items: Sequence[WorklistItem],
-                 read_thumbnail: Callable[[Path], np.ndarray | None] = thumbnail) -> list[WorklistReportLine]:
+                 read_thumbnail: Callable[[Path], np.ndarray | None] = thumbnail, *,
+                 progress: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None) -> list[WorklistReportLine]:
+    """One line per item, its thumbnail read from its file; ``progress(done, total)`` after each image. Raises
+    ``ReportCancelled`` before the next image once ``cancel`` is set."""
     lines = []
-    for item in items:
+    for done, item in enumerate(items, start=1):
+        _stop_if(cancel)
         p = item.prediction
         decision = p.label if p else (item.error or item.status.value)
         lines.append(WorklistReportLine(item.name, item.status.value, p.probability if p else None, decision,
                                         item.verdict, read_thumbnail(item.path)))
+        if progress is not None:
+            progress(done, len(items))
     return lines
 
 
 def write_worklist_pdf(lines: Sequence[WorklistReportLine], path: Path, model: str, threshold: float | None,
-                       now: datetime | None = None) -> Path:
-    """Write the report; raises ``OSError`` (plain message) when the file cannot be written."""
-    writer, painter = a4_pdf(path, "PneumoDesk worklist report")
+                       now: datetime | None = None, cancel: threading.Event | None = None) -> Path:
+    """Write the report (whole or not at all); raises ``OSError`` (plain message) when the file cannot be written,
+    ``ReportCancelled`` when ``cancel`` is set before it is complete."""
+    partial = path.with_name(f".{path.name}.part{os.getpid()}")
     try:
-        _paint(painter, writer, lines, model, threshold, now or datetime.now())
+        writer, painter = a4_pdf(partial, "PneumoDesk worklist report")
+    except OSError:
+        raise OSError(f"The report could not be written to {path.name} (is the folder writable?).") from None
+    complete = False
+    try:
+        try:
+            _paint(painter, writer, lines, model, threshold, now or datetime.now(), cancel)
+        finally:
+            painter.end()
+            del writer  # the file is closed before it is renamed
+        _stop_if(cancel)
+        os.replace(partial, path)
+        complete = True
     finally:
-        painter.end()
+        if not complete:
+            partial.unlink(missing_ok=True)
     return path
 
 
@@ -76,7 +117,7 @@ def _font(size: float, bold: bool = False) -> QFont:
 
 
 def _paint(painter: QPainter, writer: QPdfWriter, lines: Sequence[WorklistReportLine], model: str,
-           threshold: float | None, now: datetime) -> None:
+           threshold: float | None, now: datetime, cancel: threading.Event | None = None) -> None:
     width, height = writer.width(), writer.height()
     flagged = sum(line.decision == "PNEUMONIA" for line in lines)
     painter.setFont(_font(15, bold=True))
@@ -102,6 +143,7 @@ def _paint(painter: QPainter, writer: QPdfWriter, lines: Sequence[WorklistReport
     header()
     y += 36
     for index, line in enumerate(lines, start=1):
+        _stop_if(cancel)
         if y + LINE_HEIGHT > height - 40:
             painter.setFont(_font(7))
             painter.drawText(QRectF(0, height - 30, width, 30), Qt.AlignmentFlag.AlignRight, f"page {page}")
@@ -134,4 +176,4 @@ def _paint(painter: QPainter, writer: QPdfWriter, lines: Sequence[WorklistReport
     painter.drawText(QRectF(0, height - 30, width, 30), Qt.AlignmentFlag.AlignRight, f"page {page}")
 
 
-__all__ = ["WorklistReportLine", "report_lines", "thumbnail", "write_worklist_pdf"]
+__all__ = ["ReportCancelled", "WorklistReportLine", "report_lines", "thumbnail", "write_worklist_pdf"]

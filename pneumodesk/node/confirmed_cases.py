@@ -18,7 +18,7 @@ from sqlalchemy import select
 from pneumodesk.imaging.patient_groups import dicom_patient_id
 
 from .accounts import AccountService
-from .datasets import Candidate, DatasetInfo, DatasetService, _readability_problem, changed_file_problem
+from .datasets import Candidate, DatasetInfo, DatasetService, _readability_problem
 from .models import Dataset
 from .permissions import Permission
 from .readings import ClinicalReading, ReadingService
@@ -26,11 +26,6 @@ from .session import UserSession
 
 SOURCE = "confirmed cases (clinical readings)"
 DEFAULT_NAME = "Confirmed cases"
-
-
-def _check(reading: ClinicalReading) -> str | None:
-    """Why the reading's image cannot be used, or None."""
-    return changed_file_problem(reading.path, reading.digest) or _readability_problem(reading.path, True)
 
 
 def _group(reading: ClinicalReading) -> str:
@@ -54,8 +49,14 @@ class ConfirmedCases:
         digests: list[str] = []
         groups: list[str] = []
         unreadable: list[tuple[str, str]] = []
+
+        def check(reading: ClinicalReading) -> str | None:
+            """Why the reading's image cannot be used, or None."""
+            return (self.datasets.changed_file_problem(reading.path, reading.digest)
+                    or _readability_problem(reading.path, True))
+
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for done, (reading, problem) in enumerate(zip(confirmed, pool.map(_check, confirmed), strict=True),
+            for done, (reading, problem) in enumerate(zip(confirmed, pool.map(check, confirmed), strict=True),
                                                       start=1):
                 stored = reading.path.as_posix()
                 label = reading.reading.label

@@ -42,6 +42,7 @@ from pneumodesk.imaging.patient_groups import patient_group
 from .accounts import AccountService
 from .audit import AuditLog
 from .errors import RegisteredDatasetError
+from .homes import PACS_CACHE_FOLDER
 from .models import ApprovalRow, Dataset, DatasetFile, DatasetImage, utcnow
 from .permissions import Permission
 from .session import UserSession
@@ -208,14 +209,31 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def changed_file_problem(path: Path, digest: str) -> str | None:
-    """Why the file at ``path`` is no longer the image with content ``digest``, or None when it still is."""
+def _in_folder(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        return path.resolve().parent == folder.resolve()
+    except OSError:
+        return False
+
+
+def changed_file_problem(path: Path, digest: str, pacs_cache: Path | None = None) -> str | None:
+    """Why the file at ``path`` is no longer the image with content ``digest``, or None when it still is. A file in
+    ``pacs_cache`` (the node's cache of images retrieved from a PACS) is named as such, with what to do."""
+    from_pacs = _in_folder(path, pacs_cache)
     if not path.exists():
+        if from_pacs:
+            return ("The image retrieved from the PACS is no longer in this workstation's cache (cleared or pruned "
+                    "since it was read); retrieve its study again to use it.")
         return "The file is no longer there (moved or deleted since it was read)."
     current = _digest(path)
     if current is None:
         return "The file can no longer be read."
     if current != digest:
+        if from_pacs:
+            return ("The image in this workstation's PACS cache changed since it was read (its content digest "
+                    "differs); retrieve its study again to use it.")
         return "The file changed since it was read (its content digest differs)."
     return None
 
@@ -261,6 +279,15 @@ class DatasetService:
         self.store = store
         self.accounts = accounts
         self.audit = audit
+
+    @property
+    def pacs_cache(self) -> Path:
+        """The node home's folder of images retrieved from a PACS (confirmed cases may lie there)."""
+        return self.store.path.parent / PACS_CACHE_FOLDER
+
+    def changed_file_problem(self, path: Path, digest: str) -> str | None:
+        """``changed_file_problem`` with this node's PACS cache named in the reason."""
+        return changed_file_problem(path, digest, self.pacs_cache)
 
     def register(self, actor: UserSession, name: str, source: Path, *,
                  progress: Callable[[int, int], None] | None = None) -> DatasetInfo:
@@ -400,7 +427,7 @@ class DatasetService:
         usable: builtins.list[tuple[Path, int]] = []
         refused: builtins.list[tuple[Path, str]] = []
         for path, label, digest in rows:
-            problem = None if digest is None else changed_file_problem(path, digest)
+            problem = None if digest is None else self.changed_file_problem(path, digest)
             if problem is None:
                 usable.append((path, label))
             else:

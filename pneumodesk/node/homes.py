@@ -32,6 +32,9 @@ MACHINE_HOME_ENV = "PNEUMODESK_MACHINE_HOME"
 INSTALL_CONFIG = "install.json"
 MACHINE_MARKER = ".machine-wide"
 MACHINE_UMASK = 0o007
+#: the node home's folder of images retrieved from a PACS (``pneumodesk.pacs.cache``); confirmed cases read from it
+#: are named as such when they are refused
+PACS_CACHE_FOLDER = "pacs-cache"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Invariants: a file's name reveals nothing about the patient (sha256 of the SOP Instance UID); files are written
 whole (temporary name, then rename) so a reader never sees half an instance; ``prune()`` removes files older than
 ``max_age`` and then the oldest until the total is within ``max_bytes``; files held by the running retrieval are
-never pruned by it. The cache never feeds federated training unless an admin registers its folder as a dataset.
+never pruned by it, nor are the files a caller asks to keep (``PacsService`` keeps the images that carry a
+clinician's confirmed reading: they are Confirmed cases, used where they lie, by content digest). The cache feeds
+training only through a registered dataset (its folder, or the Confirmed cases with their digests).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-CACHE_FOLDER = "pacs-cache"
+from pneumodesk.node.homes import PACS_CACHE_FOLDER
+
+CACHE_FOLDER = PACS_CACHE_FOLDER
 DEFAULT_MAX_BYTES = 2 * 2**30
 DEFAULT_MAX_AGE = dt.timedelta(days=7)
 
@@ -66,9 +70,10 @@ class PacsCache:
 
     def prune(self, keep: Iterable[Path] = ()) -> int:
         """Apply the age limit and then the size cap; returns how many files were removed."""
-        kept = {Path(path) for path in keep}
+        kept = {Path(path).resolve() for path in keep}
         now = time.time()
-        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self.files()), key=lambda e: e[0])
+        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p.resolve()) for p in self.files()),
+                         key=lambda e: e[0])
         removed = 0
         survivors = []
         for mtime, size, path in entries:

@@ -7,7 +7,7 @@ never written to disk; nothing here logs a patient attribute.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +41,8 @@ class RetrieveOutcome:
 
 
 def retrieve_to_cache(peer: PacsPeer, series: Sequence[SeriesRow], cache: PacsCache, cancel: CancelToken,
-                      progress: Progress | None = None) -> RetrieveOutcome:
+                      progress: Progress | None = None, keep: Iterable[Path] = ()) -> RetrieveOutcome:
+    """Retrieve ``series`` into ``cache``, then prune it, keeping what was just written and the files in ``keep``."""
     outcome = RetrieveOutcome()
     expected = sum(row.instances or 0 for row in series)
     if any(row.instances is None for row in series):
@@ -75,5 +76,5 @@ def retrieve_to_cache(peer: PacsPeer, series: Sequence[SeriesRow], cache: PacsCa
             outcome.cancelled = True
             break
         outcome.series_done += 1
-    cache.prune(keep=outcome.files)
+    cache.prune(keep=[*outcome.files, *keep])
     return outcome

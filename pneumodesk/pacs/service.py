@@ -5,6 +5,10 @@ Audit invariants: a search records the connection, which filters were used (name
 number of series found — never a value typed or returned; a retrieval records series, instances received, written
 and skipped, and whether it was cancelled. A failed operation is audited as ``failed`` with its plain reason
 (which never carries a patient attribute). Searching and retrieving need ``predict``.
+
+Cache invariant: a cached image that carries a clinician's confirmed reading (normal or pneumonia) is a Confirmed
+case and is never pruned by a retrieval (it may hold the cache above its size cap); clearing the cache at sign-out
+still removes it, and the Confirmed cases dataset then refuses it with that reason.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ class PacsService:
         self.secrets = secrets or PacsSecrets()
         self.connections = PacsConnections(node.store, node.accounts, node.audit, self.secrets)
         self.cache = PacsCache(cache_folder or node.home / CACHE_FOLDER, limits)
+
+    def confirmed_in_cache(self) -> list[Path]:
+        """The cached images that carry a confirmed reading (Confirmed cases): kept when the cache is pruned."""
+        folder = self.cache.folder.resolve()
+        return [r.path for r in self.node.readings.confirmed() if r.path.parent == folder]
 
     def peer(self, connection: PacsConnection) -> PacsPeer:
         if connection.protocol is Protocol.DICOMWEB and connection.dicomweb is not None:
@@ -80,7 +89,8 @@ class PacsService:
         connection = self.connections.get(actor, name)
         cancel = cancel or CancelToken()
         try:
-            outcome = retrieve_to_cache(self.peer(connection), series, self.cache, cancel, progress)
+            outcome = retrieve_to_cache(self.peer(connection), series, self.cache, cancel, progress,
+                                        keep=self.confirmed_in_cache())
         except PacsError as error:
             self.node.audit.append(actor.username, "pacs_retrieve", name, FAILED,
                                    details={"series": len(series), "reason": str(error)[:200]})

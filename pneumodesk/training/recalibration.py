@@ -8,10 +8,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pneumodesk.model import ModelBundle, ModelCard, load_bundle
+from pneumodesk.model.curves import model_curves
 
 from .datasets import load_model_inputs
 from .evaluation import labelled_inputs
@@ -53,12 +55,16 @@ class LocalRecalibration:
 
     ``before`` and ``after`` use the keys the Models page shows (``threshold``, ``sensitivity`` and ``specificity``
     at the default operating point, ``expected_calibration_error``, counts) plus ``<point> threshold`` for every
-    operating point, so an admin sees what changes before accepting it."""
+    operating point, so an admin sees what changes before accepting it. ``curves_before`` and ``curves_after`` are
+    the curves of the same predictions under each calibration (``ModelCurves.to_json_dict``), which the Models page
+    draws overlaid."""
 
     bundle: ModelBundle
     before: dict[str, float | int]
     after: dict[str, float | int]
     unreadable: int
+    curves_before: dict[str, Any]
+    curves_after: dict[str, Any]
 
 
 def operating_figures(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -> dict[str, float | int]:
@@ -81,6 +87,13 @@ def operating_figures(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -
     return figures
 
 
+def operating_curves(card: ModelCard, labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """The curves of ``card``'s calibrated probabilities of ``logits`` against ``labels``, every operating point
+    marked, the confusion counts at its default one."""
+    marks = {name: point.threshold for name, point in card.operating_points.items()}
+    return model_curves(labels, card.calibrate(logits), marks, card.default_operating_point).to_json_dict()
+
+
 def recalibrate_on_images(bundle: ModelBundle, files: list[tuple[Path, int]], out: Path, *, version: str,
                           source: str, command: str = "") -> LocalRecalibration:
     """Refit temperature and operating points on ``files`` ((path, label 1 = pneumonia), e.g. a hospital's confirmed
@@ -99,7 +112,11 @@ def recalibrate_on_images(bundle: ModelBundle, files: list[tuple[Path, int]], ou
                                                  "unreadable_images": len(unreadable)}}
     new_card = calibrate_and_describe(recipe, labels, logits, name=card.name, version=version,
                                       validation={"split": f"all images of {source}"}, training=training)
-    ModelBundle(new_card.with_updates(parameters=card.parameters), bundle.state_dict).save(out)
+    # Same weights, same features: the out-of-distribution check carries over unchanged (without it an accepted
+    # recalibration would give a probability to images outside the intended use).
+    new_card = new_card.with_updates(parameters=card.parameters, out_of_distribution=card.out_of_distribution)
+    ModelBundle(new_card, bundle.state_dict, bundle.ood).save(out)
     written = load_bundle(out)
     return LocalRecalibration(written, operating_figures(card, labels, logits),
-                              operating_figures(written.card, labels, logits), len(unreadable))
+                              operating_figures(written.card, labels, logits), len(unreadable),
+                              operating_curves(card, labels, logits), operating_curves(written.card, labels, logits))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 
 from pneumodesk.gui.main_window import MainWindow
@@ -83,6 +84,13 @@ def test_readings_become_a_dataset_recalibration_is_accepted_and_predictions_use
     shown = {models.figures.item(r, 0).text(): models.figures.item(r, 2).text()
              for r in range(models.figures.rowCount())}
     assert shown["Decision threshold"] == "0.500"  # before: the tiny card's balanced threshold, beside the new one
+    assert "confirmed cases" in models.figures_title.text()
+    drawn = dict(models.curves.shown)  # before and after drawn overlaid, from the figures the candidate carries
+    assert list(drawn) == ["Before recalibration", f"Model {candidate.id} (after)"]
+    assert drawn[f"Model {candidate.id} (after)"].confusion.threshold == pytest.approx(candidate.metrics["threshold"],
+                                                                                 abs=1e-4)
+    assert drawn["Before recalibration"].confusion.threshold == 0.5
+    assert {row[0] for row in models.curves.roc.values.rows} == set(drawn)
     new_card = load_bundle(candidate.bundle_dir).card
 
     with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):

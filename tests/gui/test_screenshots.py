@@ -9,7 +9,8 @@ from pneumodesk.cli import main
 
 PAGES = ("worklist.png", "viewer-heatmap.png", "model-card.png", "shortcuts.png", "pacs-query.png", "settings.png",
          "accounts.png", "audit.png", "datasets.png", "plan-review.png", "training.png", "models.png", "federation.png",
-         "sign-in.png", "worklist-histogram-filter.png", "model-card-curves.png")
+         "sign-in.png", "worklist-histogram-filter.png", "model-card-curves.png", "viewer-reading.png",
+         "confirmed-cases.png", "recalibration.png")
 
 
 def test_screenshot_command_writes_non_empty_images(qtbot, tiny_bundle_dir, tmp_path, monkeypatch):

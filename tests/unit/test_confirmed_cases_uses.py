@@ -12,6 +12,7 @@ import pytest
 
 from pneumodesk.client.confirmed_cases import monitor_confirmed, recalibrate_on_confirmed
 from pneumodesk.model import load_bundle
+from pneumodesk.model.curves import ModelCurves
 from pneumodesk.node import NodeService, PermissionDenied, RegisteredDatasetError
 from pneumodesk.node.model_registry import RECALIBRATION_SOURCE, ModelStatus
 from pneumodesk.node.readings import Reading
@@ -72,7 +73,16 @@ def test_recalibrating_on_confirmed_cases_offers_a_candidate_accepted_as_a_recal
     candidate = offer.candidate
     assert candidate.status is ModelStatus.CANDIDATE and candidate.source == RECALIBRATION_SOURCE
     assert offer.recalibration.before["threshold"] == 0.5  # the tiny card's balanced threshold
-    assert candidate.metrics == offer.recalibration.after and candidate.baseline_metrics == offer.recalibration.before
+    assert candidate.metrics == {**offer.recalibration.after, "curves": offer.recalibration.curves_after}
+    assert candidate.baseline_metrics == {**offer.recalibration.before, "curves": offer.recalibration.curves_before}
+    for figures in (candidate.metrics, candidate.baseline_metrics):  # the Models page draws both, overlaid
+        curves = ModelCurves.from_json_dict(figures["curves"])
+        counts = curves.confusion
+        assert counts.threshold == pytest.approx(figures["threshold"], abs=1e-4)
+        assert counts.true_positives + counts.false_negatives == figures["pneumonia"] == 8
+        assert counts.true_negatives + counts.false_positives == figures["normal"] == 8
+        assert counts.sensitivity == pytest.approx(figures["sensitivity"], abs=1e-4)
+        assert sum(b.count for b in curves.reliability) == 16
     assert candidate.metrics["images"] == 16
     new_card = load_bundle(candidate.bundle_dir).card
     old_card = load_bundle(node.models.active_bundle_dir()).card

@@ -155,3 +155,20 @@ def test_recalibration_keeps_the_check_of_the_same_weights(labelled_folder, tmp_
     assert recalibrated.ood is not None and bundle.ood is not None
     assert recalibrated.ood.threshold == bundle.ood.threshold
     np.testing.assert_array_equal(recalibrated.ood.means, bundle.ood.means)
+
+
+def test_a_local_recalibration_on_confirmed_cases_keeps_the_check(tmp_path):
+    """The Confirmed cases' recalibration (``recalibrate_on_images``) offers the same weights with new thresholds:
+    the candidate refuses what the model in use refuses."""
+    from pneumodesk.training.recalibration import recalibrate_on_images
+    from tests.builders import write_png
+
+    bundle = fitted_bundle(threshold=-1.0)  # refuses every input: the check must survive to keep doing so
+    files = [(write_png(tmp_path / f"case_{i}.png", chest_like(96, 80, seed=200 + i)), i % 2) for i in range(8)]
+    result = recalibrate_on_images(bundle, files, tmp_path / "candidate", version="local", source="confirmed cases")
+    assert result.bundle.ood is not None and bundle.ood is not None
+    assert result.bundle.ood.threshold == bundle.ood.threshold
+    np.testing.assert_array_equal(result.bundle.ood.means, bundle.ood.means)
+    assert load_bundle(tmp_path / "candidate").card.out_of_distribution["sha256"]
+    with pytest.raises(OutsideIntendedUseError, match="intended use"):
+        Predictor(load_bundle(tmp_path / "candidate")).predict(xray_of(chest_like(96, 80, seed=5)))

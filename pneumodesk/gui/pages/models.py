@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from pneumodesk.node import NodeService, Permission
-from pneumodesk.node.model_registry import ModelStatus
+from pneumodesk.node.model_registry import RECALIBRATION_SOURCE, ModelStatus
 
 from ..widgets.fields import message_label, show_message
 from ..widgets.model_curves_panel import ModelCurvesPanel
@@ -234,15 +234,20 @@ class ModelsPage(SessionPage):
             return
         # Only figures on the same images are compared: a model's own and those of the model in use when it
         # arrived (both on this hospital's validation split). The bundled model has its model card's figures only.
-        if model.baseline_metrics:
+        recalibration = model.source == RECALIBRATION_SOURCE
+        if model.baseline_metrics and recalibration:
+            self.figures_title.setText("<b>Figures on this hospital's confirmed cases</b> (all of them): after this "
+                                       "recalibration, beside the thresholds in use when it was made (before)")
+        elif model.baseline_metrics:
             self.figures_title.setText("<b>Figures on this hospital's validation images</b>, beside the model that "
                                        "was in use when this one arrived")
         else:
             self.figures_title.setText(f"<b>Figures recorded for model {model.id}</b> ({model.source}; nothing to "
                                        "compare them with on the same images)")
-        labelled = [(f"Model {model.id}", model.metrics)]
+        labelled = [(f"Model {model.id}" + (" (after)" if recalibration else ""), model.metrics)]
         if model.baseline_metrics:
-            labelled.insert(0, ("Model in use when it arrived", model.baseline_metrics))
+            labelled.insert(0, ("Before recalibration" if recalibration else "Model in use when it arrived",
+                                model.baseline_metrics))
         self.curves.show_figures(labelled)
         rows = figure_rows(model.metrics, model.baseline_metrics or {})
         self.figures.setRowCount(len(rows))

@@ -1,12 +1,15 @@
 """The prediction workspace: worklist on the left, viewer on the right, and the controller between them.
 
-The page owns two worker threads (batch prediction, viewer heat maps). It never waits on them, except in
-``shutdown()``, which cancels the batch and joins both threads so that closing the window loses nothing.
+The page owns two worker threads (batch prediction, viewer heat maps) and, while one is being written, the worklist
+report's (thumbnails and PDF, with progress and cancel). It never waits on them, except in ``shutdown()``, which
+cancels the batch and the report and joins every thread so that closing the window loses nothing.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,10 +39,11 @@ from ..settings import Settings
 from ..verdicts import AGREE, DISAGREE, VerdictStore
 from ..widgets.viewer_panel import ViewerPanel
 from ..widgets.worklist_model import Column, FilterMode, Status, WorklistFilter, WorklistItem, WorklistModel
+from ..workers.background import BackgroundCalls
 from ..workers.heatmap_loader import HeatmapLoader
 from ..workers.prediction import BatchWorker
 from ..workers.threads import start_in_thread
-from ..worklist_report import report_lines, write_worklist_pdf
+from ..worklist_report import report_lines, thumbnail, write_worklist_pdf
 from .base import SessionPage
 
 if TYPE_CHECKING:
@@ -63,6 +67,9 @@ class PredictPage(SessionPage):
     batch_finished = Signal(bool)  # cancelled?
     image_shown = Signal(int)  # source row whose image and heat map are now in the viewer
     model_ready = Signal()
+    report_progress = Signal(int, int)  # worklist report: images done, of
+    report_written = Signal(object)  # the worklist report's Path, once complete
+    report_failed = Signal(str)  # why the worklist report was not written (also when cancelled)
 
     def __init__(self, settings: Settings, verdicts: VerdictStore, clinical: ClinicalService,
                  parent: QWidget | None = None, *, readings: ReadingService | None = None) -> None:
@@ -82,6 +89,8 @@ class PredictPage(SessionPage):
         self._batch_problem = ""
         self._waiting_paths: list[Path] = []
         self._heatmaps: HeatmapLoader | None = None
+        self._reports = BackgroundCalls("worklist-report", self)
+        self._report_cancel = threading.Event()
         self.shown: tuple[int, XRay, np.ndarray] | None = None  # (source row, X-ray, heat map) in the viewer
         self._build()
         self.setAcceptDrops(True)
@@ -118,6 +127,17 @@ class PredictPage(SessionPage):
         bar.addWidget(self.summary, 1)
         bar.addWidget(self.progress)
         bar.addWidget(self.cancel_button)
+        self.report_bar = QProgressBar()
+        self.report_bar.setAccessibleName("Worklist report progress")
+        self.report_bar.setMaximumWidth(220)
+        self.report_bar.setFormat("Report: %v of %m")
+        self.cancel_report_button = QPushButton("Cancel report")
+        self.cancel_report_button.setAccessibleName("Cancel the worklist report")
+        self.cancel_report_button.clicked.connect(self.cancel_worklist_report)
+        bar.addWidget(self.report_bar)
+        bar.addWidget(self.cancel_report_button)
+        self._reports.busy_changed.connect(self._set_report_busy)
+        self._set_report_busy(False)
         self._set_busy(False)
         layout.addLayout(bar)
 
@@ -524,17 +544,61 @@ class PredictPage(SessionPage):
         items = self.visible_items()
         return self._export("worklist_csv", len(items), lambda: write_worklist_csv(items, path))
 
-    def export_worklist_pdf(self, path: Path) -> Path:
-        """Every image as shown (sort order and filter), one line each with a thumbnail. Raises ``ValueError``
-        (plain message) when the worklist is empty."""
-        items = self.visible_items()
+    @property
+    def report_running(self) -> bool:
+        return self._reports.busy
+
+    @property
+    def report_cancelled(self) -> bool:
+        """Whether the last worklist report was cancelled (its ``report_failed`` is no fault)."""
+        return self._report_cancel.is_set()
+
+    def start_worklist_report(self, path: Path,
+                              read_thumbnail: Callable[[Path], np.ndarray | None] = thumbnail) -> bool:
+        """Write the worklist report in the background: every image as shown now (sort order and filter), one line
+        each with a thumbnail. Progress comes as ``report_progress``, the outcome as ``report_written`` or
+        ``report_failed`` (cancelled included); the window stays usable meanwhile. False when a report is already
+        being written. Raises ``ValueError`` (plain message) when the worklist is empty and ``PermissionDenied``
+        when the reader may not export, before anything starts."""
+        from pneumodesk.node import PermissionDenied
+
+        if self.report_running:
+            return False
+        items = [replace(item) for item in self.visible_items()]  # a snapshot: later verdicts do not race the thread
         if not items:
             raise ValueError("The worklist is empty: open X-rays first, then export the worklist report.")
+        session = self.session
+        if session is None:
+            raise PermissionDenied("export reports while signed out")
+        self.clinical.accounts.require(session, Permission.EXPORT_REPORTS, "worklist_pdf")
         model = (f"{self.batch_predictor.card.name} {self.batch_predictor.model_version}" if self.batch_predictor
                  else "none loaded")
         threshold = self.batch_predictor.operating_point.threshold if self.batch_predictor else None
-        return self._export("worklist_pdf", len(items),
-                            lambda: write_worklist_pdf(report_lines(items), path, model, threshold))
+        cancel = self._report_cancel = threading.Event()
+
+        def write(report: Callable[[int, int], None]) -> Path:  # runs in the report's thread
+            def lines_and_pdf() -> Path:
+                lines = report_lines(items, read_thumbnail, progress=report, cancel=cancel)
+                return write_worklist_pdf(lines, path, model, threshold, cancel=cancel)
+
+            return self.clinical.export(session, "worklist_pdf", len(items), lines_and_pdf)
+
+        self.report_bar.setRange(0, len(items))
+        self.report_bar.setValue(0)
+        return self._reports.start(write, self.report_written.emit, self.report_failed.emit, self._on_report_progress)
+
+    def cancel_worklist_report(self) -> None:
+        """Stop the report at the next image; nothing is written (``report_failed`` says it was cancelled)."""
+        self._report_cancel.set()
+
+    def _on_report_progress(self, done: int, total: int) -> None:
+        self.report_bar.setRange(0, total)
+        self.report_bar.setValue(done)
+        self.report_progress.emit(done, total)
+
+    def _set_report_busy(self, busy: bool) -> None:
+        self.report_bar.setVisible(busy)
+        self.cancel_report_button.setVisible(busy)
 
     def export_pdf(self, path: Path) -> Path:
         """Report on the image in the viewer. Raises ``ValueError`` (plain message) when none is ready."""
@@ -589,7 +653,10 @@ class PredictPage(SessionPage):
 
     # --- shutdown ---
     def shutdown(self) -> None:
-        """Cancel the batch and join both worker threads (the batch stops after the image in hand)."""
+        """Cancel the batch and the worklist report and join every worker thread (each stops after the image in
+        hand; a cancelled report leaves no file)."""
+        self.cancel_worklist_report()
+        self._reports.shutdown()
         self.cancel_batch()
         if self._batch_thread is not None:
             self._batch_thread.quit()
