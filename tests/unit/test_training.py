@@ -120,7 +120,7 @@ def test_a_perfectly_separated_handful_gives_finite_calibration_and_thresholds()
     temperature, bias = fit_temperature(labels, logits)
     assert 0.3 < temperature < 10 and abs(bias) < 2
     probabilities = sigmoid(logits / temperature + bias)
-    assert 0.02 < probabilities.min() and probabilities.max() < 0.98
+    assert probabilities.min() > 0.02 and probabilities.max() < 0.98
 
     card = calibrate_and_describe(TrainingRecipe(architecture="pneumonet-tiny", input_size=32), labels, logits,
                                   name="n", version="v", validation={}, training={})
