@@ -42,8 +42,10 @@ def month_start(now: dt.datetime | None = None) -> dt.datetime:
 def recalibrate_on_confirmed(node: NodeService, actor: UserSession, *, command: str = "") -> RecalibrationOffer:
     """Refit the prediction model's calibration and operating points on every usable image of the latest confirmed
     cases dataset and add the result as a candidate (``approve_training``; audited with counts)."""
+    import numpy as np
+
     from pneumodesk.model import load_bundle
-    from pneumodesk.training.recalibration import recalibrate_on_images
+    from pneumodesk.training.recalibration import recalibrate_on_images, require_enough_cases
 
     node.accounts.require(actor, Permission.APPROVE_TRAINING, "recalibration")
     dataset = node.confirmed_cases.latest(actor)
@@ -55,6 +57,9 @@ def recalibrate_on_confirmed(node: NodeService, actor: UserSession, *, command: 
         usable, left_out = node.datasets.checked_files(dataset.id, split)
         files += usable
         refused += left_out
+    # Refused before any image is read or model loaded (recalibrate_on_images checks again what it could read).
+    require_enough_cases(np.array([label for _, label in files]), what="confirmed", where="this workstation",
+                         left_out=len(refused))
     active = node.models.active()
     bundle = load_bundle(active.bundle_dir)
     version = f"{bundle.card.version}+local-{dt.datetime.now(dt.UTC):%Y%m%d%H%M}"

@@ -227,11 +227,52 @@ def _reading_screenshot(window: MainWindow, out: Path) -> Path:
     return _save(window, out / "viewer-reading.png")
 
 
-def _confirmed_cases_screenshots(window: MainWindow, out: Path) -> list[Path]:
-    """The readings registered as the Confirmed cases dataset (Datasets page), then the prediction model recalibrated
-    on them: the candidate's figures beside the current thresholds' (before / after) and this month's monitoring
-    line (Models page)."""
+#: Acquisition shifts (``pneumodesk.training.shifts``) applied to each shipped sample for the demo confirmed cases:
+#: with the 8 samples themselves, 7 images of each sample, 28 of each class — above the recalibration floor.
+DEMO_CONFIRMED_SHIFTS = ("brightness +0.15", "brightness −0.15", "contrast ×0.6", "contrast ×1.5", "crop 10 %",
+                         "noise σ 0.04")
+DEMO_CONFIRMED_SIZE = 512  # longest side of the written variants (px): enough for the model, quick to read
+
+
+def _demo_confirmed_variants(window: MainWindow, folder: Path) -> int:
+    """Variants of the shipped samples (``DEMO_CONFIRMED_SHIFTS``, written as PNG in the throw-away ``folder``), each
+    read as its sample's file name says, recorded as the demo Owner's readings; returns how many."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from pneumodesk.imaging import is_supported_file, read_xray
+    from pneumodesk.model.default import samples_path
+    from pneumodesk.node.readings import Reading
+    from pneumodesk.training.shifts import shift_by_name
+
+    session = window.session
+    if session is None:
+        raise ScreenshotError("The demo Owner is not signed in.")
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    written = 0
+    for sample in sorted(p for p in samples_path().iterdir() if is_supported_file(p)):
+        truth = Reading.PNEUMONIA if sample.name.lower().startswith("pneumonia") else Reading.NORMAL
+        pixels = read_xray(sample).pixels
+        for number, name in enumerate(DEMO_CONFIRMED_SHIFTS):
+            shifted = shift_by_name(name)(pixels, rng)
+            image = Image.fromarray(np.round(shifted * 255).astype(np.uint8))
+            image.thumbnail((DEMO_CONFIRMED_SIZE, DEMO_CONFIRMED_SIZE), Image.Resampling.BILINEAR)
+            path = folder / f"{sample.stem}-variant{number}.png"
+            image.save(path)
+            window.node.readings.record(session, hashlib.sha256(path.read_bytes()).hexdigest(), path, truth)
+            written += 1
+    return written
+
+
+def _confirmed_cases_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
+    """The readings (the samples' and their variants', enough to pass the recalibration floor) registered as the
+    Confirmed cases dataset (Datasets page), then the prediction model recalibrated on them: the candidate's figures
+    beside the current thresholds' (before / after) and this month's monitoring line (Models page)."""
     written: list[Path] = []
+    _demo_confirmed_variants(window, home / "demo-confirmed")
     window.show_page("Datasets")
     datasets = window.datasets_page
     datasets.refresh()
@@ -300,7 +341,7 @@ def _admin_screenshots(window: MainWindow, out: Path, home: Path) -> list[Path]:
     if charts.calls.busy:
         wait_for(charts.calls.busy_changed)
     written.append(_save(window, out / "federation.png"))
-    written += _confirmed_cases_screenshots(window, out)
+    written += _confirmed_cases_screenshots(window, out, home)
     return written
 
 

@@ -1,4 +1,5 @@
-"""The workstation-local cache of retrieved instances: owner-only files named by a digest of the instance UID.
+"""The workstation-local cache of retrieved instances: files named by a digest of the instance UID, owner-only, or
+shared with the node's group in a machine-wide node home (``shared``; see ``CacheModes``).
 
 Invariants: a file's name reveals nothing about the patient (sha256 of the SOP Instance UID); files are written
 whole (temporary name, then rename) so a reader never sees half an instance; ``prune()`` removes files older than
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,15 +31,43 @@ DEFAULT_MAX_AGE = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
+class CacheModes:
+    """Permission bits of the cache folder and of its files."""
+
+    folder: int
+    file: int
+
+
+#: A user's own node home (development, ``--home``): only this OS user reads the cached images.
+PRIVATE_MODES = CacheModes(folder=0o700, file=0o600)
+#: A machine-wide node home (``pneumodesk.node.homes``: one node per workstation, shared through the ``pneumodesk``
+#: group, setgid 2770): every OS user's session retrieves into the cache and prunes it, so the folder is the group's
+#: like the rest of the home (2770), and an admin signed in as another OS user must read the confirmed images in it
+#: (Confirmed cases used where they lie), so files are group-readable (0640). Nobody rewrites a file in place (a
+#: re-stored instance replaces it by rename), hence no group write on files; nothing for anyone outside the group.
+SHARED_MODES = CacheModes(folder=0o2770, file=0o640)
+
+
+@dataclass(frozen=True)
 class CacheLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_age: dt.timedelta = DEFAULT_MAX_AGE
 
 
 class PacsCache:
-    def __init__(self, folder: Path, limits: CacheLimits | None = None) -> None:
+    def __init__(self, folder: Path, limits: CacheLimits | None = None, *, shared: bool = False) -> None:
+        """``shared``: the cache is in a machine-wide node home (``SHARED_MODES``), else owner-only."""
         self.folder = Path(folder)
         self.limits = limits or CacheLimits()
+        self.modes = SHARED_MODES if shared else PRIVATE_MODES
+
+    def _ensure_folder(self) -> None:
+        """Create the folder with its mode; one this OS user owns with other bits (e.g. an owner-only folder made
+        before the home became machine-wide) gets them set."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=self.modes.folder & 0o777)
+        info = self.folder.stat()
+        if os.name == "posix" and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) != self.modes.folder:
+            os.chmod(self.folder, self.modes.folder)
 
     def path_for(self, sop_instance_uid: str) -> Path:
         digest = hashlib.sha256(sop_instance_uid.encode("ascii", "replace")).hexdigest()[:40]
@@ -45,7 +75,7 @@ class PacsCache:
 
     def store(self, dataset: Dataset, file_meta: FileMetaDataset | None = None) -> Path:
         """Write ``dataset`` as a DICOM file (with preamble); returns its path. Re-storing an instance replaces it."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._ensure_folder()
         meta = file_meta or getattr(dataset, "file_meta", None) or FileMetaDataset()
         if "TransferSyntaxUID" not in meta:
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -54,7 +84,9 @@ class PacsCache:
         dataset.file_meta = meta
         target = self.path_for(str(dataset.SOPInstanceUID))
         partial = target.with_suffix(f".part{os.getpid()}")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.modes.file)
+        if hasattr(os, "fchmod"):  # the mode whatever the process umask (os.open's mode is masked by it)
+            os.fchmod(descriptor, self.modes.file)
         with os.fdopen(descriptor, "wb") as handle:
             dataset.save_as(handle, enforce_file_format=True)
         os.replace(partial, target)

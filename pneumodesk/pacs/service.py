@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pneumodesk.node.audit import FAILED
+from pneumodesk.node.homes import is_machine_home
 from pneumodesk.node.permissions import Permission
 from pneumodesk.node.service import NodeService
 from pneumodesk.node.session import UserSession
@@ -38,7 +39,7 @@ class PacsService:
         self.node = node
         self.secrets = secrets or PacsSecrets()
         self.connections = PacsConnections(node.store, node.accounts, node.audit, self.secrets)
-        self.cache = PacsCache(cache_folder or node.home / CACHE_FOLDER, limits)
+        self.cache = PacsCache(cache_folder or node.home / CACHE_FOLDER, limits, shared=is_machine_home(node.home))
 
     def confirmed_in_cache(self) -> list[Path]:
         """The cached images that carry a confirmed reading (Confirmed cases): kept when the cache is pruned."""

@@ -4,6 +4,7 @@ with its reason."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from pneumodesk.gui.main_window import MainWindow
 from pneumodesk.model import load_bundle
 from pneumodesk.node.model_registry import RECALIBRATION_SOURCE
 from pneumodesk.node.readings import Reading
+from pneumodesk.training.recalibration import MIN_CASES_PER_CLASS
 from tests.builders import chest_like, write_png
 from tests.gui.conftest import LOAD_TIMEOUT_MS, run_batch
-from tests.node_builders import OWNER, sign_in
+from tests.node_builders import CLINICIAN, OWNER, sign_in
 
 
 def ward(folder: Path, count: int) -> list[Path]:
@@ -38,6 +40,19 @@ def read_worklist(qtbot, window: MainWindow, paths: list[Path], choose) -> None:
         reading = choose(item)
         window.actions_by_id[keys[reading]].trigger()
         assert page.viewer.reading.text().startswith(f"Your reading: {reading.value}")
+
+
+def confirm_more(window: MainWindow, home: Path, folder: Path, per_class: int) -> list[Path]:
+    """``per_class`` more normal and pneumonia readings, recorded straight in the node store (the keyboard flow is
+    the one above), to reach the recalibration floor."""
+    clinician = sign_in(home, CLINICIAN[0], CLINICIAN[2])
+    folder.mkdir(parents=True)
+    paths = [write_png(folder / f"more_{index:02d}.png", chest_like(64, 64, seed=500 + index))
+             for index in range(2 * per_class)]  # other images than ``ward``'s: a reading is kept per content digest
+    for index, path in enumerate(paths):
+        window.node.readings.record(clinician, hashlib.sha256(path.read_bytes()).hexdigest(), path,
+                                    Reading.PNEUMONIA if index % 2 else Reading.NORMAL)
+    return paths
 
 
 def by_index(item) -> Reading:
@@ -78,7 +93,18 @@ def test_readings_become_a_dataset_recalibration_is_accepted_and_predictions_use
     qtbot.waitUntil(lambda: not models.calls.busy, timeout=LOAD_TIMEOUT_MS)
     with qtbot.waitSignal(models.recalibration_finished, timeout=LOAD_TIMEOUT_MS) as blocker:
         qtbot.mouseClick(models.recalibrate_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == [False]  # 6 and 6: thresholds fitted on them would follow chance
+    assert models.message.text() == (
+        "Not recalibrated: Recalibration needs at least 20 confirmed normal and 20 confirmed pneumonia cases; this "
+        "workstation has 6 and 6. Thresholds fitted on fewer would follow chance.")
+    assert [m.source for m in window.node.models.list()] == ["bundled default"]
+
+    more = confirm_more(window, home, tmp_path / "more", MIN_CASES_PER_CLASS - 6)
+    window.node.confirmed_cases.register(window.session, "Confirmed cases (all)")
+    with qtbot.waitSignal(models.recalibration_finished, timeout=LOAD_TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(models.recalibrate_button, Qt.MouseButton.LeftButton)
     assert blocker.args == [True], models.message.text()
+    assert models.message.text().startswith(f"Recalibrated on {12 + len(more)} confirmed case(s).")
     candidate = models.selected()
     assert candidate is not None and candidate.source == RECALIBRATION_SOURCE
     shown = {models.figures.item(r, 0).text(): models.figures.item(r, 2).text()

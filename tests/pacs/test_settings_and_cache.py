@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import time
 
 import pytest
@@ -75,6 +76,37 @@ def test_cache_names_reveal_nothing_and_pruning_keeps_age_and_size(tmp_path):
     removed = cache.prune(keep=[paths[1]])
     assert removed == 2 and [p.exists() for p in paths] == [False, True, False]
 
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_machine_wide_home_shares_its_cache_with_the_group_and_a_users_own_home_does_not(tmp_path):
+    """On an installed workstation every OS user is the same node: an admin signed in as another OS user must read
+    the cached confirmed images, and another user's session must retrieve into and prune the same folder."""
+    from pneumodesk.node import NodeService
+    from pneumodesk.node.homes import MACHINE_MARKER
+    from pneumodesk.pacs.credentials import PacsSecrets
+    from pneumodesk.pacs.service import PacsService
+    from tests.unit.memory_keyring import MemoryKeyring
+
+    ids = StudyIds("1.2.3", "1.2.3.4", "1.2.3.5")
+    modes = {}
+    for kind in ("machine", "user"):
+        home = tmp_path / kind
+        home.mkdir()
+        if kind == "machine":
+            (home / MACHINE_MARKER).touch()  # what resolve_homes leaves in a machine-wide node home
+        node = NodeService.open(home)
+        try:
+            path = PacsService(node, PacsSecrets(MemoryKeyring())).cache.store(cr_instance(ids, 1))
+        finally:
+            node.close()
+        modes[kind] = (oct(stat.S_IMODE(path.parent.stat().st_mode)), oct(stat.S_IMODE(path.stat().st_mode)))
+    assert modes == {"machine": ("0o2770", "0o640"), "user": ("0o700", "0o600")}
+
+    older = tmp_path / "older" / "pacs-cache"  # an owner-only cache made before: opened up when next written
+    older.mkdir(parents=True, mode=0o700)
+    PacsCache(older, shared=True).store(cr_instance(ids, 2))
+    assert oct(stat.S_IMODE(older.stat().st_mode)) == "0o2770"
 
 def test_tls_with_c_move_is_refused_in_words(tmp_path):
     ca = tmp_path / "ca.pem"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -114,6 +115,16 @@ def test_train_then_evaluate_from_the_command_line(labelled_folder, tmp_path, ca
     assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--model", str(bundle)]) == 2
     assert "does not exist" in capsys.readouterr().err
 
+
+
+def test_calibrate_refuses_data_with_too_few_images_of_a_class(tiny_bundle_dir, tmp_path, capsys):
+    from tests.builders import write_labelled_folder
+
+    few = write_labelled_folder(tmp_path / "few", per_class=5, rng=np.random.default_rng(1))
+    code = main(["calibrate", "--data", str(few), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "out")])
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert ("Recalibration needs at least 20 readable normal and 20 readable pneumonia cases; few has 5 and 5. "
+            "Thresholds fitted on fewer would follow chance.") in capsys.readouterr().err
 
 def test_calibrate_refits_thresholds_and_keeps_the_weights(labelled_folder, tiny_bundle_dir, tmp_path, capsys):
     from pneumodesk.model import load_bundle

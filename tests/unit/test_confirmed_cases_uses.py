@@ -17,6 +17,7 @@ from pneumodesk.node import NodeService, PermissionDenied, RegisteredDatasetErro
 from pneumodesk.node.model_registry import RECALIBRATION_SOURCE, ModelStatus
 from pneumodesk.node.readings import Reading
 from pneumodesk.training.monitoring import local_performance, wilson_interval
+from pneumodesk.training.recalibration import MIN_CASES_PER_CLASS, TooFewCasesError
 from tests.builders import chest_like, write_png
 from tests.node_builders import CLINICIAN, OWNER, seed_node, sign_in
 
@@ -29,10 +30,10 @@ def node(tmp_path, tiny_bundle_dir):
     service.close()
 
 
-def confirm(node, home: Path, folder: Path, per_class: int = 8) -> None:
+def confirm(node, home: Path, folder: Path, per_class: int = MIN_CASES_PER_CLASS, start: int = 0) -> None:
     clinician = sign_in(home, CLINICIAN[0], CLINICIAN[2])
-    folder.mkdir(parents=True)
-    for index in range(2 * per_class):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(start, start + 2 * per_class):
         path = write_png(folder / f"scan_{index:03d}.png", chest_like(48, 48, seed=index))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         node.readings.record(clinician, digest, path, Reading.PNEUMONIA if index % 2 else Reading.NORMAL)
@@ -63,8 +64,16 @@ def test_recalibrating_on_confirmed_cases_offers_a_candidate_accepted_as_a_recal
     owner = sign_in(home, OWNER[0], OWNER[2])
     with pytest.raises(RegisteredDatasetError, match="no confirmed cases dataset"):
         recalibrate_on_confirmed(node, owner)
-    confirm(node, home, tmp_path / "ward")
+    confirm(node, home, tmp_path / "ward", per_class=4)
     node.confirmed_cases.register(owner)
+    with pytest.raises(TooFewCasesError) as refused:  # the 8 demo samples: thresholds on them would follow chance
+        recalibrate_on_confirmed(node, owner)
+    assert str(refused.value) == ("Recalibration needs at least 20 confirmed normal and 20 confirmed pneumonia cases; "
+                                  "this workstation has 4 and 4. Thresholds fitted on fewer would follow chance.")
+    assert [m.source for m in node.models.list()] != [RECALIBRATION_SOURCE]
+    assert "recalibration_offered" not in [e.action for e in node.audit.read()]
+    confirm(node, home, tmp_path / "ward", per_class=MIN_CASES_PER_CLASS - 4, start=8)
+    node.confirmed_cases.register(owner, "Confirmed cases (all)")
     with pytest.raises(PermissionDenied):
         recalibrate_on_confirmed(node, sign_in(home, CLINICIAN[0], CLINICIAN[2]))
 
@@ -79,11 +88,11 @@ def test_recalibrating_on_confirmed_cases_offers_a_candidate_accepted_as_a_recal
         curves = ModelCurves.from_json_dict(figures["curves"])
         counts = curves.confusion
         assert counts.threshold == pytest.approx(figures["threshold"], abs=1e-4)
-        assert counts.true_positives + counts.false_negatives == figures["pneumonia"] == 8
-        assert counts.true_negatives + counts.false_positives == figures["normal"] == 8
+        assert counts.true_positives + counts.false_negatives == figures["pneumonia"] == MIN_CASES_PER_CLASS
+        assert counts.true_negatives + counts.false_positives == figures["normal"] == MIN_CASES_PER_CLASS
         assert counts.sensitivity == pytest.approx(figures["sensitivity"], abs=1e-4)
-        assert sum(b.count for b in curves.reliability) == 16
-    assert candidate.metrics["images"] == 16
+        assert sum(b.count for b in curves.reliability) == 2 * MIN_CASES_PER_CLASS
+    assert candidate.metrics["images"] == 2 * MIN_CASES_PER_CLASS
     new_card = load_bundle(candidate.bundle_dir).card
     old_card = load_bundle(node.models.active_bundle_dir()).card
     assert new_card.weights_sha256 == old_card.weights_sha256  # the weights are unchanged

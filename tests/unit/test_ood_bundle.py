@@ -164,7 +164,7 @@ def test_a_local_recalibration_on_confirmed_cases_keeps_the_check(tmp_path):
     from tests.builders import write_png
 
     bundle = fitted_bundle(threshold=-1.0)  # refuses every input: the check must survive to keep doing so
-    files = [(write_png(tmp_path / f"case_{i}.png", chest_like(96, 80, seed=200 + i)), i % 2) for i in range(8)]
+    files = [(write_png(tmp_path / f"case_{i}.png", chest_like(96, 80, seed=200 + i)), i % 2) for i in range(40)]
     result = recalibrate_on_images(bundle, files, tmp_path / "candidate", version="local", source="confirmed cases")
     assert result.bundle.ood is not None and bundle.ood is not None
     assert result.bundle.ood.threshold == bundle.ood.threshold

@@ -108,6 +108,26 @@ def test_temperature_scaling_recovers_a_known_miscalibration():
     assert after < 0.02 < before
 
 
+
+def test_a_perfectly_separated_handful_gives_finite_calibration_and_thresholds():
+    """4 normal and 4 pneumonia images, perfectly separated (the 8 demo samples): the plain log loss has no minimum,
+    so the temperature ran to 0 and the balanced threshold to 1.000. With Platt's smoothed targets the fit stays
+    finite and the operating points sit between the classes."""
+    from pneumodesk.training.model_card import calibrate_and_describe
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    logits = np.array([-3.0, -2.2, -1.4, -0.5, 0.5, 1.3, 2.1, 3.0])
+    temperature, bias = fit_temperature(labels, logits)
+    assert 0.3 < temperature < 10 and abs(bias) < 2
+    probabilities = sigmoid(logits / temperature + bias)
+    assert probabilities.min() > 0.02 and probabilities.max() < 0.98
+
+    card = calibrate_and_describe(TrainingRecipe(architecture="pneumonet-tiny", input_size=32), labels, logits,
+                                  name="n", version="v", validation={}, training={})
+    for point in card.operating_points.values():
+        assert 0.05 < point.threshold < 0.95
+        assert (point.sensitivity, point.specificity) == (1.0, 1.0)
+
 def test_npz_layout(tmp_path):
     rng = np.random.default_rng(3)
     path = tmp_path / "mnist.npz"
