@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -203,6 +204,7 @@ def main() -> int:
     if not 1 <= args.nodes <= 200 or not 1 <= args.rounds <= 20:
         parser.error("--nodes must be 1–200 and --rounds 1–20")
 
+    load_at_start = round(os.getloadavg()[0], 2)
     from tests.builders import make_tiny_bundle
     from tests.postgres_server import start_postgres_server
 
@@ -223,7 +225,10 @@ def main() -> int:
             results.append(result)
     finally:
         servers.close()
-    print(json.dumps({"benchmark": "coordinator_load", "results": results}, indent=2))
+    print(json.dumps({"benchmark": "coordinator_load", "nodes": args.nodes, "rounds": args.rounds,
+                      "client": "the test harness's SimulatedNode (requests over HTTPS), one thread per node",
+                      "cpu_cores": os.cpu_count(), "load_average_at_start": load_at_start, "results": results},
+                     indent=2))
     return 0 if all(r["errors"] == 0 and r["aggregates_exact"] for r in results) else 1
 
 

@@ -45,6 +45,11 @@ class PostgresServer:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=self.handle.system_user,  # type: ignore[attr-defined]
                timeout=60)
 
+    def server_pid(self) -> int:
+        """The postmaster's process id (its children are the connections' backends)."""
+        pgdata = Path(self.handle.pgdata)  # type: ignore[attr-defined]
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+
     def tool(self, name: str) -> str:
         """The path of one of the server's client programs (pg_dump, pg_restore, psql)."""
         from pgserver._commands import POSTGRES_BIN_PATH

@@ -76,6 +76,7 @@ class ErrorCode(StrEnum):
     HTTP_ERROR = "http_error"
     CONFIGURATION = "configuration"
     INTERNAL_ERROR = "internal_error"
+    UNAVAILABLE = "unavailable"  # for a moment (e.g. the coordinator's database restarting): retry after Retry-After
     # Refusals a node acts on without reading the message.
     NODE_REVOKED = "node_revoked"
     NODE_PENDING = "node_pending"

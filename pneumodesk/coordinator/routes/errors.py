@@ -6,6 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pneumodesk.federation.errors import FederationError
@@ -16,6 +17,7 @@ from ..errors import CoordinatorError
 from .context import RateLimited
 
 log = logging.getLogger("pneumodesk.coordinator.api")
+DATABASE_RETRY_SECONDS = 2
 
 
 def error_response(status: int, code: ErrorCode, message: str, details: list[dict[str, object]] | None = None,
@@ -66,10 +68,37 @@ async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
                           "The coordinator hit an unexpected error; the operator can see the log.")
 
 
+def database_unavailable(error: OperationalError) -> bool:
+    """Whether the database could not be reached or was going away (PostgreSQL restarting, a connection cut, SQLite
+    locked past its timeout), rather than refusing a statement: the same request may succeed a moment later."""
+    if error.connection_invalidated:
+        return True
+    if type(error.orig).__module__.startswith("psycopg"):
+        # no SQLSTATE: the connection failed or was cut; 08: connection exception; 57P: the server shutting down or
+        # starting; 40: a deadlock or serialisation failure rolled back. Not a full disk or a cancelled statement.
+        state = getattr(error.orig, "sqlstate", None)
+        return state is None or state.startswith(("08", "40", "57P"))
+    return "database is locked" in str(error.orig)
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, OperationalError)
+    if not database_unavailable(error):
+        return await _unexpected(request, error)
+    log.warning("The database was unavailable for %s %s: %s", request.method, request.url.path,
+                str(error.orig).splitlines()[0] if error.orig else type(error).__name__)
+    return error_response(503, ErrorCode.UNAVAILABLE,
+                          "The coordinator cannot reach its database just now (it may be restarting). Send the "
+                          f"request again in {DATABASE_RETRY_SECONDS} s: an update already counted is not counted "
+                          "twice.",
+                          headers={"Retry-After": str(DATABASE_RETRY_SECONDS)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CoordinatorError, _coordinator_error)
     app.add_exception_handler(FederationError, _federation_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
