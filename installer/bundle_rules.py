@@ -49,6 +49,18 @@ FORBIDDEN_FILE = re.compile(r"^(libcu(da|dnn|blas|fft|rand|solver|sparse|pti)|li
 
 #: torch/bin holds test and benchmark programs; only the shared-memory manager (DataLoader workers) is needed.
 TORCH_BIN_KEEP = "torch_shm_manager"
+#: torch/lib's test and example libraries (TorchScript backends and custom ops built for torch's own tests).
+TORCH_TEST_LIBRARIES = frozenset(
+    {"libtorchbind_test.so", "libjitbackend_test.so", "libbackend_with_compiler.so", "libaoti_custom_ops.so"}
+)
+#: Qt's GTK 3 platform theme: it would drag a copy of the build machine's GTK stack into the bundle (and mix it
+#: with the workstation's own GTK at run time, a classic crash); Qt's own Fusion style is used instead. These are
+#: the libraries only that plugin loads (the check fails on any library left without its provider).
+GTK_THEME_PLUGIN = "libqgtk3.so"
+GTK_STACK = re.compile(
+    r"^lib(gtk-3|gdk-3|gdk_pixbuf-2\.0|cairo|cairo-gobject|pango-1\.0|pangocairo-1\.0|pangoft2-1\.0|atk-1\.0|"
+    r"atk-bridge-2\.0|atspi|epoxy|fribidi|thai|datrie|graphite2|pixman-1|harfbuzz|Xrender|Xext)\.so"
+)
 
 
 def is_forbidden(relative: str) -> bool:
@@ -59,6 +71,8 @@ def is_forbidden(relative: str) -> bool:
     if stems & FORBIDDEN_PARTS or any(part.endswith(".dist-info") and _dist(part) in FORBIDDEN_PARTS for part in parts):
         return True
     if FORBIDDEN_FILE.match(path.name):
+        return True
+    if path.name in TORCH_TEST_LIBRARIES or path.name == GTK_THEME_PLUGIN:
         return True
     for index in range(len(parts) - 1):  # torch/bin/<anything but the shm manager>
         if parts[index] == "torch" and parts[index + 1] == "bin" and path.name != TORCH_BIN_KEEP:
@@ -72,7 +86,13 @@ def _dist(dist_info: str) -> str:
 
 
 def keep(relative: str) -> bool:
-    """The spec's filter for binaries and data files (a path inside the bundle)."""
+    """The spec's filter for binaries and data files (a path inside the bundle): nothing forbidden, no GTK stack
+    (only the dropped GTK theme plugin loads it), no Qt translations (the app's text is English only)."""
+    path = PurePosixPath(relative.replace("\\", "/"))
+    if GTK_STACK.match(path.name) and len(path.parts) <= 2:  # top-level copies of system libraries only
+        return False
+    if "PySide6/Qt/translations" in path.as_posix():
+        return False
     return not is_forbidden(relative)
 
 

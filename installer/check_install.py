@@ -27,18 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "installer"))
 import bundle_rules  # noqa: E402
+from elf_scan import bundle_files, glibc_needed, is_elf  # noqa: E402
 
 PREFIX = "opt/pneumodesk"
 INSTALLED_BUDGET = 1_000_000_000  # bytes, ≤ 1.0 GB installed
 PACKAGE_BUDGET = 320_000_000  # bytes, ≤ 320 MB .deb
-GLIBC = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.(\d+))?\x00")
 
 
 @dataclass
@@ -53,20 +53,6 @@ class Report:
 
 
 # --- what the bundle contains ------------------------------------------------------------------------------------
-
-
-def bundle_files(bundle: Path) -> Iterator[Path]:
-    for path in sorted(bundle.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            yield path
-
-
-def is_elf(path: Path) -> bool:
-    try:
-        with path.open("rb") as stream:
-            return stream.read(4) == b"\x7fELF"
-    except OSError:
-        return False
 
 
 def archived_modules(executable: Path) -> list[str]:
@@ -98,20 +84,6 @@ def forbidden_content(bundle: Path, executables: Sequence[Path]) -> list[str]:
                     name.startswith("pneumodesk.coordinator")) or bundle_rules.is_forbidden(top):
                 found.append(f"module:{name} (in {executable.name})")
     return sorted(set(found))
-
-
-def glibc_needed(bundle: Path) -> tuple[str, str]:
-    """The highest GLIBC_x.y symbol version any ELF file in the bundle asks for, and one file asking for it."""
-    best: tuple[int, ...] = (0,)
-    where = ""
-    for path in bundle_files(bundle):
-        if not is_elf(path):
-            continue
-        for match in GLIBC.finditer(path.read_bytes()):
-            version = tuple(int(part) for part in match.groups() if part is not None)
-            if version > best:
-                best, where = version, path.relative_to(bundle).as_posix()
-    return ".".join(map(str, best)), where
 
 
 def system_libraries(bundle: Path, files: Sequence[Path] | None = None) -> dict[str, str]:
@@ -191,6 +163,44 @@ def undeclared_libraries(libraries: dict[str, str], depends: str) -> dict[str, s
     return missing
 
 
+UPGRADE_CODE = re.compile(r'UpgradeCode="([0-9A-F-]{36})"')
+
+
+def wix_check(scratch: Path) -> str:
+    """Compile installer/windows/pneumodesk.wxs with msitools' wixl around a small harvested fixture bundle and read
+    the MSI's tables back: "compiled" or why not. Skipped ("not checked") where wixl is not installed."""
+    if shutil.which("wixl") is None or shutil.which("wixl-heat") is None or shutil.which("msiinfo") is None:
+        return "not checked: wixl, wixl-heat and msiinfo (Debian: wixl, msitools) are not installed"
+    bundle = scratch / "wix" / "bundle"
+    (bundle / "_internal").mkdir(parents=True)
+    for name in ("pneumodesk.exe", "pneumodesk-desktop.exe", "install.json", "_internal/python311.dll"):
+        (bundle / name).write_bytes(b"fixture")
+    work = bundle.parent  # wixl takes relative source paths
+    listing = "\n".join(str(path.relative_to(work)) for path in sorted(bundle.rglob("*")) if path.is_file())
+    harvested = subprocess.run(["wixl-heat", "-p", "bundle/", "--component-group", "BundleFiles", "--var",
+                                "var.BundleDir", "--directory-ref", "INSTALLDIR", "--win64"], input=listing,
+                               capture_output=True, text=True, check=False, cwd=work)
+    if harvested.returncode:
+        return f"failed: wixl-heat: {harvested.stderr.strip()[-300:]}"
+    (scratch / "wix" / "files.wxs").write_text(harvested.stdout, encoding="utf-8")
+    source = ROOT / "installer" / "windows" / "pneumodesk.wxs"
+    msi = scratch / "wix" / "pneumodesk.msi"
+    compiled = subprocess.run(["wixl", "-a", "x64", "-D", "Wixl=yes", "-D", "Version=1.0.0", "-D", "BundleDir=bundle",
+                               "-D", "Win64=yes", "-o", str(msi), str(source), "files.wxs"],
+                              capture_output=True, text=True, check=False, cwd=work)
+    if compiled.returncode or not msi.is_file():
+        return f"failed: wixl: {compiled.stderr.strip()[-300:]}"
+    tables = {table: subprocess.run(["msiinfo", "export", str(msi), table], capture_output=True, text=True,
+                                    check=False).stdout for table in ("Property", "Upgrade", "Shortcut")}
+    code = UPGRADE_CODE.search(source.read_text(encoding="utf-8"))
+    problems = [what for what, ok in (
+        ("ALLUSERS=1 (per machine)", "ALLUSERS\t1" in tables["Property"]),
+        ("the UpgradeCode in the Upgrade table (MajorUpgrade)", bool(code) and code.group(1) in tables["Upgrade"]),
+        ("the Start-menu shortcut", "pneumodesk-desktop.exe" in tables["Shortcut"]),
+    ) if not ok]
+    return f"failed: the MSI lacks {', '.join(problems)}" if problems else "compiled"
+
+
 def is_blank(png: Path) -> bool:
     from PIL import Image, ImageStat
 
@@ -200,6 +210,9 @@ def is_blank(png: Path) -> bool:
 
 
 # --- running both installs ---------------------------------------------------------------------------------------
+
+
+Run = tuple[subprocess.CompletedProcess[str], float]
 
 
 class Runner:
@@ -226,8 +239,8 @@ class Runner:
                 if not path.is_symlink():
                     path.chmod(path.stat().st_mode & ~0o222)
 
-    def installed(self, args: Sequence[str], timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
-        command = [str(self.install_root / PREFIX / "pneumodesk"), *args]
+    def installed(self, args: Sequence[str], timeout: float = 600, executable: Path | None = None) -> Run:
+        command = [str(executable or self.install_root / PREFIX / "pneumodesk"), *args]
         if self.isolated:
             root = str(self.install_root)
             command = ["unshare", "--net", "--mount", "--", "sh", "-c",
@@ -235,7 +248,7 @@ class Runner:
                        root, *command]
         return _timed(command, self.env, timeout)
 
-    def development(self, args: Sequence[str], timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+    def development(self, args: Sequence[str], timeout: float = 600) -> Run:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
         env.pop("PNEUMODESK_MACHINE_HOME", None)
         return _timed([sys.executable, "-m", "pneumodesk", *args], env, timeout)
@@ -244,9 +257,6 @@ class Runner:
 def _unshare_works() -> bool:
     result = subprocess.run(["unshare", "--net", "--mount", "--", "true"], capture_output=True, check=False)
     return result.returncode == 0
-
-
-Run = tuple[subprocess.CompletedProcess[str], float]
 
 
 def _timed(command: Sequence[str], env: dict[str, str], timeout: float) -> Run:
@@ -323,6 +333,8 @@ def static_checks(deb: Path, scratch: Path, report: Report) -> Path:
     missing = undeclared_libraries(libraries, depends)
     figures["undeclared_system_libraries"] = missing
     report.check(not missing, f"system libraries no declared dependency provides: {missing}")
+    figures["wixl"] = wix_check(scratch)
+    report.check(not str(figures["wixl"]).startswith("failed"), f"Windows installer source: {figures['wixl']}")
     return install_root
 
 
@@ -339,6 +351,14 @@ def runtime_checks(install_root: Path, scratch: Path, repeat: int, tolerance: fl
     report.check(version.returncode == 0 and version.stdout.strip() == dev_version.stdout.strip(),
                  f"--version: {version.stdout.strip()!r} (exit {version.returncode}), development install: "
                  f"{dev_version.stdout.strip()!r} {_tail(version)}")
+    # Started the ways a user starts it: through a link on the PATH (/usr/bin/pneumodesk → …) and the menu entry's
+    # desktop executable.
+    (scratch / "bin").mkdir()
+    (scratch / "bin" / "pneumodesk").symlink_to(install_root / PREFIX / "pneumodesk")
+    for executable in (scratch / "bin" / "pneumodesk", install_root / PREFIX / "pneumodesk-desktop"):
+        linked, _ = runner.installed(["--version"], executable=executable)
+        report.check(linked.stdout.strip() == version.stdout.strip(),
+                     f"{executable.name} through its link: {linked.stdout.strip()!r} {_tail(linked)}")
     figures["version_s_installed"] = _median(lambda: runner.installed(["--version"])[1], repeat)
     figures["version_s_development"] = _median(lambda: runner.development(["--version"])[1], repeat)
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,12 +22,14 @@ PREFIX = "opt/pneumodesk"
 MACHINE_HOME = "/var/lib/pneumodesk"
 GROUP = "pneumodesk"
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from elf_scan import glibc_needed  # noqa: E402
 
 #: What the bundle needs from the OS, found with ldd on the frozen bundle (Qt's libqxcb.so, libQt6XcbQpa, Gui,
 #: DBus, the xcb GL integration) and mapped to Debian 12 packages with dpkg -S. installer/check_install.py checks
 #: again on every build that each system library the bundle loads belongs to one of these.
 DEPENDS = (
-    "libc6 (>= 2.28)",
+    "libc6",  # with the version the bundle's ELF files need, found at build time (stage())
     "libdbus-1-3",
     "libegl1",
     "libfontconfig1",
@@ -54,6 +57,11 @@ DEPENDS = (
     "libxkbcommon-x11-0",
     "adduser",
 )
+
+
+def with_glibc(glibc: str, depends: tuple[str, ...] = DEPENDS) -> tuple[str, ...]:
+    """DEPENDS with ``libc6 (>= GLIBC)`` (nothing added when the bundle has no ELF file, as in the tests)."""
+    return tuple(f"libc6 (>= {glibc})" if item == "libc6" and glibc != "0" else item for item in depends)
 
 
 def control(version: str, installed_kib: int, depends: tuple[str, ...] = DEPENDS) -> str:
@@ -95,7 +103,8 @@ def stage(bundle: Path, root: Path, version: str) -> Path:
     shutil.copy(HERE / "README.Debian", docs / "README.Debian")
     debian = root / "DEBIAN"
     debian.mkdir()
-    (debian / "control").write_text(control(version, _tree_kib(root)), encoding="utf-8")
+    glibc, _ = glibc_needed(target)
+    (debian / "control").write_text(control(version, _tree_kib(root), with_glibc(glibc)), encoding="utf-8")
     for script in ("postinst", "prerm", "postrm"):
         shutil.copy(HERE / script, debian / script)
         (debian / script).chmod(0o755)

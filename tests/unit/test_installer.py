@@ -45,10 +45,29 @@ from pneumodesk.node import homes  # noqa: E402
         ("_internal/opencv_python.libs/libavcodec.so", False),
         ("_internal/torchvision/_C.so", False),
         ("_internal/pytest-8.3.0.dist-info/METADATA", False),
+        ("_internal/torch/lib/libtorchbind_test.so", False),
+        ("_internal/PySide6/Qt/plugins/platformthemes/libqgtk3.so", False),
+        ("_internal/PySide6/Qt/plugins/platforms/libqxcb.so", True),
     ],
 )
 def test_the_bundle_keeps_what_the_app_runs_and_drops_the_rest(path: str, kept: bool) -> None:
     assert bundle_rules.keep(path) is kept
+
+
+@pytest.mark.parametrize(
+    ("dest", "kept"),
+    [
+        ("libcairo.so.2", False),  # the GTK stack only Qt's GTK theme plugin loads
+        ("libpangocairo-1.0.so.0", False),
+        ("libharfbuzz.so.0", False),
+        ("pillow.libs/libharfbuzz-fb49c9fc.so.0.61450.0", True),  # Pillow's own copy: Pillow needs it
+        ("libxcb-cursor.so.0", True),
+        ("PySide6/Qt/translations/qtbase_de.qm", False),
+        ("PySide6/Qt/lib/libQt6Gui.so.6", True),
+    ],
+)
+def test_the_spec_filter_drops_the_gtk_stack_and_qt_translations(dest: str, kept: bool) -> None:
+    assert bundle_rules.keep(dest) is kept
 
 
 def test_test_packages_are_dropped_from_the_module_archive() -> None:
@@ -105,6 +124,12 @@ def test_the_package_installs_under_opt_with_a_path_link_menu_entry_and_machine_
     assert Path(install["machine_home"]) == homes.default_machine_home("linux")
     desktop = (root / "usr/share/applications/pneumodesk.desktop").read_text(encoding="utf-8")
     assert "Exec=/opt/pneumodesk/pneumodesk-desktop" in desktop and "Icon=pneumodesk" in desktop
+
+
+def test_the_package_asks_for_the_glibc_the_bundle_needs() -> None:
+    depends = make_deb.with_glibc("2.36")
+    assert "libc6 (>= 2.36)" in depends and "libc6" not in depends
+    assert make_deb.with_glibc("0") == make_deb.DEPENDS  # no ELF file (the fixture bundles): no version
 
 
 def test_postinst_creates_the_machine_home_homes_py_expects_and_removal_keeps_the_data() -> None:
