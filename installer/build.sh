@@ -4,7 +4,8 @@
 #     installer/build.sh TORCH_SOURCE
 # TORCH_SOURCE is a CPU-only torch wheel file (torch-*+cpu-*.whl) or the URL of a CPU wheel index
 # (https://download.pytorch.org/whl/cpu).  PyPI's Linux torch is the CUDA build (a 5.9 GB bundle): never used here.
-# Environment: AUDIT=strict (default: known vulnerabilities or an unreachable vulnerability service fail the build)
+# Environment: AUDIT=strict (default: the build fails unless pip-audit checked every package and found no known
+#              vulnerability: an unreachable service or a package PyPI does not know fails it too)
 #              or AUDIT=report (both are printed and recorded in build/installer/sbom/audit-status.txt, the build goes on).
 # Everything lands in build/installer/ (dist/pneumodesk = the bundle, pneumodesk_VERSION_amd64.deb, sbom/).
 # The build venv (build/installer-venv) is reused while its inputs (torch source, runtime requirements) are unchanged.
@@ -81,8 +82,11 @@ fi
 "$TOOLS/bin/cyclonedx-py" environment --output-format JSON --output-file "$OUT/sbom/environment.cdx.json" \
     "$VENV/bin/python" 2> >(grep -v "^WARNING: Location '" >&2)
 "$VENV/bin/python" "$ROOT/installer/sbom.py" prune "$OUT/sbom/environment.cdx.json"
+# torch installed from a wheel file is a URL requirement, which pip-audit cannot look up: audit it as the release it
+# is (PyPI's advisories for torch X apply to X+cpu).
+sed -E 's#^torch @ .*/torch-([0-9.]+)(%2B|\+)cpu.*#torch==\1#' "$OUT/runtime-lock.txt" > "$OUT/sbom/audit-lock.txt"
 set +e
-"$TOOLS/bin/pip-audit" --requirement "$OUT/runtime-lock.txt" --no-deps --disable-pip --progress-spinner off \
+"$TOOLS/bin/pip-audit" --requirement "$OUT/sbom/audit-lock.txt" --no-deps --disable-pip --progress-spinner off \
     --format json --output "$OUT/sbom/pip-audit.json" 2> "$OUT/sbom/pip-audit.log"
 AUDIT_RC=$?
 rm -f "$OUT/sbom/pip-audit.json.tmp"

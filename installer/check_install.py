@@ -89,10 +89,13 @@ def forbidden_content(bundle: Path, executables: Sequence[Path]) -> list[str]:
 def system_libraries(bundle: Path, files: Sequence[Path] | None = None) -> dict[str, str]:
     """Libraries the bundle's ELF files (or ``files`` of it) load from outside it: soname → path (or 'not found')."""
     found: dict[str, str] = {}
+    # PyInstaller's bootloader puts its library folder on LD_LIBRARY_PATH: resolve as the running app does.
+    inner = bundle / "_internal"
+    env = {**os.environ, "LD_LIBRARY_PATH": str(inner if inner.is_dir() else bundle)}
     for path in bundle_files(bundle) if files is None else files:
         if not is_elf(path):
             continue
-        result = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False)
+        result = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False, env=env)
         for line in result.stdout.splitlines():
             parts = line.split()
             if len(parts) >= 3 and parts[1] == "=>":
@@ -192,10 +195,11 @@ def wix_check(scratch: Path) -> str:
         return f"failed: wixl: {compiled.stderr.strip()[-300:]}"
     tables = {table: subprocess.run(["msiinfo", "export", str(msi), table], capture_output=True, text=True,
                                     check=False).stdout for table in ("Property", "Upgrade", "Shortcut")}
-    code = UPGRADE_CODE.search(source.read_text(encoding="utf-8"))
+    found = UPGRADE_CODE.search(source.read_text(encoding="utf-8"))
+    code = found.group(1) if found else "(no UpgradeCode in the source)"
     problems = [what for what, ok in (
         ("ALLUSERS=1 (per machine)", "ALLUSERS\t1" in tables["Property"]),
-        ("the UpgradeCode in the Upgrade table (MajorUpgrade)", bool(code) and code.group(1) in tables["Upgrade"]),
+        ("the UpgradeCode in the Upgrade table (MajorUpgrade)", code in tables["Upgrade"]),
         ("the Start-menu shortcut", "pneumodesk-desktop.exe" in tables["Shortcut"]),
     ) if not ok]
     return f"failed: the MSI lacks {', '.join(problems)}" if problems else "compiled"
@@ -367,7 +371,8 @@ def runtime_checks(install_root: Path, scratch: Path, repeat: int, tolerance: fl
     predicted, seconds = runner.installed(["predict", str(images), "--csv", str(scratch / "installed.csv"),
                                            "--heatmap-dir", str(heatmaps)])
     figures["predict_s_installed"] = round(seconds, 2)
-    developed, seconds = runner.development(["predict", str(images), "--csv", str(scratch / "development.csv")])
+    developed, seconds = runner.development(["predict", str(images), "--csv", str(scratch / "development.csv"),
+                                             "--heatmap-dir", str(scratch / "heatmaps-development")])
     figures["predict_s_development"] = round(seconds, 2)
     if report.check(predicted.returncode == 0 and (scratch / "installed.csv").is_file(),
                     f"installed predict failed (exit {predicted.returncode}): {_tail(predicted)}") and report.check(

@@ -8,8 +8,8 @@
     python installer/sbom.py prune SBOM.json
         removes the build tools (PyInstaller and its helpers, pip, setuptools) from cyclonedx-py's environment SBOM.
     python installer/sbom.py audit PIP_AUDIT.json PIP_AUDIT.log EXIT_STATUS strict|report
-        prints the verdict of pip-audit on the runtime lock; exits 1 in strict mode when it found known
-        vulnerabilities or could not reach its vulnerability service (PyPI's JSON API).
+        prints the verdict of pip-audit on the runtime lock; exits 1 in strict mode unless every package was checked
+        and none has a known vulnerability (unreachable service, or packages PyPI does not know: not clean).
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def prune(sbom_path: Path) -> int:
 
 
 def audit_verdict(report: Path, log: Path, status: int) -> tuple[str, list[str]]:
-    """("clean" | "vulnerable" | "not run", lines to print)."""
+    """("clean" | "vulnerable" | "incomplete" | "not run", lines to print). Incomplete: some packages could not be
+    looked up (e.g. a version PyPI does not know, a wheel installed from a file); "clean" only when all were."""
     text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     try:
         dependencies = json.loads(report.read_text(encoding="utf-8"))["dependencies"]
@@ -122,10 +123,13 @@ def audit_verdict(report: Path, log: Path, status: int) -> tuple[str, list[str]]
              for d in dependencies for v in d.get("vulns", [])]
     skipped = [f"{d['name']} {d.get('version', '')}: {d.get('skip_reason', 'skipped')}"
                for d in dependencies if "skip_reason" in d]
-    lines = [f"pip-audit: {len(dependencies)} packages of the runtime lock checked against PyPI's advisories, "
+    lines = [f"pip-audit: {len(dependencies)} packages in the runtime lock, looked up in PyPI's advisories: "
              f"{len(found)} known vulnerabilities"] + [f"  VULNERABLE {line}" for line in found]
     lines += [f"  not checked: {line}" for line in skipped]
-    return ("vulnerable" if found else "clean"), lines
+    if skipped:
+        lines.insert(0, f"VULNERABILITY CHECK INCOMPLETE: {len(skipped)} of {len(dependencies)} packages could not be "
+                        "checked (listed below as 'not checked')")
+    return ("vulnerable" if found else "incomplete" if skipped else "clean"), lines
 
 
 def main() -> int:

@@ -223,6 +223,13 @@ def test_the_audit_verdict_names_vulnerabilities_and_an_unreachable_service(tmp_
     assert "  VULNERABLE pillow 10.0.0: GHSA-x (fixed in 10.3.0)" in lines
     assert any("not checked: torch" in line for line in lines)
 
+    report.write_text(json.dumps({"dependencies": [
+        {"name": "pillow", "version": "11.0", "vulns": []},
+        {"name": "scipy", "version": "1.17.1", "skip_reason": "Dependency not found on PyPI and could not be audited"},
+    ]}), encoding="utf-8")
+    verdict, lines = sbom.audit_verdict(report, log, 0)
+    assert verdict == "incomplete" and lines[0].startswith("VULNERABILITY CHECK INCOMPLETE: 1 of 2")
+
     report.write_text(json.dumps({"dependencies": [{"name": "pillow", "version": "11.0", "vulns": []}]}),
                       encoding="utf-8")
     assert sbom.audit_verdict(report, log, 0)[0] == "clean"
