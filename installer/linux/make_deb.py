@@ -27,8 +27,8 @@ from elf_scan import glibc_needed  # noqa: E402
 
 #: What the bundle needs from the OS, found with ldd on the frozen bundle (Qt's libqxcb.so, libQt6XcbQpa, Gui,
 #: DBus, the xcb GL integration, the Wayland plugin) and mapped to Debian 12 packages with dpkg -S. PyInstaller copies
-#: some of these into the bundle too when the build machine has them; declaring them costs nothing. installer/check_install.py checks
-#: again on every build that each system library the bundle loads belongs to one of these.
+#: some of these into the bundle too when the build machine has them; declaring them costs nothing.
+#: installer/check_install.py checks on every build that each system library the bundle loads comes from one of these.
 DEPENDS = (
     "libc6",  # with the version the bundle's ELF files need, found at build time (stage())
     "libdbus-1-3",
