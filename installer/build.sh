@@ -60,7 +60,8 @@ VERSION="$("$VENV/bin/python" -c "import sys; sys.path.insert(0, '$ROOT'); impor
 
 say "freezing PneumoDesk $VERSION with PyInstaller"
 rm -rf "$OUT/dist/pneumodesk"
-nice -n 5 "$VENV/bin/python" -m PyInstaller --noconfirm --log-level WARN \
+# (torch warns about its own deprecated modules as the hook imports them all: noise, not our concern)
+PYTHONWARNINGS=ignore::DeprecationWarning nice -n 5 "$VENV/bin/python" -m PyInstaller --noconfirm --log-level WARN \
     --distpath "$OUT/dist" --workpath "$OUT/work" "$ROOT/installer/pneumodesk.spec"
 FROZEN=$(date +%s)
 
