@@ -34,6 +34,12 @@ EXCLUDED_MODULES = (
     "importlinter",
     "pip",
     "PyInstaller",
+    # Build tools some libraries reference (cffi's distutils shim, torch's C++ extension builder); pkg_resources'
+    # PyInstaller runtime hook would run at every start, and failed on a half-upgraded setuptools of the build venv.
+    "setuptools",
+    "pkg_resources",
+    "_distutils_hack",
+    "distutils",
     "pneumodesk.coordinator",  # the federation's server; `pneumodesk-coordinator` is not part of a workstation
 )
 
