@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .errors import NodeStoreDamaged, NodeStoreReadOnly, NodeStoreUnavailable
-from .homes import resolve_homes
+from .homes import is_machine_home, resolve_homes
 from .store_backup import backup_before_upgrade
 from .store_check import KnownRevisions, check_store_file
 from .store_faults import sqlite_error_of, store_fault, store_faults
@@ -108,6 +108,31 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(alembic_config(connection), "head")
 
 
+def share_with_group(path: Path) -> None:
+    """In a machine-wide home, make the store file (and its WAL and shared-memory files) readable and writable by
+    the node's group before SQLite opens it.
+
+    SQLite creates a new database with mode 0644 less the umask — 0640 under the machine home's umask 007 — and
+    gives its WAL and shared-memory files the database's mode, so without this the first OS user to open the store
+    would be the only one who could write to it. Files another user owns are left alone (only their owner may
+    change their mode); the installer's setgid folder gives them the group. On Windows the installer's ACLs do this."""
+    if os.name != "posix" or not is_machine_home(path.parent):
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
+    except FileExistsError:
+        pass
+    else:
+        os.close(descriptor)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            status = file.stat()
+        except FileNotFoundError:
+            continue
+        if status.st_uid == os.getuid() and status.st_mode & 0o060 != 0o060:
+            file.chmod(0o660)
+
+
 def probe_writable(engine: Engine) -> None:
     """Commit one write that changes nothing (``user_version`` set to itself), so that a read-only file or folder is
     found when the store opens rather than at the first action someone expects to be saved."""
@@ -129,6 +154,7 @@ class NodeStore:
             raise NodeStoreReadOnly(path, f"its folder cannot be created: {error.strerror}") from error
         except OSError as error:
             raise NodeStoreUnavailable(path, f"its folder cannot be created: {error.strerror}") from error
+        share_with_group(path)
         check_store_file(path, busy_timeout_s, known_revisions())
         with store_faults(path, busy_timeout_s):
             self.backup = backup_before_upgrade(path, known_revisions())  # before any migration touches it

@@ -22,6 +22,7 @@ from pneumodesk.node.homes import (
     machine_home,
     resolve_homes,
 )
+from pneumodesk.node.store import STORE_FILE, NodeStore
 from tests.unit.memory_keyring import MemoryKeyring
 
 
@@ -64,6 +65,39 @@ def test_an_installed_app_keeps_the_node_per_machine_and_preferences_per_user(mo
     assert found.node == tmp_path / "machine" and found.user == tmp_path / "user-data" / "PneumoDesk"
     assert found.machine_wide and is_machine_home(found.node)
     assert stat.S_IMODE((found.node / "made-by-the-app").stat().st_mode) == 0o660  # the group shares, others don't
+
+
+def test_a_machine_wide_store_is_writable_by_the_group_for_every_user(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv(MACHINE_HOME_ENV, str(tmp_path / "machine"))
+
+    store = NodeStore.in_home()
+    try:
+        files = [store.path.with_name(store.path.name + suffix) for suffix in ("", "-wal", "-shm")]
+        modes = {file.name: stat.S_IMODE(file.stat().st_mode) for file in files if file.exists()}
+    finally:
+        store.engine.dispose()
+
+    # SQLite alone makes 0640 under the umask 007: the next OS user of the workstation could not write a sign-in.
+    assert modes == {"node.sqlite3": 0o660, "node.sqlite3-wal": 0o660, "node.sqlite3-shm": 0o660}
+
+
+def test_a_machine_wide_store_made_owner_writable_by_an_older_version_is_opened_to_the_group(monkeypatch,
+                                                                                               tmp_path) -> None:
+    monkeypatch.setenv(MACHINE_HOME_ENV, str(tmp_path / "machine"))
+    NodeStore.in_home().engine.dispose()
+    store_file = tmp_path / "machine" / STORE_FILE
+    store_file.chmod(0o640)
+
+    NodeStore.in_home().engine.dispose()
+
+    assert stat.S_IMODE(store_file.stat().st_mode) == 0o660
+
+
+def test_a_store_in_a_users_own_home_is_not_shared(tmp_path) -> None:
+    store = NodeStore(tmp_path / "own" / STORE_FILE)
+    store.engine.dispose()
+
+    assert not stat.S_IMODE(store.path.stat().st_mode) & 0o022  # nobody else may write to one user's own node
 
 
 def test_the_installer_names_the_machine_home_in_install_json(tmp_path) -> None:
