@@ -58,6 +58,8 @@ def train_command(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         seed=args.seed,
         augment=not args.no_augment,
+        shift_augment=args.shift_augment,
+        shift_inversion=not args.no_shift_inversion,
     )
     progress = _Progress(recipe.epochs)
     try:
