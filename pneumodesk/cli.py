@@ -79,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-augment", action="store_true")
     train.add_argument(
         "--shift-augment", type=float, default=defaults.shift_augment, metavar="P",
-        help=f"probability that a training image also gets a random acquisition shift (default {defaults.shift_augment}, "
-        "0 = off)",
+        help="probability that a training image also gets a random acquisition shift "
+        f"(default {defaults.shift_augment}, 0 = off)",
     )
     train.add_argument("--no-shift-inversion", action="store_true",
                        help="leave inverted (MONOCHROME1-like) renderings out of the shift-aware augmentation")
