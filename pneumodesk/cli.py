@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         help="probability that a training image also gets a random acquisition shift "
         f"(default {defaults.shift_augment}, 0 = off)",
     )
+    train.add_argument("--init-from", type=Path, metavar="BUNDLE",
+                       help="start from this bundle's weights (same architecture and input size) instead of afresh")
     train.add_argument("--no-shift-inversion", action="store_true",
                        help="leave inverted (MONOCHROME1-like) renderings out of the shift-aware augmentation")
     train.add_argument("--name", default="PneumoDesk pneumonia classifier")

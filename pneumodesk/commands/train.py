@@ -73,6 +73,7 @@ def train_command(args: argparse.Namespace) -> int:
             on_batch=progress.batch,
             on_epoch=progress.epoch,
             on_image=progress.image,
+            init_from=args.init_from,
         )
     except (TrainingDataError, ModelError) as error:
         print(f"pneumodesk train: {error}", file=sys.stderr)

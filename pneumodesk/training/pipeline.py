@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pneumodesk.model import ModelBundle, build_model, load_bundle
+from pneumodesk.model import ModelBundle, ModelError, build_model, load_bundle
 
 from .datasets import ArraySplit, load_model_inputs, load_npz, scan_folder
 from .model_card import KERMANY_CITATIONS, calibrate_and_describe
@@ -96,12 +96,21 @@ def train_bundle(
     on_batch: Callable[[int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_image: Callable[[int], None] | None = None,
+    init_from: Path | None = None,
 ) -> ModelBundle:
-    """Train, calibrate on the validation split, and save a bundle in ``out``. Deterministic for a seed."""
+    """Train, calibrate on the validation split, and save a bundle in ``out``. Deterministic for a seed.
+
+    ``init_from``: a bundle of the same architecture and input size whose weights training starts from (fine-tuning
+    an earlier model of this project with a new recipe) instead of a fresh initialisation; the card names it."""
     torch.manual_seed(recipe.seed)
     started = time.time()
+    start = load_bundle(init_from) if init_from is not None else None
+    if start is not None and (start.card.architecture, start.card.input_size) != (recipe.architecture,
+                                                                                   recipe.input_size):
+        raise ModelError(f"The model in {init_from} is a {start.card.architecture} at {start.card.input_size} px; "
+                         f"it cannot be the starting point of a {recipe.architecture} at {recipe.input_size} px.")
     prepared = prepare_data(data, recipe.input_size, recipe.seed, on_image)
-    model = build_model(recipe.architecture)
+    model = build_model(recipe.architecture) if start is None else start.build()
     reports = train_model(
         model,
         recipe,
@@ -117,6 +126,8 @@ def train_bundle(
         "data": f"{data.parent.name}/{data.name}",
         "citation": KERMANY_CITATIONS,
         "recipe": recipe.to_dict(),
+        **({"initialised_from": {"name": start.card.name, "version": start.card.version,
+                                 "weights_sha256": start.card.weights_sha256}} if start is not None else {}),
         "command": command,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
