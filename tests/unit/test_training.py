@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -170,8 +171,6 @@ def test_training_is_reproducible(labelled_folder, tmp_path):
 
 
 def test_shift_aware_augmentation_is_part_of_the_recipe():
-    import dataclasses
-
     import torch
 
     from pneumodesk.model import build_model
@@ -191,3 +190,20 @@ def test_shift_aware_augmentation_is_part_of_the_recipe():
     assert TrainingRecipe().shift_augment > 0  # on by default
     assert any(not torch.equal(a, b) for a, b in zip(with_shifts, without, strict=True))
     assert all(torch.equal(a, b) for a, b in zip(with_shifts, weights(recipe), strict=True))  # still reproducible
+
+
+def test_training_can_start_from_an_earlier_bundle(labelled_folder, tiny_bundle_dir, tmp_path):
+    from pneumodesk.model import ModelError
+
+    start = load_bundle(tiny_bundle_dir)
+    frozen = TrainingRecipe(architecture="pneumonet-tiny", input_size=32, epochs=1, batch_size=8,
+                            learning_rate=0.0, weight_decay=0.0)
+    bundle = train_bundle(labelled_folder, tmp_path / "b", frozen, init_from=tiny_bundle_dir)
+    assert bundle.card.weights_sha256 == start.card.weights_sha256  # no step taken: the starting weights, unchanged
+    assert bundle.card.training["initialised_from"] == {"name": start.card.name, "version": start.card.version,
+                                                        "weights_sha256": start.card.weights_sha256}
+    fresh = train_bundle(labelled_folder, tmp_path / "c", frozen)
+    assert fresh.card.weights_sha256 != start.card.weights_sha256 and "initialised_from" not in fresh.card.training
+    with pytest.raises(ModelError, match="cannot be the starting point"):
+        train_bundle(labelled_folder, tmp_path / "d", dataclasses.replace(frozen, input_size=64),
+                     init_from=tiny_bundle_dir)
