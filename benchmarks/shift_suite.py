@@ -6,10 +6,13 @@ did, same seed) under each acquisition shift of ``pneumodesk.training.shifts.SHI
 
     .venv/bin/python benchmarks/shift_suite.py [--data ../shared/data/kermany224/train] [--model BUNDLE] [--limit 200]
 
+Several bundles in one run (e.g. the old and the new default): repeat --model; each is scored at its own operating
+point, and a side-by-side summary (clean ROC-AUC, worst shift, sensitivity/specificity per shift) comes first.
+
 Cross-validation (trains one model per fold; size it with --folds, --epochs, --subset):
 
     .venv/bin/python benchmarks/shift_suite.py --kfold 5 --epochs 20 [--subset 800] [--architecture pneumonet-s]
-        [--input-size 224] [--with-shifts]
+        [--input-size 224] [--with-shifts] [--shift-augment 0]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,10 +34,30 @@ from pneumodesk.training.shifts import SHIFT_SUITE, shift_by_name
 from pneumodesk.training.yardstick import bundle_seed, cross_validate, shift_suite, validation_xrays
 
 
+def side_by_side(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per bundle: clean and worst ROC-AUC, and ROC-AUC / sensitivity / specificity at its operating point per
+    condition (values only; the CIs are in each bundle's own report)."""
+    summary: dict[str, Any] = {}
+    for path, report in reports.items():
+        rows = report["conditions"]
+        clean = next(iter(rows.values()))
+        summary[path] = {
+            "model_version": report["model_version"],
+            "threshold": round(report["operating_point"]["threshold"], 4),
+            "clean_roc_auc": clean["roc_auc"], "clean_roc_auc_ci95": clean["roc_auc_ci95"],
+            "worst_case": report["worst_case"], "median_over_shifts": report["median_over_shifts"],
+            "by_condition": {name: [row["roc_auc"], row["sensitivity"]["value"], row["specificity"]["value"]]
+                             for name, row in rows.items()},
+            "by_condition_columns": ["roc_auc", "sensitivity", "specificity"],
+        }
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/kermany224/train"))
-    parser.add_argument("--model", type=Path, default=None, help="model bundle (default: the bundled model)")
+    parser.add_argument("--model", type=Path, action="append",
+                        help="model bundle (default: the bundled model); repeat to compare bundles in one run")
     parser.add_argument("--limit", type=int, default=None, help="at most this many validation images (stratified)")
     parser.add_argument("--shift", action="append", help="only these shifts (by name; repeatable)")
     parser.add_argument("--operating-point", default="balanced")
@@ -45,6 +69,8 @@ def main() -> int:
     parser.add_argument("--architecture", default=TrainingRecipe.architecture)
     parser.add_argument("--input-size", type=int, default=TrainingRecipe.input_size)
     parser.add_argument("--with-shifts", action="store_true", help="also score each fold's model under the shifts")
+    parser.add_argument("--shift-augment", type=float, default=TrainingRecipe.shift_augment,
+                        help="the recipe's shift-aware augmentation probability (0 = the recipe before it)")
     args = parser.parse_args()
 
     shifts = [shift_by_name(name) for name in args.shift] if args.shift else list(SHIFT_SUITE)
@@ -55,16 +81,22 @@ def main() -> int:
 
     if args.kfold:
         recipe = dataclasses.replace(
-            TrainingRecipe(), epochs=args.epochs, architecture=args.architecture, input_size=args.input_size
+            TrainingRecipe(), epochs=args.epochs, architecture=args.architecture, input_size=args.input_size,
+            shift_augment=args.shift_augment,
         )
         report = cross_validate(args.data, recipe, folds=args.kfold, subset=args.subset,
                                 shifts=shifts if args.with_shifts else (), resamples=args.resamples,
                                 progress=progress)
     else:
-        bundle = load_bundle(args.model or default_bundle_path())
-        images = validation_xrays(args.data, bundle_seed(bundle), args.limit)
-        report = shift_suite(bundle, images, shifts=shifts, operating_point=args.operating_point,
-                             resamples=args.resamples, progress=progress)
+        reports: dict[str, dict[str, Any]] = {}
+        for path in args.model or [default_bundle_path()]:
+            bundle = load_bundle(path)
+            images = validation_xrays(args.data, bundle_seed(bundle), args.limit)
+            progress(f"{path}: model {bundle.card.version}")
+            reports[str(path)] = shift_suite(bundle, images, shifts=shifts, operating_point=args.operating_point,
+                                             resamples=args.resamples, progress=progress)
+        report = next(iter(reports.values())) if len(reports) == 1 else {
+            "side_by_side": side_by_side(reports), "models": reports}
     report = {"data": str(args.data), "torch_threads": torch.get_num_threads(),
               "seconds": round(time.perf_counter() - started, 1), **report}
     text = json.dumps(report, indent=2, ensure_ascii=False)

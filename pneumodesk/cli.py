@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--no-augment", action="store_true")
+    train.add_argument(
+        "--shift-augment", type=float, default=defaults.shift_augment, metavar="P",
+        help="probability that a training image also gets a random acquisition shift "
+        f"(default {defaults.shift_augment}, 0 = off)",
+    )
+    train.add_argument("--init-from", type=Path, metavar="BUNDLE",
+                       help="start from this bundle's weights (same architecture and input size) instead of afresh")
+    train.add_argument("--no-shift-inversion", action="store_true",
+                       help="leave inverted (MONOCHROME1-like) renderings out of the shift-aware augmentation")
     train.add_argument("--name", default="PneumoDesk pneumonia classifier")
     train.add_argument("--model-version", help="version string for the card (default: UTC date and time)")
     train.set_defaults(run=_run_train)

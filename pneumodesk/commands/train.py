@@ -58,6 +58,8 @@ def train_command(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         seed=args.seed,
         augment=not args.no_augment,
+        shift_augment=args.shift_augment,
+        shift_inversion=not args.no_shift_inversion,
     )
     progress = _Progress(recipe.epochs)
     try:
@@ -71,6 +73,7 @@ def train_command(args: argparse.Namespace) -> int:
             on_batch=progress.batch,
             on_epoch=progress.epoch,
             on_image=progress.image,
+            init_from=args.init_from,
         )
     except (TrainingDataError, ModelError) as error:
         print(f"pneumodesk train: {error}", file=sys.stderr)

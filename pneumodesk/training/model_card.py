@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from .metrics import (
     expected_calibration_error,
     fit_temperature,
     roc_auc_with_ci,
+    sensitivity_specificity,
     sigmoid,
     threshold_balanced,
     threshold_for_sensitivity,
@@ -49,6 +51,25 @@ LIMITATIONS = [
 ]
 
 
+REFIT_ADVICE = (
+    "A hospital refits the temperature and both thresholds on its own confirmed images (both classes, ideally a "
+    "few hundred of each) with `pneumodesk calibrate --model BUNDLE --data FOLDER --out NEW_BUNDLE` (or from the "
+    "confirmed cases of the node: `pneumodesk calibrate --confirmed`); the weights are unchanged and the new card "
+    "says which images the thresholds came from."
+)
+
+
+@dataclass(frozen=True)
+class ThresholdEvidence:
+    """Predictions to choose the operating points on instead of the clean validation split alone (e.g. the
+    validation images clean and under the shift suite, pooled), with the words the card uses to say so."""
+
+    labels: np.ndarray
+    logits: np.ndarray
+    basis: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 def calibrate_and_describe(
     recipe: TrainingRecipe,
     validation_labels: np.ndarray,
@@ -58,28 +79,33 @@ def calibrate_and_describe(
     version: str,
     validation: dict[str, Any],
     training: dict[str, Any],
+    thresholds_on: ThresholdEvidence | None = None,
 ) -> ModelCard:
-    """Fit the temperature, pick the operating points and measure ROC-AUC (95 % CI) on the validation split."""
+    """Fit the temperature and measure ROC-AUC (95 % CI) on the validation split; pick the operating points on
+    ``thresholds_on`` when given (calibrated with the same temperature), else on the validation split. Each point
+    records the sensitivity and specificity its threshold reaches on the clean validation split."""
     temperature, bias = fit_temperature(validation_labels, validation_logits)
     probabilities = sigmoid(validation_logits / temperature + bias)
     auc, (low, high) = roc_auc_with_ci(validation_labels, probabilities)
-    balanced = threshold_balanced(validation_labels, probabilities)
-    sensitive = threshold_for_sensitivity(validation_labels, probabilities, HIGH_SENSITIVITY_TARGET)
+    fit_labels, fit_probabilities, basis = validation_labels, probabilities, "validation data"
+    if thresholds_on is not None:
+        fit_labels, basis = thresholds_on.labels, thresholds_on.basis
+        fit_probabilities = sigmoid(np.asarray(thresholds_on.logits) / temperature + bias)
+    balanced = threshold_balanced(fit_labels, fit_probabilities)
+    sensitive = threshold_for_sensitivity(fit_labels, fit_probabilities, HIGH_SENSITIVITY_TARGET)
     if sensitive.threshold > balanced.threshold:  # "high sensitivity" must never be less sensitive than "balanced"
         sensitive = balanced
+    descriptions = {
+        "high-sensitivity": f"flags at least {HIGH_SENSITIVITY_TARGET:.0%} of pneumonia cases on {basis} (triage)",
+        "balanced": f"maximises sensitivity + specificity on {basis}",
+    }
     points = {
-        "high-sensitivity": OperatingPoint(
-            sensitive.threshold,
-            sensitive.sensitivity,
-            sensitive.specificity,
-            f"flags at least {HIGH_SENSITIVITY_TARGET:.0%} of pneumonia cases on validation data (triage)",
-        ),
-        "balanced": OperatingPoint(
-            balanced.threshold,
-            balanced.sensitivity,
-            balanced.specificity,
-            "maximises sensitivity + specificity on validation data",
-        ),
+        name: OperatingPoint(
+            choice.threshold,
+            *sensitivity_specificity(validation_labels, probabilities, choice.threshold),
+            descriptions[name],
+        )
+        for name, choice in (("high-sensitivity", sensitive), ("balanced", balanced))
     }
     figures = {
         **validation,
@@ -92,6 +118,15 @@ def calibrate_and_describe(
         "expected_calibration_error_uncalibrated": round(
             expected_calibration_error(validation_labels, sigmoid(validation_logits)), 4
         ),
+        "operating_points_chosen_on": {
+            "basis": basis,
+            **(thresholds_on.details if thresholds_on is not None else {}),
+            "figures_on_that_basis": {
+                name: {"sensitivity": round(choice.sensitivity, 4), "specificity": round(choice.specificity, 4)}
+                for name, choice in (("high-sensitivity", sensitive), ("balanced", balanced))
+            },
+            "refit": REFIT_ADVICE,
+        },
         "curves": model_curves(validation_labels, probabilities, {name: p.threshold for name, p in points.items()},
                                "balanced").to_json_dict(),
     }

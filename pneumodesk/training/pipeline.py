@@ -10,25 +10,45 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pneumodesk.model import ModelBundle, build_model, load_bundle
+from pneumodesk.model import ModelBundle, ModelError, build_model, load_bundle
 
 from .datasets import ArraySplit, load_model_inputs, load_npz, scan_folder
 from .model_card import KERMANY_CITATIONS, calibrate_and_describe
+from .operating_points import evidence_under_shifts, shifted_conditions
 from .out_of_distribution import with_fitted_ood
-from .shifts import SHIFT_SUITE, shift_preprocessed
 from .split import grouped_split
 from .trainer import EpochReport, TrainingRecipe, predict_logits, train_model
 from .yardstick import CLEAN
 
 
-def fit_ood_at_training_time(bundle: ModelBundle, prepared: PreparedData) -> ModelBundle:
+def fit_ood_at_training_time(
+    bundle: ModelBundle, prepared: PreparedData, conditions: dict[str, np.ndarray] | None = None
+) -> ModelBundle:
     """The bundle with its out-of-distribution check fitted on the training side; the threshold is set on the
-    validation images, clean and under every shift of the shift suite (applied to the preprocessed images)."""
-    calibration = {CLEAN: prepared.validation.inputs}
-    for shift in SHIFT_SUITE:
-        calibration[shift.name] = shift_preprocessed(prepared.validation.inputs, shift)
+    validation images, clean and under every shift of the shift suite (``conditions``, computed if not given)."""
+    calibration = conditions if conditions is not None else shifted_conditions(prepared.validation.inputs)
     return with_fitted_ood(bundle, prepared.train.inputs, prepared.train.labels, calibration,
                            prepared.validation.labels, clean=CLEAN)
+
+
+def describe_trained_model(
+    model: torch.nn.Module, recipe: TrainingRecipe, prepared: PreparedData, *, name: str, version: str,
+    training: dict[str, object],
+) -> ModelBundle:
+    """A trained network made into a bundle: temperature on the clean validation split, operating points on the
+    validation images pooled clean and under the shift suite, out-of-distribution check fitted (not saved)."""
+    conditions = shifted_conditions(prepared.validation.inputs)
+    card = calibrate_and_describe(
+        recipe,
+        prepared.validation.labels,
+        predict_logits(model, prepared.validation.inputs),
+        name=name,
+        version=version,
+        validation={"split": prepared.description["split"]},
+        training=training,
+        thresholds_on=evidence_under_shifts(model, conditions, prepared.validation.labels),
+    )
+    return fit_ood_at_training_time(ModelBundle.from_model(model, card), prepared, conditions)
 
 
 @dataclass(frozen=True)
@@ -76,12 +96,21 @@ def train_bundle(
     on_batch: Callable[[int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_image: Callable[[int], None] | None = None,
+    init_from: Path | None = None,
 ) -> ModelBundle:
-    """Train, calibrate on the validation split, and save a bundle in ``out``. Deterministic for a seed."""
+    """Train, calibrate on the validation split, and save a bundle in ``out``. Deterministic for a seed.
+
+    ``init_from``: a bundle of the same architecture and input size whose weights training starts from (fine-tuning
+    an earlier model of this project with a new recipe) instead of a fresh initialisation; the card names it."""
     torch.manual_seed(recipe.seed)
     started = time.time()
+    start = load_bundle(init_from) if init_from is not None else None
+    if start is not None and (start.card.architecture, start.card.input_size) != (recipe.architecture,
+                                                                                   recipe.input_size):
+        raise ModelError(f"The model in {init_from} is a {start.card.architecture} at {start.card.input_size} px; "
+                         f"it cannot be the starting point of a {recipe.architecture} at {recipe.input_size} px.")
     prepared = prepare_data(data, recipe.input_size, recipe.seed, on_image)
-    model = build_model(recipe.architecture)
+    model = build_model(recipe.architecture) if start is None else start.build()
     reports = train_model(
         model,
         recipe,
@@ -92,12 +121,13 @@ def train_bundle(
         on_batch=on_batch,
         on_epoch=on_epoch,
     )
-    logits = predict_logits(model, prepared.validation.inputs)
     duration = time.time() - started
-    training = {
+    training: dict[str, object] = {
         "data": f"{data.parent.name}/{data.name}",
         "citation": KERMANY_CITATIONS,
         "recipe": recipe.to_dict(),
+        **({"initialised_from": {"name": start.card.name, "version": start.card.version,
+                                 "weights_sha256": start.card.weights_sha256}} if start is not None else {}),
         "command": command,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -109,15 +139,9 @@ def train_bundle(
             for r in reports
         ],
     }
-    card = calibrate_and_describe(
-        recipe,
-        prepared.validation.labels,
-        logits,
-        name=name,
-        version=version or time.strftime("%Y.%m.%d-%H%M", time.gmtime()),
-        validation={"split": prepared.description["split"]},
+    bundle = describe_trained_model(
+        model, recipe, prepared, name=name, version=version or time.strftime("%Y.%m.%d-%H%M", time.gmtime()),
         training=training,
     )
-    bundle = fit_ood_at_training_time(ModelBundle.from_model(model, card), prepared)
     bundle.save(out)
     return load_bundle(out)  # as written, with the weights' sha256 in its card

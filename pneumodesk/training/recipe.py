@@ -21,6 +21,11 @@ class TrainingRecipe:
     weight_decay: float = 1e-4
     seed: int = 20261127
     augment: bool = True
+    # Shift-aware augmentation (``shifts.shift_standardised``): the probability that a training image is also
+    # changed by one random acquisition shift (gamma, window, borders, JPEG, text, ...), 0 = off. Chosen with the
+    # shift suite (benchmarks/recipe_experiment.py); ``shift_inversion`` adds raw MONOCHROME1 renderings to the draw.
+    shift_augment: float = 0.5
+    shift_inversion: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

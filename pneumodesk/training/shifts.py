@@ -222,7 +222,9 @@ def random_shift(pixels: np.ndarray, rng: np.random.Generator, *, include_invers
     return choices[int(rng.integers(len(choices)))](pixels, rng)
 
 
-def shift_standardised(inputs: np.ndarray, rng: np.random.Generator, probability: float = 0.5) -> np.ndarray:
+def shift_standardised(
+    inputs: np.ndarray, rng: np.random.Generator, probability: float = 0.5, *, include_inversion: bool = False
+) -> np.ndarray:
     """Augment already preprocessed inputs (n, 1, S, S): each image, with ``probability``, is min-max mapped to
     [0, 1], shifted by ``random_shift``, resized back to S×S and re-standardised (zero mean, unit std), as
     ``preprocess`` would have done to the shifted original. Returns float32; ``inputs`` is left unchanged."""
@@ -231,7 +233,7 @@ def shift_standardised(inputs: np.ndarray, rng: np.random.Generator, probability
     for index in np.flatnonzero(rng.random(len(out)) < probability):
         image = out[index, 0]
         low, high = float(image.min()), float(image.max())
-        shifted = random_shift((image - low) / max(high - low, 1e-6), rng)
+        shifted = random_shift((image - low) / max(high - low, 1e-6), rng, include_inversion=include_inversion)
         if shifted.shape != (size, size):
             shifted = np.asarray(
                 Image.fromarray(np.ascontiguousarray(shifted), mode="F").resize((size, size), Image.Resampling.BILINEAR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from torch import nn
 
 from .augment import augment_batch
 from .recipe import TrainingRecipe
+from .shifts import shift_standardised
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,18 @@ def train_model(
 ) -> list[EpochReport]:
     """Train in place with AdamW and a one-cycle schedule; class-weighted log loss; returns per-epoch reports.
 
-    ``extra_augment`` (experiments, e.g. ``shifts.shift_standardised``) transforms each batch of preprocessed inputs
-    before the recipe's own augmentation; it draws from its own generator, seeded from the recipe's seed."""
+    Each batch of preprocessed inputs goes through the recipe's shift-aware augmentation (``recipe.shift_augment``,
+    ``shifts.shift_standardised``) and then its geometric augmentation (``recipe.augment``). ``extra_augment``
+    (experiments) replaces the shift-aware step; either draws from its own generator, seeded from the recipe's seed."""
     from sklearn.metrics import roc_auc_score
 
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     extra_rng = np.random.default_rng(recipe.seed)
+    if extra_augment is None and recipe.shift_augment > 0:
+        extra_augment = functools.partial(
+            shift_standardised, probability=recipe.shift_augment, include_inversion=recipe.shift_inversion
+        )
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     steps_per_epoch = max(1, -(-len(train_inputs) // recipe.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(

@@ -104,10 +104,17 @@ def test_train_then_evaluate_from_the_command_line(labelled_folder, tmp_path, ca
             "8",
             "--model-version",
             "cli-1",
+            "--shift-augment",
+            "0.25",
+            "--no-shift-inversion",
         ]
     )
     assert code == 0
     assert "validation ROC-AUC" in capsys.readouterr().out
+    from pneumodesk.model import load_bundle
+
+    recipe = load_bundle(bundle).card.training["recipe"]
+    assert recipe["shift_augment"] == 0.25 and recipe["shift_inversion"] is False
     assert main(["evaluate", "--data", str(labelled_folder), "--model", str(bundle), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["model_version"] == "cli-1" and metrics["images"] == 48

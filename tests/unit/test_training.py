@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -27,6 +28,9 @@ from pneumodesk.training.metrics import (
     threshold_balanced,
     threshold_for_sensitivity,
 )
+from pneumodesk.training.shifts import SHIFT_SUITE
+from pneumodesk.training.trainer import train_model
+from pneumodesk.training.yardstick import CLEAN
 from tests.builders import chest_like, write_jpeg
 
 
@@ -161,6 +165,12 @@ def test_training_run_produces_a_calibrated_documented_bundle(labelled_folder, t
     assert low <= card.validation["roc_auc"] <= high
     assert card.validation["roc_auc"] > 0.8  # the synthetic opacities are easy to learn
     assert card.training["recipe"]["seed"] == recipe.seed and "Kermany" in card.training["citation"][0]
+    assert card.training["recipe"]["shift_augment"] == 0.5 and card.training["recipe"]["shift_inversion"] is True
+    # the operating points are chosen on the validation images clean and under the shift suite, and the card says so
+    chosen = card.validation["operating_points_chosen_on"]
+    assert chosen["conditions"][0] == CLEAN and "shift suite" in chosen["basis"]
+    assert len(chosen["conditions"]) + len(chosen["left_out_model_fails_there"]) == 1 + len(SHIFT_SUITE)
+    assert "shift suite" in card.operating_points["balanced"].description
     assert json.loads((tmp_path / "bundle" / "model_card.json").read_text())["validation"]["images"] >= 4
     # the out-of-distribution check is fitted at training time and travels in the bundle
     assert loaded.ood is not None and loaded.ood.threshold == card.out_of_distribution["threshold"]
@@ -178,3 +188,42 @@ def test_training_is_reproducible(labelled_folder, tmp_path):
     second = train_bundle(labelled_folder, tmp_path / "b", recipe)
     assert first.card.weights_sha256 == second.card.weights_sha256
     assert first.card.out_of_distribution["sha256"] == second.card.out_of_distribution["sha256"]
+
+
+def test_shift_aware_augmentation_is_part_of_the_recipe():
+    import torch
+
+    from pneumodesk.model import build_model
+
+    rng = np.random.default_rng(5)
+    inputs = rng.standard_normal((16, 1, 32, 32)).astype(np.float32)
+    labels = np.array([0, 1] * 8)
+    recipe = TrainingRecipe(architecture="pneumonet-tiny", input_size=32, epochs=1, batch_size=8)
+
+    def weights(chosen: TrainingRecipe) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model(chosen.architecture)
+        train_model(model, chosen, inputs, labels, inputs[:4], labels[:4])
+        return [p.detach().clone() for p in model.parameters()]
+
+    with_shifts, without = weights(recipe), weights(dataclasses.replace(recipe, shift_augment=0.0))
+    assert TrainingRecipe().shift_augment > 0  # on by default
+    assert any(not torch.equal(a, b) for a, b in zip(with_shifts, without, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(with_shifts, weights(recipe), strict=True))  # still reproducible
+
+
+def test_training_can_start_from_an_earlier_bundle(labelled_folder, tiny_bundle_dir, tmp_path):
+    from pneumodesk.model import ModelError
+
+    start = load_bundle(tiny_bundle_dir)
+    frozen = TrainingRecipe(architecture="pneumonet-tiny", input_size=32, epochs=1, batch_size=8,
+                            learning_rate=0.0, weight_decay=0.0)
+    bundle = train_bundle(labelled_folder, tmp_path / "b", frozen, init_from=tiny_bundle_dir)
+    assert bundle.card.weights_sha256 == start.card.weights_sha256  # no step taken: the starting weights, unchanged
+    assert bundle.card.training["initialised_from"] == {"name": start.card.name, "version": start.card.version,
+                                                        "weights_sha256": start.card.weights_sha256}
+    fresh = train_bundle(labelled_folder, tmp_path / "c", frozen)
+    assert fresh.card.weights_sha256 != start.card.weights_sha256 and "initialised_from" not in fresh.card.training
+    with pytest.raises(ModelError, match="cannot be the starting point"):
+        train_bundle(labelled_folder, tmp_path / "d", dataclasses.replace(frozen, input_size=64),
+                     init_from=tiny_bundle_dir)
