@@ -85,8 +85,9 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, OperationalError)
     if not database_unavailable(error):
         return await _unexpected(request, error)
+    first_line = next(iter(str(error.orig).splitlines()), "") if error.orig else ""
     log.warning("The database was unavailable for %s %s: %s", request.method, request.url.path,
-                str(error.orig).splitlines()[0] if error.orig else type(error).__name__)
+                first_line or type(error.orig or error).__name__)
     return error_response(503, ErrorCode.UNAVAILABLE,
                           "The coordinator cannot reach its database just now (it may be restarting). Send the "
                           f"request again in {DATABASE_RETRY_SECONDS} s: an update already counted is not counted "
