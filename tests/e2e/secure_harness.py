@@ -124,6 +124,16 @@ def wait_phase(node: SimulatedNode, round_id: int, phase: str, timeout: float = 
     return wait_until(reached, timeout, what=f"round {round_id} to reach {phase}")
 
 
+def exchange_keys(secure: list[SecureNode], watcher: SimulatedNode, round_id: int) -> None:
+    """Every node advertises its round keys, then sends its shares; returns once the round asks for masked inputs."""
+    for node in secure:
+        node.advertise()
+    wait_phase(watcher, round_id, "share_keys")
+    for node in secure:
+        node.share()
+    wait_phase(watcher, round_id, "masked_input")
+
+
 def secure_nodes(coordinator: Coordinator, count: int) -> list[SimulatedNode]:
     return approved_nodes(coordinator, count)
 

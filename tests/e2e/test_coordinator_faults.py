@@ -37,6 +37,7 @@ from .coordinator_harness import (
 from .secure_harness import (
     SecureNode,
     audience,
+    exchange_keys,
     flat_delta,
     local_deltas,
     path,
@@ -161,12 +162,7 @@ def test_workers_killed_mid_masked_input_and_mid_unmasking_and_a_database_restar
     base = nodes[0].download(joined["model_version"])
     secure = [SecureNode(n, sha, round_id, audience(coordinator)) for n in nodes]
     locals_, counts = local_deltas(base, count, seed=3), [10, 20, 30]
-    for node in secure:
-        node.advertise()
-    wait_phase(nodes[0], round_id, "share_keys")
-    for node in secure:
-        node.share()
-    wait_phase(nodes[0], round_id, "masked_input")
+    exchange_keys(secure, nodes[0], round_id)
 
     # A worker dies while it receives node 0's masked input: the node retries on whichever worker answers.
     delivery = ShareDelivery.model_validate_json(secure[0].get("delivery").content)
@@ -339,12 +335,7 @@ def test_a_worker_killed_mid_unmasking_of_a_secure_round_is_resumed_by_its_repla
     base = nodes[0].download(joined["model_version"])
     secure = [SecureNode(n, sha, round_id, audience(coordinator)) for n in nodes]
     locals_, counts = local_deltas(base, count, seed=5), [7, 11, 13]
-    for node in secure:
-        node.advertise()
-    wait_phase(nodes[0], round_id, "share_keys")
-    for node in secure:
-        node.share()
-    wait_phase(nodes[0], round_id, "masked_input")
+    exchange_keys(secure, nodes[0], round_id)
     for node, local, examples in zip(secure, locals_, counts, strict=True):
         node.send_masked(flat_delta(local, base), examples)
     _confirm_all(secure, round_id)

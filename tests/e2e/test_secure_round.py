@@ -17,6 +17,7 @@ from .coordinator_harness import model_list, on_both_databases, publish_via_api
 from .secure_harness import (
     SecureNode,
     audience,
+    exchange_keys,
     flat_delta,
     local_deltas,
     masked_words,
@@ -130,12 +131,7 @@ def test_fewer_than_threshold_survivors_fail_cleanly(shared_coordinator):
     count = 3  # t = 2
     nodes, secure, base, round_id, token = _start_round(coordinator, count, phase_seconds=2)
     models_before = len(model_list(coordinator, token))
-    for node in secure:
-        node.advertise()
-    wait_phase(nodes[0], round_id, "share_keys")
-    for node in secure:
-        node.share()
-    wait_phase(nodes[0], round_id, "masked_input")
+    exchange_keys(secure, nodes[0], round_id)
     secure[0].send_masked(flat_delta(local_deltas(base, 1)[0], base), 10)  # the other two vanish
     info = wait_phase(nodes[0], round_id, "failed")
     assert "only 1 nodes sent a masked input" in info["reason"] and "at least 2" in info["reason"]
@@ -152,12 +148,7 @@ def test_coordinator_restart_mid_round_completes(coordinator):
     nodes, secure, base, round_id, _token = _start_round(coordinator, count)
     locals_ = local_deltas(base, count, seed=5)
     counts = [10, 20, 30, 40]
-    for node in secure:
-        node.advertise()
-    wait_phase(nodes[0], round_id, "share_keys")
-    for node in secure:
-        node.share()
-    wait_phase(nodes[0], round_id, "masked_input")
+    exchange_keys(secure, nodes[0], round_id)
     for i in range(2):
         secure[i].send_masked(flat_delta(locals_[i], base), counts[i])
     coordinator.stop(crash=True)
@@ -195,12 +186,7 @@ def test_what_the_coordinator_stores_for_a_node_is_masked(shared_coordinator):
     count = 3
     nodes, secure, base, round_id, _token = _start_round(coordinator, count)
     locals_ = local_deltas(base, count, seed=3)
-    for node in secure:
-        node.advertise()
-    wait_phase(nodes[0], round_id, "share_keys")
-    for node in secure:
-        node.share()
-    wait_phase(nodes[0], round_id, "masked_input")
+    exchange_keys(secure, nodes[0], round_id)
     secure[0].send_masked(flat_delta(locals_[0], base), 21)
     stored = [p.read_bytes() for p in (coordinator.directory / "secagg").rglob("*") if p.is_file()]
     blobs = [data for data in stored if data == secure[0].masked]
