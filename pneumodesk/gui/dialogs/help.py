@@ -74,9 +74,55 @@ def model_card_html(card: ModelCard) -> str:
     if citations:
         items = citations if isinstance(citations, list) else [citations]
         parts.append("<p><b>Data citation</b></p><ul>" + "".join(f"<li>{escape(str(c))}</li>" for c in items) + "</ul>")
+    parts.extend(_generalisation_html(card.extra.get("generalisation", {})))
     if card.weights_sha256:
         parts.append(f"<p style='color:gray'>weights sha256 {escape(card.weights_sha256)}</p>")
     return "".join(parts)
+
+
+def _rate_html(rate: Any) -> str:
+    """[value, CI low, CI high] as "0.950 (0.930–0.970)"."""
+    value, low, high = rate
+    return f"{value:.3f} ({low:.3f}–{high:.3f})"
+
+
+def _generalisation_html(recorded: dict[str, Any]) -> list[str]:
+    """The yardstick's figures the card records (``training.card_evidence``): each shift-suite condition's ROC-AUC,
+    sensitivity and specificity with 95 % CIs, and each cross-validation's summary."""
+    if not recorded:
+        return []
+    parts = ["<h3>Beyond the validation split</h3>"]
+    for name, entry in recorded.items():
+        parts.append(f"<p><b>{escape(name)}</b> (measured {escape(str(entry.get('measured', '?')))})"
+                     + (f": {escape(entry['note'])}" if entry.get("note") else "") + "</p>")
+        if entry.get("kind") == "shift suite":
+            images = entry["images"]
+            parts.append(
+                f"<p>{images['total']} validation images ({images['pneumonia']} pneumonia, {images['normal']} normal) "
+                f"under each acquisition shift, at the {escape(entry['operating_point']['name'])} operating point; "
+                "95 % bootstrap intervals.</p><table cellpadding='3'><tr><th align='left'>condition</th>"
+                "<th>ROC-AUC</th><th>sensitivity</th><th>specificity</th></tr>"
+            )
+            for condition, row in entry["conditions"].items():
+                parts.append(
+                    f"<tr><td>{escape(condition)}</td><td>{row['roc_auc']:.3f} ({_figure(row['roc_auc_ci95'])})</td>"
+                    f"<td>{_rate_html(row['sensitivity'])}</td><td>{_rate_html(row['specificity'])}</td></tr>"
+                )
+            worst = entry["worst_case"]
+            parts.append("</table><p>Worst case: " + "; ".join(
+                f"{escape(key.replace('_', '-'))} {worst[key]['value']:.3f} ({escape(worst[key]['shift'])})"
+                for key in ("roc_auc", "sensitivity", "specificity") if key in worst) + ".</p>")
+        elif entry.get("kind") == "cross-validation":
+            summary, recipe = entry["summary"], entry["recipe"]
+            worst = summary.get("worst_shift_roc_auc_median")
+            parts.append(
+                f"<p>{entry['folds']}-fold, patient-grouped, {entry['images']} images; recipe "
+                f"{escape(str(recipe.get('architecture')))} at {recipe.get('input_size')} px, "
+                f"{recipe.get('epochs')} epochs, shift-aware augmentation {recipe.get('shift_augment', 0)}: "
+                f"ROC-AUC median {summary['roc_auc_median']:.4f} (folds {_figure(summary['roc_auc_range'])})"
+                + (f", worst shift median {worst:.3f}" if worst is not None else "") + ".</p>"
+            )
+    return parts
 
 
 class ModelCardDialog(QDialog):
