@@ -12,7 +12,7 @@ point, and a side-by-side summary (clean ROC-AUC, worst shift, sensitivity/speci
 Cross-validation (trains one model per fold; size it with --folds, --epochs, --subset):
 
     .venv/bin/python benchmarks/shift_suite.py --kfold 5 --epochs 20 [--subset 800] [--architecture pneumonet-s]
-        [--input-size 224] [--with-shifts] [--shift-augment 0]
+        [--input-size 224] [--with-shifts] [--shift-augment 0] [--no-shift-inversion]
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ def main() -> int:
     parser.add_argument("--with-shifts", action="store_true", help="also score each fold's model under the shifts")
     parser.add_argument("--shift-augment", type=float, default=TrainingRecipe.shift_augment,
                         help="the recipe's shift-aware augmentation probability (0 = the recipe before it)")
+    parser.add_argument("--shift-inversion", action=argparse.BooleanOptionalAction,
+                        default=TrainingRecipe.shift_inversion,
+                        help="include inverted (MONOCHROME1-like) renderings in the shift-aware augmentation")
     args = parser.parse_args()
 
     shifts = [shift_by_name(name) for name in args.shift] if args.shift else list(SHIFT_SUITE)
@@ -82,7 +85,7 @@ def main() -> int:
     if args.kfold:
         recipe = dataclasses.replace(
             TrainingRecipe(), epochs=args.epochs, architecture=args.architecture, input_size=args.input_size,
-            shift_augment=args.shift_augment,
+            shift_augment=args.shift_augment, shift_inversion=args.shift_inversion,
         )
         report = cross_validate(args.data, recipe, folds=args.kfold, subset=args.subset,
                                 shifts=shifts if args.with_shifts else (), resamples=args.resamples,

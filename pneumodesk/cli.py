@@ -84,8 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--init-from", type=Path, metavar="BUNDLE",
                        help="start from this bundle's weights (same architecture and input size) instead of afresh")
-    train.add_argument("--no-shift-inversion", action="store_true",
-                       help="leave inverted (MONOCHROME1-like) renderings out of the shift-aware augmentation")
+    train.add_argument("--shift-inversion", action=argparse.BooleanOptionalAction, default=defaults.shift_inversion,
+                       help="add inverted (MONOCHROME1-like) renderings to the shift-aware augmentation "
+                       f"(default {'on' if defaults.shift_inversion else 'off'})")
+    train.add_argument("--weight-averaging", type=float, default=defaults.weight_averaging, metavar="DECAY",
+                       help="keep an exponential moving average of the weights with this decay per step and save it "
+                       f"(default {defaults.weight_averaging}, 0 = off)")
     train.add_argument("--name", default="PneumoDesk pneumonia classifier")
     train.add_argument("--model-version", help="version string for the card (default: UTC date and time)")
     train.set_defaults(run=_run_train)

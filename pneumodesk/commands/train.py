@@ -59,7 +59,8 @@ def train_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         shift_augment=args.shift_augment,
-        shift_inversion=not args.no_shift_inversion,
+        shift_inversion=args.shift_inversion,
+        weight_averaging=args.weight_averaging,
     )
     progress = _Progress(recipe.epochs)
     try:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .augment import augment_batch
 from .recipe import TrainingRecipe
@@ -57,6 +58,7 @@ def train_model(
     extra_augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> list[EpochReport]:
     """Train in place with AdamW and a one-cycle schedule; class-weighted log loss; returns per-epoch reports.
+    With ``recipe.weight_averaging`` the model ends with the exponential moving average of its weights.
 
     Each batch of preprocessed inputs goes through the recipe's shift-aware augmentation (``recipe.shift_augment``,
     ``shifts.shift_standardised``) and then its geometric augmentation (``recipe.augment``). ``extra_augment``
@@ -74,6 +76,11 @@ def train_model(
     steps_per_epoch = max(1, -(-len(train_inputs) // recipe.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=recipe.learning_rate, total_steps=recipe.epochs * steps_per_epoch, pct_start=0.15
+    )
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.weight_averaging))
+        if recipe.weight_averaging > 0
+        else None
     )
     pos_weight = class_balanced_pos_weight(train_labels)
     labels_tensor = torch.as_tensor(train_labels, dtype=torch.float32)
@@ -95,10 +102,12 @@ def train_model(
             loss.backward()
             optimiser.step()
             schedule.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             losses.append(float(loss.detach()))
             if on_batch:
                 on_batch(len(index), losses[-1])
-        logits = predict_logits(model, validation_inputs)
+        logits = predict_logits(model if averaged is None else averaged.module, validation_inputs)
         validation_loss = (
             float(
                 F.binary_cross_entropy_with_logits(
@@ -119,4 +128,6 @@ def train_model(
         reports.append(report)
         if on_epoch:
             on_epoch(report)
+    if averaged is not None:  # the averaged weights become the model (GroupNorm: no running statistics to refit)
+        model.load_state_dict(averaged.module.state_dict())
     return reports

@@ -165,7 +165,7 @@ def test_training_run_produces_a_calibrated_documented_bundle(labelled_folder, t
     assert low <= card.validation["roc_auc"] <= high
     assert card.validation["roc_auc"] > 0.8  # the synthetic opacities are easy to learn
     assert card.training["recipe"]["seed"] == recipe.seed and "Kermany" in card.training["citation"][0]
-    assert card.training["recipe"]["shift_augment"] == 0.5 and card.training["recipe"]["shift_inversion"] is True
+    assert card.training["recipe"]["shift_augment"] == 0.5 and card.training["recipe"]["shift_inversion"] is False
     # the operating points are chosen on the validation images clean and under the shift suite, and the card says so
     chosen = card.validation["operating_points_chosen_on"]
     assert chosen["conditions"][0] == CLEAN and "shift suite" in chosen["basis"]
@@ -210,6 +210,33 @@ def test_shift_aware_augmentation_is_part_of_the_recipe():
     assert TrainingRecipe().shift_augment > 0  # on by default
     assert any(not torch.equal(a, b) for a, b in zip(with_shifts, without, strict=True))
     assert all(torch.equal(a, b) for a, b in zip(with_shifts, weights(recipe), strict=True))  # still reproducible
+
+
+def test_weight_averaging_ends_with_the_moving_average_of_every_step():
+    import torch
+
+    from pneumodesk.model import build_model
+
+    rng = np.random.default_rng(6)
+    inputs = rng.standard_normal((24, 1, 32, 32)).astype(np.float32)
+    labels = np.array([0, 1] * 12)
+    decay = 0.8
+    recipe = TrainingRecipe(architecture="pneumonet-tiny", input_size=32, epochs=2, batch_size=8, shift_augment=0.0,
+                            weight_averaging=decay)
+    torch.manual_seed(0)
+    model = build_model(recipe.architecture)
+    after_each_step: list[dict[str, torch.Tensor]] = []
+    train_model(model, recipe, inputs, labels, inputs[:4], labels[:4],
+                on_batch=lambda *_: after_each_step.append({k: v.detach().clone() for k, v in
+                                                            model.named_parameters()}))
+    assert len(after_each_step) == 6
+    expected = after_each_step[0]
+    for step in after_each_step[1:]:
+        expected = {name: decay * expected[name] + (1 - decay) * step[name] for name in expected}
+    final = dict(model.named_parameters())
+    for name, value in expected.items():
+        torch.testing.assert_close(final[name].detach(), value)
+    assert any(not torch.equal(final[name].detach(), after_each_step[-1][name]) for name in final)
 
 
 def test_training_can_start_from_an_earlier_bundle(labelled_folder, tiny_bundle_dir, tmp_path):
