@@ -10,7 +10,8 @@ refusing is counted, not hidden. --compare also fits every candidate score on th
 (Mahalanobis class-conditional with a tied covariance, Mahalanobis pooled, and the energy score of the logit) and
 measures each with its threshold set on one half of the validation images and counted on the other half (and vice
 versa), to choose by measurement.
-Features are cached per weights checksum (--cache), so a second run costs seconds.
+Colour pictures are refused by the reader before the model sees them (``imaging.intended_use``); they count as
+caught, and are listed as such. Features are cached per weights checksum (--cache), so a second run costs seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from ood_images import pydicom_test_images, scikit_image_samples
 from sklearn.metrics import roc_auc_score
 
-from pneumodesk.imaging import XRayReadError, preprocess, read_xray
+from pneumodesk.imaging import OutsideIntendedUseError, XRayReadError, preprocess, read_xray
 from pneumodesk.model import FeatureDistribution, load_bundle
 from pneumodesk.model.default import default_bundle_path
 from pneumodesk.training.out_of_distribution import (
@@ -56,7 +57,7 @@ def log(message: str, started: float = time.perf_counter()) -> None:
 
 def collect(args: argparse.Namespace, bundle: Any, work: Path) -> dict[str, np.ndarray]:
     """Features and logits of every image set, keyed "<kind>:<name>:features|logits"; cached per weights sha256."""
-    key = hashlib.sha256(f"{bundle.card.weights_sha256}|{args.limit}|{args.compare}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{bundle.card.weights_sha256}|{args.limit}|{args.compare}|reader-2".encode()).hexdigest()[:16]
     cache = args.cache / f"ood-features-{key}.npz"
     if cache.exists():
         with np.load(cache) as stored:
@@ -77,6 +78,8 @@ def collect(args: argparse.Namespace, bundle: Any, work: Path) -> dict[str, np.n
     for other in others:
         try:
             add(f"other-{other.source}", other.name, preprocess(read_xray(other.path), size)[None])
+        except OutsideIntendedUseError:  # refused by the reader (a colour picture): caught before the model
+            arrays[f"read-{other.source}:{other.name}:refused"] = np.ones(1)
         except XRayReadError as error:
             log(f"skipped {other.name}: {error}")
     if args.compare:
@@ -102,18 +105,25 @@ def rate(flags: np.ndarray) -> float:
     return round(float(np.mean(flags)), 4)
 
 
-def measure(scores: dict[str, dict[str, np.ndarray]], threshold: float, protected: set[str]) -> dict[str, Any]:
-    """Refused share per chest X-ray condition, caught share per other-image source (with the missed names)."""
+def measure(scores: dict[str, dict[str, np.ndarray]], threshold: float, protected: set[str],
+            refused_when_read: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Refused share per chest X-ray condition, caught share per other-image source (with the missed names); images
+    the reader already refused (``refused_when_read``, by source: colour pictures) count as caught."""
     xray = {name: rate(values > threshold) for name, values in scores["xray"].items()}
+    refused_when_read = refused_when_read or {}
     others: dict[str, Any] = {}
     for kind in sorted(k for k in scores if k.startswith("other-")):
-        named = scores[kind]
+        named, source = scores[kind], kind.removeprefix("other-")
+        by_reader = refused_when_read.get(source, [])
         caught = [name for name, value in named.items() if value[0] > threshold]
-        others[kind.removeprefix("other-")] = {
-            "images": len(named), "caught": len(caught), "caught_share": round(len(caught) / max(len(named), 1), 4),
-            "missed": sorted(set(named) - set(caught)),
+        images = len(named) + len(by_reader)
+        others[source] = {
+            "images": images, "caught": len(caught) + len(by_reader),
+            "caught_share": round((len(caught) + len(by_reader)) / max(images, 1), 4),
+            "refused_when_read": sorted(by_reader), "missed": sorted(set(named) - set(caught)),
         }
-    all_other = np.concatenate([v for k in scores if k.startswith("other-") for v in scores[k].values()])
+    all_other = np.concatenate([v for k in scores if k.startswith("other-") for v in scores[k].values()]
+                               + [np.full(len(v), np.inf) for v in refused_when_read.values()])
     accepted_conditions = {name: value for name, value in xray.items() if name in protected}
     return {
         "threshold": round(threshold, 3),
@@ -171,11 +181,14 @@ def main() -> int:
         arrays = collect(args, bundle, Path(work))
     features = split_by_kind(arrays, "features")
     logits = split_by_kind(arrays, "logits")
+    refused_when_read = {kind.removeprefix("read-"): sorted(named)
+                         for kind, named in split_by_kind(arrays, "refused").items()}
     report: dict[str, Any] = {
         "model_version": bundle.card.version,
         "validation_images": len(arrays["validation:labels"]),
-        "other_images": {kind.removeprefix("other-"): len(named) for kind, named in features.items()
-                         if kind.startswith("other-")},
+        "other_images": {kind.removeprefix("other-"): len(named) + len(refused_when_read.get(kind[6:], []))
+                         for kind, named in features.items() if kind.startswith("other-")},
+        "refused_when_read": refused_when_read,
         "other_images_note": "scikit-image's bundled samples (photographs, micrographs, textures, text, a phantom) "
         "and pydicom's test files with pixel data (CT, MR, US, NM, RT, SEG, secondary captures; many secondary "
         "captures are one test picture in several encodings), min-max scaled to 8-bit PNG",
@@ -189,7 +202,7 @@ def main() -> int:
     report["protected_conditions"] = sorted(protected)
     if bundle.ood is not None:
         report["shipped_check"] = {"method": bundle.ood.method,
-                                   **measure(scored(bundle.ood), bundle.ood.threshold, protected)}
+                                   **measure(scored(bundle.ood), bundle.ood.threshold, protected, refused_when_read)}
     else:
         report["shipped_check"] = None
     if args.compare:
@@ -207,7 +220,7 @@ def main() -> int:
             comparison[name] = {
                 "auroc_clean_xrays_vs_other_images": separation(scores),
                 "cross_fitted_threshold": cross_fitted(scores, DEFAULT_REFUSE_AT_MOST, protected),
-                "threshold_on_all_validation": measure(scores, threshold, protected),
+                "threshold_on_all_validation": measure(scores, threshold, protected, refused_when_read),
             }
         report["comparison"] = comparison
     text = json.dumps(report, indent=2, ensure_ascii=False)

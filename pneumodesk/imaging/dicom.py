@@ -24,7 +24,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from .codestream import check_claimed_size
 from .errors import CorruptImageError, UnsupportedImageError
-from .intended_use import check_chest_radiograph
+from .intended_use import check_chest_radiograph, check_grey_content
 from .limits import check_dimensions
 from .normalise import to_unit_range
 from .shown import shown_value
@@ -66,6 +66,8 @@ def read_dicom(path: Path, *, force: bool = False) -> XRay:
             if rgb.ndim != 3 or rgb.shape[-1] != 3:
                 raise CorruptImageError("The colour DICOM image does not have three samples per pixel.")
             values = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            step = max(1, max(rgb.shape[:2]) // 256)
+            check_grey_content(rgb[::step, ::step] / float(2 ** header.bits_stored - 1))
     except _LIBRARY_ERRORS as error:
         log.info("DICOM rescale or window not applicable: %r", error)
         raise CorruptImageError("The DICOM file's rescale or window attributes are damaged.") from None

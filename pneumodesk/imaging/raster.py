@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import CorruptImageError, ImageTooLargeError, UnsupportedImageError
+from .intended_use import check_grey_content
 from .limits import MAX_PIXELS, check_dimensions
 from .normalise import to_unit_range
 from .xray import SourceFacts, XRay
@@ -38,6 +39,7 @@ def read_raster(path: Path) -> XRay:
                 image.load()
                 upright = ImageOps.exif_transpose(image)
                 pixels, bit_depth, photometric = _grey_pixels(upright)
+                colour_sample = _colour_sample(upright) if photometric in ("RGB", "PALETTE") else None
         except UnidentifiedImageError:
             raise UnsupportedImageError(
                 "The file is not an image PneumoDesk can read (expected DICOM, PNG or JPEG)."
@@ -49,9 +51,18 @@ def read_raster(path: Path) -> XRay:
         except _DAMAGED_IMAGE_ERRORS as error:
             log.info("Image decoding failed: %r", error)
             raise CorruptImageError("The image data is damaged or incomplete.") from None
+    if colour_sample is not None:
+        check_grey_content(colour_sample)
     height, width = pixels.shape
     facts = SourceFacts(image_format, width, height, bit_depth, photometric)
     return XRay(to_unit_range(pixels), facts)
+
+
+def _colour_sample(image: Image.Image, side: int = 256) -> np.ndarray:
+    """The image as RGB, reduced to about ``side`` pixels on its longer side (cheap: Pillow's box reduction)."""
+    rgb = image.convert("RGB")
+    factor = max(1, max(rgb.size) // side)
+    return np.asarray(rgb.reduce(factor) if factor > 1 else rgb)
 
 
 def _grey_pixels(image: Image.Image) -> tuple[np.ndarray, int, str]:
