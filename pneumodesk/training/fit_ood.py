@@ -18,7 +18,7 @@ import numpy as np
 from pneumodesk.model import load_bundle
 
 from .out_of_distribution import DEFAULT_METHOD, DEFAULT_REFUSE_AT_MOST, METHODS, with_fitted_ood
-from .pipeline import prepare_data
+from .pipeline import prepare_data, shifted_copies_of_recipe
 from .shifts import SHIFT_SUITE
 from .yardstick import CLEAN, bundle_seed, shifted_inputs, validation_xrays
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     fitted = with_fitted_ood(
         bundle, prepared.train.inputs, prepared.train.labels, calibration, images.labels, method=args.method,
         refuse_at_most=args.refuse_at_most, clean=CLEAN,
+        shifted_copies=shifted_copies_of_recipe(bundle.card.training.get("recipe", {})),
         description={"command": "python -m pneumodesk.training.fit_ood --data ../shared/data/kermany224/train "
                                 f"--model resources/models/default --method {args.method}",
                      "calibration_images": f"{len(images.labels)} validation images × {len(calibration)} conditions"},

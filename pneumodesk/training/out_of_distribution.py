@@ -10,7 +10,7 @@ card entry lists both. The weights are never touched: fitting returns the same b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -73,15 +73,25 @@ def with_fitted_ood(
     min_auc: float = DEFAULT_MIN_AUC,
     clean: str | None = None,
     description: Mapping[str, Any] | None = None,
+    shifted_copies: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ModelBundle:
     """``bundle`` with statistics fitted on ``train_inputs`` and a threshold set on ``calibration_inputs``
     (condition name → preprocessed chest X-rays, all the same images with ``calibration_labels``). ``clean`` names
     the condition always protected whatever its ROC-AUC (default: the first). The card entry records the rule and
-    the refusal share in every condition."""
+    the refusal share in every condition.
+
+    ``shifted_copies`` (a model trained with shift-aware augmentation): the statistics are fitted on the training
+    images and a shifted copy of each, so that the distribution is the one the model was trained on; a shifted chest
+    X-ray then sits near it while other images stay far (one threshold wide enough for every protected shift would
+    otherwise let a CT slice through)."""
     from sklearn.metrics import roc_auc_score
 
     features, _ = penultimate_features(bundle, train_inputs)
-    fitted = fit_distribution(features, train_labels, method)
+    fitted_labels = np.asarray(train_labels)
+    if shifted_copies is not None:
+        copies, _ = penultimate_features(bundle, shifted_copies(train_inputs))
+        features, fitted_labels = np.concatenate([features, copies]), np.concatenate([fitted_labels, fitted_labels])
+    fitted = fit_distribution(features, fitted_labels, method)
     scores, aucs = {}, {}
     for name, inputs in calibration_inputs.items():
         condition_features, logits = penultimate_features(bundle, inputs)
@@ -99,7 +109,8 @@ def with_fitted_ood(
     return bundle.with_ood(
         ood,
         features=f"penultimate layer ({features.shape[1]} values, pooled before the classifier)",
-        fitted_on=f"{len(train_labels)} training images",
+        fitted_on=f"{len(train_labels)} training images"
+        + (" and a shifted copy of each (the recipe's shift-aware augmentation)" if shifted_copies is not None else ""),
         threshold_rule=f"refuses at most {refuse_at_most:.0%} of the chest X-rays in each calibration condition in "
         f"which the model's ROC-AUC is at least {min_auc} (clean validation images always)",
         refused_share_by_condition={name: share(values) for name, values in protected.items()},

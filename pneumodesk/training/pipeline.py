@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +16,33 @@ from .datasets import ArraySplit, load_model_inputs, load_npz, scan_folder
 from .model_card import KERMANY_CITATIONS, calibrate_and_describe
 from .operating_points import evidence_under_shifts, shifted_conditions
 from .out_of_distribution import with_fitted_ood
+from .shifts import shift_standardised
 from .split import grouped_split
 from .trainer import EpochReport, TrainingRecipe, predict_logits, train_model
 from .yardstick import CLEAN
 
 
+def shifted_copies_of_recipe(recipe: Mapping[str, object]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For a recipe (as its card records it) trained with shift-aware augmentation: a function giving one shifted
+    copy of every input, drawn as that augmentation draws (seeded by the recipe's seed); None otherwise."""
+    probability = float(recipe.get("shift_augment", 0.0) or 0.0)  # type: ignore[arg-type]
+    if probability <= 0:
+        return None
+    rng = np.random.default_rng(int(recipe.get("seed", 0) or 0))  # type: ignore[call-overload]
+    inversion = bool(recipe.get("shift_inversion", False))
+    return lambda inputs: shift_standardised(inputs, rng, probability=1.0, include_inversion=inversion)
+
+
 def fit_ood_at_training_time(
     bundle: ModelBundle, prepared: PreparedData, conditions: dict[str, np.ndarray] | None = None
 ) -> ModelBundle:
-    """The bundle with its out-of-distribution check fitted on the training side; the threshold is set on the
-    validation images, clean and under every shift of the shift suite (``conditions``, computed if not given)."""
+    """The bundle with its out-of-distribution check fitted on the training side (with a shifted copy of each
+    training image when the recipe trained on shifted images); the threshold is set on the validation images, clean
+    and under every shift of the shift suite (``conditions``, computed if not given)."""
     calibration = conditions if conditions is not None else shifted_conditions(prepared.validation.inputs)
     return with_fitted_ood(bundle, prepared.train.inputs, prepared.train.labels, calibration,
-                           prepared.validation.labels, clean=CLEAN)
+                           prepared.validation.labels, clean=CLEAN,
+                           shifted_copies=shifted_copies_of_recipe(bundle.card.training.get("recipe", {})))
 
 
 def describe_trained_model(

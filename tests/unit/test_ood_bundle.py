@@ -172,3 +172,30 @@ def test_a_local_recalibration_on_confirmed_cases_keeps_the_check(tmp_path):
     assert load_bundle(tmp_path / "candidate").card.out_of_distribution["sha256"]
     with pytest.raises(OutsideIntendedUseError, match="intended use"):
         Predictor(load_bundle(tmp_path / "candidate")).predict(xray_of(chest_like(96, 80, seed=5)))
+
+
+def test_a_shift_trained_recipe_fits_its_statistics_on_shifted_copies_too():
+    """Fitted on the training images and one shifted copy of each, the check knows the shifted images the model was
+    trained on: a shifted input scores nearer than under statistics of the unshifted images alone."""
+    from pneumodesk.training.pipeline import shifted_copies_of_recipe
+
+    assert shifted_copies_of_recipe({"shift_augment": 0.0, "seed": 1}) is None
+    assert shifted_copies_of_recipe({}) is None  # cards from before shift-aware training
+    copies = shifted_copies_of_recipe({"shift_augment": 0.5, "seed": 1, "shift_inversion": False})
+    assert copies is not None
+    bundle, inputs, labels = make_tiny_bundle(), chest_inputs(40), np.arange(40) % 2
+    shifted = copies(inputs)
+    assert shifted.shape == inputs.shape and not np.allclose(shifted, inputs)
+    calibration = {"clean": chest_inputs(20, first_seed=100)}
+    plain = with_fitted_ood(bundle, inputs, labels, calibration, np.arange(20) % 2)
+    seen = []
+    widened = with_fitted_ood(bundle, inputs, labels, calibration, np.arange(20) % 2,
+                              shifted_copies=lambda rows: seen.append(rows) or shifted)
+    assert len(seen) == 1 and seen[0] is inputs
+    assert "shifted copy" in widened.card.out_of_distribution["fitted_on"]
+    assert plain.ood is not None and widened.ood is not None
+    features, _ = penultimate_features(bundle, shifted)
+    expected = fit_distribution(np.concatenate([penultimate_features(bundle, inputs)[0], features]),
+                                np.r_[labels, labels])
+    np.testing.assert_allclose(widened.ood.means, expected.means, rtol=1e-5)
+    assert np.median(widened.ood.scores(features)) < np.median(plain.ood.scores(features))
