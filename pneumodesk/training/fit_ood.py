@@ -17,7 +17,13 @@ import numpy as np
 
 from pneumodesk.model import load_bundle
 
-from .out_of_distribution import DEFAULT_METHOD, DEFAULT_REFUSE_AT_MOST, METHODS, with_fitted_ood
+from .out_of_distribution import (
+    DEFAULT_METHOD,
+    DEFAULT_REFUSE_AT_MOST,
+    DEFAULT_REFUSE_AT_MOST_PER_SHIFT,
+    METHODS,
+    with_fitted_ood,
+)
 from .pipeline import prepare_data, shifted_copies_of_recipe
 from .shifts import SHIFT_SUITE
 from .yardstick import CLEAN, bundle_seed, shifted_inputs, validation_xrays
@@ -28,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the labelled folder the bundle was trained on")
     parser.add_argument("--model", type=Path, required=True, help="the bundle folder to update in place")
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
-    parser.add_argument("--refuse-at-most", type=float, default=DEFAULT_REFUSE_AT_MOST)
+    parser.add_argument("--refuse-at-most", type=float, default=DEFAULT_REFUSE_AT_MOST,
+                        help="share of the clean, and of the pooled shifted, validation X-rays refused at most")
+    parser.add_argument("--refuse-at-most-per-shift", type=float, default=DEFAULT_REFUSE_AT_MOST_PER_SHIFT)
     args = parser.parse_args(argv)
 
     bundle = load_bundle(args.model)
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(images.labels)} validation images", file=sys.stderr, flush=True)
     fitted = with_fitted_ood(
         bundle, prepared.train.inputs, prepared.train.labels, calibration, images.labels, method=args.method,
-        refuse_at_most=args.refuse_at_most, clean=CLEAN,
+        refuse_at_most=args.refuse_at_most, refuse_at_most_per_shift=args.refuse_at_most_per_shift, clean=CLEAN,
         shifted_copies=shifted_copies_of_recipe(bundle.card.training.get("recipe", {})),
         description={"command": "python -m pneumodesk.training.fit_ood --data ../shared/data/kermany224/train "
                                 f"--model resources/models/default --method {args.method}",

@@ -23,6 +23,7 @@ from pneumodesk.model import (
 from pneumodesk.training.out_of_distribution import (
     fit_distribution,
     penultimate_features,
+    threshold_for_refusal_rule,
     threshold_refusing_at_most,
     with_fitted_ood,
 )
@@ -199,3 +200,22 @@ def test_a_shift_trained_recipe_fits_its_statistics_on_shifted_copies_too():
                                 np.r_[labels, labels])
     np.testing.assert_allclose(widened.ood.means, expected.means, rtol=1e-5)
     assert np.median(widened.ood.scores(features)) < np.median(plain.ood.scores(features))
+
+
+def test_the_refusal_rule_caps_clean_pooled_and_each_shift():
+    """At most 1 % of clean X-rays, 1 % of all shifted ones pooled, 5 % of any one shift: a rare rendering far
+    out (a thick frame) may lose up to 5 % instead of pushing the threshold out to its 99th percentile."""
+    clean = np.arange(100.0)  # 1 % cap alone: 99
+    mild = {f"mild {i}": np.arange(100.0) + 1 for i in range(19)}  # 1 % cap each: 100
+    framed = np.linspace(0.0, 500.0, 100)  # 1 % cap: 500; 5 % cap: about 480
+    conditions = {"clean": clean, **mild, "framed": framed}
+    threshold = threshold_for_refusal_rule(conditions, "clean")
+    refused = {name: float(np.mean(values > threshold)) for name, values in conditions.items()}
+    pooled = float(np.mean(np.concatenate([v for k, v in conditions.items() if k != "clean"]) > threshold))
+    assert refused["clean"] <= 0.01 and pooled <= 0.01 and max(refused.values()) <= 0.05
+    assert threshold < threshold_refusing_at_most(conditions, 0.01) == 500.0  # the old rule: every condition at 1 %
+    assert refused["framed"] > 0.01  # the frame pays, within its 5 %
+    # each cap binds on its own
+    assert threshold_for_refusal_rule({"clean": clean}, "clean") == 99.0
+    many_far = {"clean": clean, **{f"far {i}": np.arange(100.0) * 3 for i in range(20)}}
+    assert threshold_for_refusal_rule(many_far, "clean") == 297.0  # pooled 1 % of 2000 shifted scores
