@@ -6,7 +6,8 @@ pydicom's CT/MR/US/NM/secondary-capture test files as PNG). Prints JSON.
 
 The threshold must accept at least 99 % of the clean chest X-rays, 99 % of the shifted ones pooled over every
 condition in which the model still works (ROC-AUC at least the product's floor, 0.965) and 95 % of each such
-condition; under shifts where it fails (an inverted rendering) refusing is counted, not hidden. --compare also fits every candidate score on the training images' features
+condition; under shifts where it fails (an inverted rendering) refusing is counted, not hidden. --compare also
+fits every candidate score on the training images' features
 (Mahalanobis class-conditional with a tied covariance, Mahalanobis pooled, and the energy score of the logit) and
 measures each with its threshold set on one half of the validation images and counted on the other half (and vice
 versa), to choose by measurement.
