@@ -74,7 +74,8 @@ class ThresholdChoice:
 
 def threshold_for_sensitivity(labels: np.ndarray, probabilities: np.ndarray, target: float) -> ThresholdChoice:
     """The highest threshold whose sensitivity reaches ``target`` (so specificity is as high as it can be)."""
-    _, tpr, thresholds = roc_curve(labels, probabilities)
+    # every score is a candidate: the points roc_curve drops by default can be higher thresholds that still reach it
+    _, tpr, thresholds = roc_curve(labels, probabilities, drop_intermediate=False)
     candidates = np.flatnonzero(tpr >= target)
     threshold = float(min(thresholds[candidates[0]], 1.0))
     return ThresholdChoice(threshold, *sensitivity_specificity(labels, probabilities, threshold))

@@ -9,8 +9,17 @@ import torch
 from torch import nn
 
 from pneumodesk.training import TrainingRecipe
-from pneumodesk.training.metrics import sensitivity_specificity, sigmoid, threshold_balanced
-from pneumodesk.training.model_card import ThresholdEvidence, calibrate_and_describe
+from pneumodesk.training.metrics import (
+    sensitivity_specificity,
+    sigmoid,
+    threshold_balanced,
+    threshold_for_sensitivity,
+)
+from pneumodesk.training.model_card import (
+    BALANCED_CLEAN_SENSITIVITY_FLOOR,
+    ThresholdEvidence,
+    calibrate_and_describe,
+)
 from pneumodesk.training.operating_points import evidence_under_shifts, shifted_conditions
 from pneumodesk.training.shifts import SHIFT_SUITE
 from pneumodesk.training.yardstick import CLEAN
@@ -25,11 +34,11 @@ class MeanBrightness(nn.Module):
         return inputs[:, :, 8:24].mean(dim=(1, 2, 3)) * 4.0 - 0.1
 
 
-def _clean_and_shifted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _clean_and_shifted(seed: int = 0, normal_shift: float = 2.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = np.array([0] * 60 + [1] * 60)
     clean = np.where(labels == 1, 2.0, -2.0) + rng.normal(0, 0.8, labels.size)
-    shifted = clean + np.where(labels == 0, 2.5, 0.0)  # normals score higher once the images change
+    shifted = clean + np.where(labels == 0, normal_shift, 0.0)  # normals score higher once the images change
     return labels, clean, shifted
 
 
@@ -54,6 +63,24 @@ def test_thresholds_come_from_the_pooled_evidence_and_the_card_says_so():
     assert "pneumodesk calibrate" in chosen["refit"]
     assert "clean and shifted images" in balanced.description
     assert alone.validation["operating_points_chosen_on"]["basis"] == "validation data"
+    assert "lowered" not in balanced.description  # its clean sensitivity already reaches the floor
+
+
+def test_balanced_point_keeps_the_clean_sensitivity_floor_when_shifted_normals_pull_it_up():
+    labels, clean, shifted = _clean_and_shifted(normal_shift=3.0)
+    evidence = ThresholdEvidence(np.tile(labels, 2), np.concatenate([clean, shifted]), "clean and shifted images")
+    card = calibrate_and_describe(RECIPE, labels, clean, name="t", version="1", validation={}, training={},
+                                  thresholds_on=evidence)
+    pooled = sigmoid(evidence.logits / card.temperature + card.logit_bias)
+    clean_probabilities = card.calibrate(clean)
+    youden = threshold_balanced(evidence.labels, pooled)
+    assert sensitivity_specificity(labels, clean_probabilities, youden.threshold)[0] < BALANCED_CLEAN_SENSITIVITY_FLOOR
+    balanced = card.operating_points["balanced"]
+    assert balanced.threshold < youden.threshold
+    assert balanced.sensitivity >= BALANCED_CLEAN_SENSITIVITY_FLOOR
+    assert balanced.threshold == pytest.approx(threshold_for_sensitivity(
+        labels, clean_probabilities, BALANCED_CLEAN_SENSITIVITY_FLOOR).threshold, abs=1e-6)
+    assert "lowered to keep 95% sensitivity on the clean validation split" in balanced.description
 
 
 def test_evidence_pools_the_conditions_where_the_model_works_and_names_the_others():
