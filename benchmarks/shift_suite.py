@@ -13,6 +13,11 @@ Cross-validation (trains one model per fold; size it with --folds, --epochs, --s
 
     .venv/bin/python benchmarks/shift_suite.py --kfold 5 --epochs 20 [--subset 800] [--architecture pneumonet-s]
         [--input-size 224] [--with-shifts] [--shift-augment 0] [--no-shift-inversion]
+
+Side by side, from saved cross-validation reports (e.g. the recipe before and after): per report the recipe and the
+fold medians, clean and per shift, and the worst shift with and without inverted renderings:
+
+    .venv/bin/python benchmarks/shift_suite.py --compare-kfold old.json --compare-kfold new.json
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ from pneumodesk.model import load_bundle
 from pneumodesk.model.default import default_bundle_path
 from pneumodesk.training.recipe import TrainingRecipe
 from pneumodesk.training.shifts import SHIFT_SUITE, shift_by_name
-from pneumodesk.training.yardstick import bundle_seed, cross_validate, shift_suite, validation_xrays
+from pneumodesk.training.yardstick import (
+    bundle_seed,
+    cross_validate,
+    shift_suite,
+    summarise_folds,
+    validation_xrays,
+)
 
 
 def side_by_side(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -51,6 +62,16 @@ def side_by_side(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "by_condition_columns": ["roc_auc", "sensitivity", "specificity"],
         }
     return summary
+
+
+def compare_cross_validations(paths: list[Path]) -> dict[str, Any]:
+    """Saved k-fold reports side by side: recipe, scale and the fold medians (recomputed from the folds)."""
+    compared: dict[str, Any] = {}
+    for path in paths:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        compared[str(path)] = {"recipe": report["recipe"], "folds": report["folds"], "images": report["images"],
+                               "summary": summarise_folds(report["per_fold"])}
+    return {"cross_validations_side_by_side": compared}
 
 
 def main() -> int:
@@ -74,6 +95,8 @@ def main() -> int:
     parser.add_argument("--shift-inversion", action=argparse.BooleanOptionalAction,
                         default=TrainingRecipe.shift_inversion,
                         help="include inverted (MONOCHROME1-like) renderings in the shift-aware augmentation")
+    parser.add_argument("--compare-kfold", type=Path, action="append", default=[],
+                        help="a saved cross-validation report; repeat to print them side by side (trains nothing)")
     args = parser.parse_args()
 
     shifts = [shift_by_name(name) for name in args.shift] if args.shift else list(SHIFT_SUITE)
@@ -82,7 +105,9 @@ def main() -> int:
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    if args.kfold:
+    if args.compare_kfold:
+        report = compare_cross_validations(args.compare_kfold)
+    elif args.kfold:
         recipe = dataclasses.replace(
             TrainingRecipe(), epochs=args.epochs, architecture=args.architecture, input_size=args.input_size,
             shift_augment=args.shift_augment, shift_inversion=args.shift_inversion,

@@ -14,6 +14,8 @@ from typing import Any
 
 from pneumodesk.model import ModelBundle, load_bundle
 
+from .yardstick import summarise_folds
+
 GENERALISATION = "generalisation"
 
 
@@ -40,13 +42,14 @@ def compact_shift_suite(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def compact_cross_validation(report: dict[str, Any]) -> dict[str, Any]:
-    """A k-fold report: the recipe it cross-validated, the summary, and each fold's ROC-AUC (with its CI)."""
+    """A k-fold report: the recipe it cross-validated, the summary (recomputed from the folds, so a report saved
+    before the summary grew reads the same), and each fold's ROC-AUC (with its CI)."""
     return {
         "kind": "cross-validation",
         "folds": report["folds"],
         "images": report["images"],
         "recipe": report["recipe"],
-        "summary": report["summary"],
+        "summary": summarise_folds(report["per_fold"]),
         "per_fold": [
             {"fold": row["fold"], "roc_auc": row["roc_auc"], "roc_auc_ci95": row["roc_auc_ci95"],
              **({"worst_shift_roc_auc": row["worst_shift_roc_auc"]} if "worst_shift_roc_auc" in row else {})}

@@ -184,15 +184,49 @@ def cross_validate(
             row["shifts"] = shifted_auc
             row["worst_shift_roc_auc"] = min(v["roc_auc"] for v in shifted_auc.values())
         rows.append(row)
+    return {"recipe": recipe.to_dict(), "folds": folds, "images": len(images), "summary": summarise_folds(rows),
+            "per_fold": rows}
+
+
+def summarise_folds(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the folds of a cross-validation (``per_fold`` rows): clean ROC-AUC, sensitivity and
+    specificity, and per shift; the worst shift by median ROC-AUC, over every shift and over those a reading model
+    must read (inverted renderings left out: the shipped model refuses them as outside its intended use)."""
+
+    def median(values: Sequence[float]) -> float:
+        return round(float(np.median(values)), 4)
+
     aucs = np.array([row["roc_auc"] for row in rows])
     summary: dict[str, Any] = {
-        "roc_auc_median": round(float(np.median(aucs)), 4),
+        "roc_auc_median": median(aucs),
         "roc_auc_mean": round(float(aucs.mean()), 4),
         "roc_auc_range": [round(float(aucs.min()), 4), round(float(aucs.max()), 4)],
+        "sensitivity_median": median([row["sensitivity"]["value"] for row in rows]),
+        "specificity_median": median([row["specificity"]["value"] for row in rows]),
     }
-    if shifts:
-        summary["worst_shift_roc_auc_median"] = round(float(np.median([r["worst_shift_roc_auc"] for r in rows])), 4)
-    return {"recipe": recipe.to_dict(), "folds": folds, "images": len(images), "summary": summary, "per_fold": rows}
+    if not all("shifts" in row for row in rows):
+        return summary
+    by_shift = {name: {key: median([row["shifts"][name][key] for row in rows])
+                       for key in ("roc_auc", "sensitivity", "specificity")}
+                for name in rows[0]["shifts"]}
+    read = {name: values for name, values in by_shift.items()
+            if _family(name) != "inversion"}
+    worst = min(by_shift, key=lambda name: by_shift[name]["roc_auc"])
+    worst_read = min(read, key=lambda name: read[name]["roc_auc"])
+    summary.update({
+        "worst_shift_roc_auc_median": median([row["worst_shift_roc_auc"] for row in rows]),
+        "worst_shift": {"shift": worst, **by_shift[worst]},
+        "worst_shift_excluding_inversion": {"shift": worst_read, **read[worst_read]},
+        "median_over_shifts_excluding_inversion": {
+            key: median([values[key] for values in read.values()]) for key in ("roc_auc", "sensitivity", "specificity")
+        },
+        "by_shift": by_shift,
+    })
+    return summary
+
+
+def _family(shift_name: str) -> str:
+    return next((shift.family for shift in SHIFT_SUITE if shift.name == shift_name), "")
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -13,7 +13,7 @@ from pneumodesk.model import WEIGHTS_FILE, load_bundle
 from pneumodesk.training.card_evidence import GENERALISATION, compact_report, record_evaluation
 from pneumodesk.training.recipe import TrainingRecipe
 from pneumodesk.training.shifts import SHIFT_SUITE
-from pneumodesk.training.yardstick import LabelledXRays, cross_validate, shift_suite
+from pneumodesk.training.yardstick import LabelledXRays, cross_validate, shift_suite, summarise_folds
 from tests.builders import chest_like, make_tiny_bundle
 
 
@@ -51,6 +51,28 @@ def test_shift_suite_and_cross_validation_are_recorded_in_the_card_and_the_weigh
     record_evaluation(bundle_dir, "shift suite", suite)  # the same name replaces its entry, keeps the others
     assert set(load_bundle(bundle_dir).card.extra[GENERALISATION]) == {"shift suite",
                                                                       "cross-validation of this recipe"}
+
+
+def _fold(auc: float, shifts: dict[str, float]) -> dict:
+    return {"roc_auc": auc, "sensitivity": {"value": 0.9}, "specificity": {"value": 0.8}, "worst_shift_roc_auc":
+            min(shifts.values()),
+            "shifts": {name: {"roc_auc": value, "sensitivity": 0.9, "specificity": value - 0.1}
+                       for name, value in shifts.items()}}
+
+
+def test_fold_summary_takes_medians_per_shift_and_names_the_worst_shift_a_reading_model_must_read():
+    inverted, border, gamma = "inverted (MONOCHROME1 shown raw)", "white border 8 %", "gamma 0.6"
+    rows = [_fold(0.99, {inverted: 0.2, border: 0.80, gamma: 0.97}),
+            _fold(0.97, {inverted: 0.3, border: 0.90, gamma: 0.95}),
+            _fold(0.98, {inverted: 0.1, border: 0.85, gamma: 0.99})]
+    summary = summarise_folds(rows)
+    assert summary["roc_auc_median"] == 0.98 and summary["roc_auc_range"] == [0.97, 0.99]
+    assert summary["by_shift"][border] == {"roc_auc": 0.85, "sensitivity": 0.9, "specificity": 0.75}
+    assert summary["worst_shift"]["shift"] == inverted and summary["worst_shift"]["roc_auc"] == 0.2
+    assert summary["worst_shift_excluding_inversion"] == {"shift": border, "roc_auc": 0.85, "sensitivity": 0.9,
+                                                          "specificity": 0.75}
+    assert summary["median_over_shifts_excluding_inversion"]["roc_auc"] == pytest.approx(0.91)
+    assert "by_shift" not in summarise_folds([{k: v for k, v in row.items() if k != "shifts"} for row in rows])
 
 
 def test_a_side_by_side_report_is_refused():
