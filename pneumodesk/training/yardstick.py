@@ -193,7 +193,7 @@ def summarise_folds(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     specificity, and per shift; the worst shift by median ROC-AUC, over every shift and over those a reading model
     must read (inverted renderings left out: the shipped model refuses them as outside its intended use)."""
 
-    def median(values: Sequence[float]) -> float:
+    def median(values: Sequence[float] | np.ndarray) -> float:
         return round(float(np.median(values)), 4)
 
     aucs = np.array([row["roc_auc"] for row in rows])
