@@ -91,7 +91,9 @@ def calibrate_and_describe(
     """Fit the temperature and measure ROC-AUC (95 % CI) on the validation split; pick the operating points on
     ``thresholds_on`` when given (calibrated with the same temperature), else on the validation split. Each point
     records the sensitivity and specificity its threshold reaches on the clean validation split."""
-    temperature, bias = fit_temperature(validation_labels, validation_logits)
+    # Rounded as the card stores them before anything is measured: a threshold is one image's probability, and the
+    # served probabilities must put that image on the same side as the card's figures say.
+    temperature, bias = (round(value, 6) for value in fit_temperature(validation_labels, validation_logits))
     probabilities = sigmoid(validation_logits / temperature + bias)
     auc, (low, high) = roc_auc_with_ci(validation_labels, probabilities)
     fit_labels, fit_probabilities, basis = validation_labels, probabilities, "validation data"
@@ -153,8 +155,8 @@ def calibrate_and_describe(
         architecture=recipe.architecture,
         input_size=recipe.input_size,
         preprocessing_version=PREPROCESSING_VERSION,
-        temperature=round(temperature, 6),
-        logit_bias=round(bias, 6),
+        temperature=temperature,
+        logit_bias=bias,
         operating_points=points,
         default_operating_point="balanced",
         validation=figures,
